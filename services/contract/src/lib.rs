@@ -1,0 +1,1 @@
+//! The Ledgerline event contract.

@@ -1,0 +1,4 @@
+//! Shared plumbing for every Ledgerline service.
+
+pub mod json;
+pub mod standard_webhooks;

@@ -1,0 +1,1 @@
+//! Standard Webhooks v1 signing and verification (being written).
