@@ -1,4 +1,23 @@
-//! Shared plumbing for every Ledgerline service.
+//! Shared plumbing for every Ledgerline service, written once:
+//!
+//! - [`config`]: flags + environment + one optional TOML file, secrets from `*_FILE`.
+//! - [`nats`]: connection (auth, TLS, events logged), the server version check, and idempotent
+//!   creation of the topology declared in `ledgerline-contract`.
+//! - [`publish`]: publishes that always await the PubAck and carry the house headers.
+//! - [`consume`]: a pull-consumer loop with bounded concurrency and a graceful stop.
+//! - [`telemetry`]: logs, OTLP traces when configured, W3C trace context in NATS headers.
+//! - [`http`]: `/healthz`, `/readyz`, `/metrics`; [`shutdown`]: SIGTERM and SIGINT.
+//! - [`json`]: the workspace's one way to read JSON numbers as `rust_decimal`.
+//! - [`tls`]: the one TLS crypto provider (ring).
 
+pub mod config;
+pub mod consume;
+pub mod http;
 pub mod json;
+pub mod metrics;
+pub mod nats;
+pub mod publish;
+pub mod shutdown;
 pub mod standard_webhooks;
+pub mod telemetry;
+pub mod tls;

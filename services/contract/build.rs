@@ -1,0 +1,25 @@
+//! Generates the Rust types for `proto/ledgerline/v1/*.proto` with a vendored protoc, so a fresh
+//! machine needs no system protoc.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let files = [
+        "model.proto",
+        "events.proto",
+        "dead_letter.proto",
+        "xero.proto",
+    ]
+    .map(|f| root.join("ledgerline/v1").join(f));
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
+    }
+    let protoc = protoc_bin_vendored::protoc_bin_path()?;
+    let mut config = prost_build::Config::new();
+    config.protoc_executable(protoc);
+    // BTreeMap keeps map fields in key order, so encoding is deterministic (fixtures, dedup).
+    config.btree_map(["."]);
+    config.compile_protos(&files, &[root])?;
+    Ok(())
+}
