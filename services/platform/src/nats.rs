@@ -235,6 +235,53 @@ pub fn jetstream(client: &Client) -> Context {
     jetstream::new(client.clone())
 }
 
+/// Keeps the topology in place for the life of the service: ensures it now (retrying until it
+/// works or `shutdown`), marks `health` ready, and ensures it again after every reconnect, so a
+/// server that came back empty is set up again before readiness returns.
+pub async fn keep_topology(
+    client: Client,
+    limits: Limits,
+    consumers: Vec<ConsumerSpec>,
+    buckets: Vec<BucketSpec>,
+    health: crate::http::Health,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use async_nats::connection::State;
+    let js = jetstream(&client);
+    let mut ensured = false;
+    let mut delay = Duration::from_millis(200);
+    while !shutdown.is_cancelled() {
+        let connected = client.connection_state() == State::Connected;
+        if !connected && ensured {
+            ensured = false;
+            health.set_topology_ready(false);
+        }
+        if connected && !ensured {
+            match ensure_topology(&js, limits, &consumers, &buckets).await {
+                Ok(()) => {
+                    ensured = true;
+                    delay = Duration::from_millis(200);
+                    health.set_topology_ready(true);
+                    tracing::info!("Streams, consumers and buckets are in place.");
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "Topology not in place yet; retrying.");
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        let wait = if ensured {
+            Duration::from_millis(250)
+        } else {
+            delay
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.cancelled() => break,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,1 +1,16 @@
-//! Test harness.
+//! Test harness shared by every crate's tests.
+//!
+//! - [`NatsServer`]: a real `nats-server -js` on a free port with its own store directory, which
+//!   a test can stop, restart (same port, same store) or kill; cleaned up on drop.
+//! - [`ServiceProcess`]: a workspace binary started as a child process on a free port, waited on
+//!   until its `/readyz` answers 200, with its output captured for assertions.
+//!
+//! Everything here is blocking std code on purpose: it works from sync and async tests alike.
+
+mod http;
+mod nats;
+mod process;
+
+pub use http::{http_get, wait_until};
+pub use nats::{NatsServer, find_nats_server};
+pub use process::{ServiceProcess, free_port, workspace_binary};

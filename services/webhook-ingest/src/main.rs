@@ -1,1 +1,24 @@
-fn main() {}
+use clap::Parser;
+use webhook_ingest::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let _telemetry = ledgerline_platform::telemetry::init(
+        "webhook-ingest",
+        cli.common.log_format,
+        &cli.common.log_filter,
+    )?;
+    let config = webhook_ingest::Config::from_cli(&cli)?;
+    match cli.command {
+        None => {
+            let listener = tokio::net::TcpListener::bind(cli.common.listen).await?;
+            let shutdown = ledgerline_platform::shutdown::on_signal();
+            webhook_ingest::Ingest::build(config)
+                .await?
+                .run(listener, shutdown)
+                .await
+        }
+        Some(Command::Resync(args)) => webhook_ingest::resync::run_command(config, args).await,
+    }
+}

@@ -1,0 +1,232 @@
+//! `POST /webhooks/clarity/{store}`: verify on the raw bytes, store in RAW, then answer.
+//!
+//! Never 2xx unless JetStream acknowledged the message.
+
+use crate::raw::{RawEvent, store_raw};
+use crate::{AppState, Outcome};
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use ledgerline_platform::standard_webhooks::{Unverified, VerifyError, unix_now};
+use serde::Deserialize;
+use tracing::Instrument;
+
+/// The closed list of event types of `api_version` 2026-11.
+pub const EVENT_TYPES: [&str; 8] = [
+    "sales_order.created",
+    "sales_order.updated",
+    "sales_order.status_changed",
+    "sales_order.paid",
+    "sales_order.voided",
+    "sales_return.completed",
+    "account.created",
+    "account.updated",
+];
+
+/// An answer that is not a 2xx, with the reason label used in metrics.
+#[derive(Debug)]
+pub struct Rejection {
+    status: StatusCode,
+    reason: &'static str,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl Rejection {
+    fn new(status: StatusCode, reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            reason,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let mut r = (
+            self.status,
+            axum::Json(serde_json::json!({ "error": self.message, "reason": self.reason })),
+        )
+            .into_response();
+        if let Some(secs) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        r
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    id: Option<String>,
+    #[serde(rename = "type")]
+    ty: Option<String>,
+}
+
+/// The webhook handler.
+pub async fn receive(
+    State(state): State<AppState>,
+    Path(store): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let _in_flight = InFlight::new();
+    let span = tracing::info_span!(
+        "ingest.webhook",
+        store = %store,
+        webhook_id = tracing::field::Empty,
+        topic = tracing::field::Empty,
+    );
+    let known = state.stores.get(&store).is_some();
+    let result = accept(&state, &store, &headers, body)
+        .instrument(span.clone())
+        .await;
+    let store_label = if known { store } else { "unknown".to_owned() };
+    match result {
+        Ok(outcome) => {
+            metrics::counter!("ingest_webhooks_total", "store" => store_label, "outcome" => outcome.label()).increment(1);
+            let status = if outcome == Outcome::Duplicate {
+                "duplicate"
+            } else {
+                "stored"
+            };
+            (
+                StatusCode::ACCEPTED,
+                axum::Json(serde_json::json!({ "status": status })),
+            )
+                .into_response()
+        }
+        Err(rejection) => {
+            metrics::counter!("ingest_webhooks_total", "store" => store_label, "outcome" => rejection.reason).increment(1);
+            let _enter = span.enter();
+            if rejection.status.is_server_error() {
+                tracing::warn!(reason = rejection.reason, error = %rejection.message, "Webhook not stored; sender will retry.");
+            } else {
+                tracing::info!(
+                    reason = rejection.reason,
+                    status = rejection.status.as_u16(),
+                    "Webhook rejected."
+                );
+            }
+            rejection.into_response()
+        }
+    }
+}
+
+async fn accept(
+    state: &AppState,
+    store_name: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Outcome, Rejection> {
+    let store = state
+        .stores
+        .get(store_name)
+        .ok_or_else(|| Rejection::new(StatusCode::NOT_FOUND, "unknown_store", "unknown store"))?;
+
+    // Refuse on the declared length first, then cap what is read: an oversize body is never
+    // buffered whole.
+    let limit = state.config.max_body;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(limit));
+    }
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large(limit)),
+        Err(e) => {
+            return Err(Rejection::new(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                format!("cannot read body: {e}"),
+            ));
+        }
+    };
+
+    let verified = Unverified::from_headers(headers, bytes)
+        .verify(&store.verifier, unix_now())
+        .map_err(|e| {
+            let reason = match e {
+                VerifyError::MissingHeader(_) => "missing_signature",
+                VerifyError::TimestampOutOfWindow(_) | VerifyError::MalformedTimestamp => {
+                    "timestamp"
+                }
+                _ => "bad_signature",
+            };
+            Rejection::new(StatusCode::UNAUTHORIZED, reason, e.to_string())
+        })?;
+    tracing::Span::current().record("webhook_id", verified.id());
+
+    let envelope: Envelope = serde_json::from_slice(verified.body()).map_err(|e| {
+        Rejection::new(
+            StatusCode::BAD_REQUEST,
+            "not_json",
+            format!("body is not a JSON event: {e}"),
+        )
+    })?;
+    let id = envelope.id.ok_or_else(|| {
+        Rejection::new(StatusCode::BAD_REQUEST, "missing_id", "body has no \"id\"")
+    })?;
+    let ty = envelope.ty.ok_or_else(|| {
+        Rejection::new(
+            StatusCode::BAD_REQUEST,
+            "missing_type",
+            "body has no \"type\"",
+        )
+    })?;
+    if id != verified.id() {
+        return Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            "id_mismatch",
+            "body \"id\" differs from webhook-id",
+        ));
+    }
+    if !EVENT_TYPES.contains(&ty.as_str()) {
+        return Err(Rejection::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_type",
+            format!("unsupported event type {ty:?}"),
+        ));
+    }
+    tracing::Span::current().record("topic", ty.as_str());
+    let attempt = headers
+        .get("x-clarity-attempt")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let event = RawEvent::webhook(verified, store_name, &ty, attempt);
+    store_raw(state, event).await.map_err(|e| {
+        let mut r = Rejection::new(StatusCode::SERVICE_UNAVAILABLE, e.label(), e.to_string());
+        r.retry_after = Some(state.config.retry_after);
+        r
+    })
+}
+
+fn too_large(limit: usize) -> Rejection {
+    Rejection::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!("body over {limit} bytes"),
+    )
+}
+
+struct InFlight;
+
+impl InFlight {
+    fn new() -> Self {
+        metrics::gauge!("ingest_in_flight_requests").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("ingest_in_flight_requests").decrement(1.0);
+    }
+}
