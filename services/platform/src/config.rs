@@ -220,10 +220,21 @@ pub struct FileConfig {
     /// Xero connection.
     #[serde(default)]
     pub xero: Option<XeroFile>,
-    /// Service-specific sections (`[ingest]`, `[normalizer]`, `[writer]`, ...), parsed by each
-    /// service with its own schema.
-    #[serde(flatten)]
-    pub sections: BTreeMap<String, toml::Value>,
+    /// `[ingest]`: webhook-ingest's own settings (see [`FileConfig::section`]).
+    #[serde(default)]
+    pub ingest: Option<toml::Table>,
+    /// `[normalizer]`.
+    #[serde(default)]
+    pub normalizer: Option<toml::Table>,
+    /// `[writer]`.
+    #[serde(default)]
+    pub writer: Option<toml::Table>,
+    /// `[reconciler]`.
+    #[serde(default)]
+    pub reconciler: Option<toml::Table>,
+    /// `[dead_letter]`.
+    #[serde(default)]
+    pub dead_letter: Option<toml::Table>,
 }
 
 /// `[nats]` in the file.
@@ -310,14 +321,23 @@ impl FileConfig {
         Ok(cfg)
     }
 
-    /// A service-specific section deserialized into its own schema.
+    /// A service-specific section (`ingest`, `normalizer`, `writer`, `reconciler`,
+    /// `dead_letter`) deserialized into the service's own schema; absent means defaults.
     pub fn section<T: serde::de::DeserializeOwned + Default>(
         &self,
         name: &str,
     ) -> Result<T, ConfigError> {
-        match self.sections.get(name) {
+        let table = match name {
+            "ingest" => &self.ingest,
+            "normalizer" => &self.normalizer,
+            "writer" => &self.writer,
+            "reconciler" => &self.reconciler,
+            "dead_letter" => &self.dead_letter,
+            other => return Err(ConfigError::new(format!("[{other}]"), "no such section")),
+        };
+        match table {
             None => Ok(T::default()),
-            Some(v) => v.clone().try_into().map_err(|e: toml::de::Error| {
+            Some(t) => t.clone().try_into().map_err(|e: toml::de::Error| {
                 ConfigError::new(format!("[{name}]"), e.message().to_owned())
             }),
         }
@@ -375,6 +395,16 @@ mod tests {
         .unwrap();
         assert_eq!(ok.stores["main"].webhook_secrets.len(), 1);
         assert!(format!("{ok:?}").contains("REDACTED") || !format!("{ok:?}").contains("whsec_abc"));
-        assert!(ok.sections.contains_key("ingest"));
+        #[derive(Debug, Default, serde::Deserialize)]
+        struct Ingest {
+            max_body: u32,
+        }
+        assert_eq!(ok.section::<Ingest>("ingest").unwrap().max_body, 5);
+        assert!(
+            FileConfig::parse("[ingset]\n", p)
+                .unwrap_err()
+                .to_string()
+                .contains("ingset")
+        );
     }
 }
