@@ -1,0 +1,280 @@
+//! Benchmark load: pre-signed unique copies of the contract's `sales_order.created.json`, driven
+//! over N concurrent connections; optionally the raw JetStream publish rate of same-size
+//! messages with the same number in flight, for comparison. A benchmark, not a test.
+
+use crate::send::install_crypto_provider;
+use anyhow::Context as _;
+use bytes::Bytes;
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
+use hdrhistogram::Histogram;
+use ledgerline_platform::standard_webhooks::{self, Secret, unix_now};
+use serde::Serialize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The contract's example body, the payload every copy is made from.
+pub const EXAMPLE_BODY: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/reference/clarity/sales_order.created.json"
+));
+const EXAMPLE_ID: &str = "evt_01JD7Q0K4V9S3T6XWZ2M8N5B1C";
+
+/// How to load.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    /// Endpoint URL.
+    pub target: String,
+    /// The store's secret.
+    pub secret: Secret,
+    /// Concurrent connections (each with one request in flight).
+    pub connections: usize,
+    /// Stop after this long ...
+    pub duration: Option<Duration>,
+    /// ... or after this many requests (pre-signed up front).
+    pub requests: Option<usize>,
+    /// Also measure raw JetStream publishes here.
+    pub nats_url: Option<String>,
+    /// Read the ingest's peak RSS (VmHWM) from /proc/<pid>/status at the end.
+    pub pid: Option<u32>,
+}
+
+/// Results.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    /// Requests sent.
+    pub requests: u64,
+    /// 2xx answers.
+    pub accepted: u64,
+    /// Other answers and transport errors.
+    pub failed: u64,
+    /// Wall time of the HTTP phase, seconds.
+    pub seconds: f64,
+    /// Accepted per second.
+    pub accepted_per_sec: f64,
+    /// Median latency, ms.
+    pub p50_ms: f64,
+    /// 99th percentile latency, ms.
+    pub p99_ms: f64,
+    /// Body size, bytes.
+    pub body_bytes: usize,
+    /// Raw JetStream publishes acknowledged per second, when measured.
+    pub nats_publish_per_sec: Option<f64>,
+    /// `accepted_per_sec / nats_publish_per_sec` (target ≥ 0.5).
+    pub ratio_to_raw: Option<f64>,
+    /// Peak RSS of `--pid` in KiB (VmHWM).
+    pub peak_rss_kib: Option<u64>,
+}
+
+/// A unique copy of the example: its id replaced by one of the same length.
+pub fn unique_body(n: u64) -> (String, Bytes) {
+    let id = format!("evt_LOAD{:022}", n);
+    debug_assert_eq!(id.len(), EXAMPLE_ID.len());
+    (
+        id.clone(),
+        Bytes::from(EXAMPLE_BODY.replacen(EXAMPLE_ID, &id, 1)),
+    )
+}
+
+struct Signed {
+    id: String,
+    ts: String,
+    sig: String,
+    body: Bytes,
+}
+
+fn presign(secret: &Secret, from: u64, count: usize, ts: i64) -> Vec<Signed> {
+    (0..count as u64)
+        .map(|i| {
+            let (id, body) = unique_body(from + i);
+            let sig = standard_webhooks::sign(secret, &id, ts, &body);
+            Signed {
+                id,
+                ts: ts.to_string(),
+                sig,
+                body,
+            }
+        })
+        .collect()
+}
+
+/// Runs the HTTP phase, then (with `nats_url`) the JetStream phase for the same duration or count.
+pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
+    install_crypto_provider();
+    let conns = cfg.connections.max(1);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(conns)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    // Pre-sign: the exact count, or enough for ~20k/s over the duration (timestamps stay valid
+    // for 300 s, so runs longer than that are refused).
+    if cfg.duration.is_some_and(|d| d > Duration::from_secs(280)) {
+        anyhow::bail!(
+            "--duration must be under 280 s: pre-signed timestamps must stay in the ±300 s window"
+        );
+    }
+    let count = cfg.requests.unwrap_or_else(|| {
+        let secs = cfg
+            .duration
+            .unwrap_or(Duration::from_secs(20))
+            .as_secs_f64();
+        ((secs * 20_000.0) as usize).max(1000)
+    });
+    let signed = Arc::new(presign(&cfg.secret, 0, count, unix_now()));
+    let body_bytes = signed[0].body.len();
+    let next = Arc::new(AtomicUsize::new(0));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let deadline = cfg.duration.map(|d| Instant::now() + d);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let (client, signed, next, accepted, failed, target) = (
+            client.clone(),
+            signed.clone(),
+            next.clone(),
+            accepted.clone(),
+            failed.clone(),
+            cfg.target.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut hist =
+                Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+            loop {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(s) = signed.get(i) else { break };
+                let t0 = Instant::now();
+                let res = client
+                    .post(&target)
+                    .header("content-type", "application/json")
+                    .header(standard_webhooks::HEADER_ID, &s.id)
+                    .header(standard_webhooks::HEADER_TIMESTAMP, &s.ts)
+                    .header(standard_webhooks::HEADER_SIGNATURE, &s.sig)
+                    .header(crate::event::HEADER_TOPIC, "sales_order.created")
+                    .header(crate::event::HEADER_ATTEMPT, "1")
+                    .body(s.body.clone())
+                    .send()
+                    .await;
+                let ok = match res {
+                    Ok(r) => {
+                        let ok = r.status().is_success();
+                        let _ = r.bytes().await;
+                        ok
+                    }
+                    Err(_) => false,
+                };
+                let _ = hist.record((t0.elapsed().as_micros() as u64).max(1));
+                if ok {
+                    accepted.fetch_add(1, Ordering::Relaxed)
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed)
+                };
+            }
+            hist
+        }));
+    }
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+    for t in tasks {
+        hist.add(t.await?).context("merging histograms")?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let accepted = accepted.load(Ordering::Relaxed);
+    let failed = failed.load(Ordering::Relaxed);
+    let accepted_per_sec = accepted as f64 / seconds.max(1e-9);
+    let mut report = LoadReport {
+        requests: accepted + failed,
+        accepted,
+        failed,
+        seconds,
+        accepted_per_sec,
+        p50_ms: hist.value_at_quantile(0.5) as f64 / 1000.0,
+        p99_ms: hist.value_at_quantile(0.99) as f64 / 1000.0,
+        body_bytes,
+        nats_publish_per_sec: None,
+        ratio_to_raw: None,
+        peak_rss_kib: cfg.pid.and_then(peak_rss_kib),
+    };
+    if let Some(url) = &cfg.nats_url {
+        let rate = nats_publish_rate(url, body_bytes, conns, cfg.duration, cfg.requests).await?;
+        report.nats_publish_per_sec = Some(rate);
+        report.ratio_to_raw = Some(accepted_per_sec / rate.max(1e-9));
+    }
+    Ok(report)
+}
+
+/// VmHWM of a process, in KiB (Linux).
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Publishes same-size messages to a temporary file-backed stream with `in_flight` unacked at a
+/// time; returns acks per second. The stream is deleted afterwards.
+pub async fn nats_publish_rate(
+    url: &str,
+    size: usize,
+    in_flight: usize,
+    duration: Option<Duration>,
+    requests: Option<usize>,
+) -> anyhow::Result<f64> {
+    let client = async_nats::connect(url)
+        .await
+        .context("connecting to NATS")?;
+    let js = async_nats::jetstream::new(client);
+    let tag = format!("{:x}", std::process::id() as u64 ^ unix_now() as u64);
+    let name = format!("CLARITY_SIM_BENCH_{tag}");
+    let subject = format!("clarity-sim.bench.{tag}");
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: name.clone(),
+        subjects: vec![subject.clone()],
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    })
+    .await
+    .context("creating the bench stream")?;
+    let payload = Bytes::from(vec![b'x'; size]);
+    let deadline = duration.map(|d| Instant::now() + d);
+    let limit = requests.unwrap_or(usize::MAX);
+    let started = Instant::now();
+    let mut pending = FuturesUnordered::new();
+    let (mut sent, mut acked) = (0usize, 0u64);
+    let result: anyhow::Result<()> = async {
+        loop {
+            let more = sent < limit && deadline.is_none_or(|d| Instant::now() < d);
+            if more && pending.len() < in_flight {
+                let msg_id = format!("bench-{sent}");
+                let headers = {
+                    let mut h = async_nats::HeaderMap::new();
+                    h.insert("Nats-Msg-Id", msg_id.as_str());
+                    h
+                };
+                let ack = js
+                    .publish_with_headers(subject.clone(), headers, payload.clone())
+                    .await?;
+                pending.push(ack.into_future());
+                sent += 1;
+                continue;
+            }
+            match pending.next().await {
+                Some(r) => {
+                    r?;
+                    acked += 1;
+                }
+                None => break,
+            }
+        }
+        Ok(())
+    }
+    .await;
+    let secs = started.elapsed().as_secs_f64();
+    let _ = js.delete_stream(&name).await;
+    result?;
+    Ok(acked as f64 / secs.max(1e-9))
+}

@@ -1,0 +1,6 @@
+//! clarity-sim integration tests: one binary, real HTTP on 127.0.0.1, bounded polling only.
+
+mod generation;
+mod receiver;
+mod rest;
+mod sending;
