@@ -61,8 +61,8 @@ enum Cmd {
         /// Store key, for the URL.
         #[arg(long, default_value = "main")]
         store: String,
-        /// The store's `whsec_...` secret.
-        #[arg(long, env = "CLARITY_SIM_SECRET", hide_env_values = true)]
+        /// The store's `whsec_...` secret (default: the demo store's, as webhook-ingest's default).
+        #[arg(long, env = "CLARITY_SIM_SECRET", hide_env_values = true, hide_default_value = true, default_value = DEMO_SECRET)]
         secret: String,
         /// Concurrent connections.
         #[arg(long, default_value_t = 64)]
@@ -117,8 +117,8 @@ struct SendArgs {
     /// Webhook endpoint (a base URL gets `/webhooks/clarity/<store>` appended).
     #[arg(long)]
     target: String,
-    /// The store's `whsec_...` secret.
-    #[arg(long, env = "CLARITY_SIM_SECRET", hide_env_values = true)]
+    /// The store's `whsec_...` secret (default: the demo store's, as webhook-ingest's default).
+    #[arg(long, env = "CLARITY_SIM_SECRET", hide_env_values = true, hide_default_value = true, default_value = DEMO_SECRET)]
     secret: String,
     /// The secret being rotated to (with `--faults rotate`).
     #[arg(long, env = "CLARITY_SIM_NEXT_SECRET", hide_env_values = true)]
@@ -151,6 +151,9 @@ struct SendArgs {
     #[command(flatten)]
     auth: AuthArgs,
 }
+
+/// The demo store's secret, the same default webhook-ingest uses when no store is configured.
+const DEMO_SECRET: &str = "whsec_bGVkZ2VybGluZS1kZW1vLXNlY3JldC0x";
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
