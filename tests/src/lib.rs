@@ -1,1 +1,1 @@
-//! Cross-service end-to-end tests live in tests/.
+//! Cross-service tests live in tests/e2e.

@@ -1,0 +1,5 @@
+//! Cross-service tests. They start the workspace binaries as child processes (build them first:
+//! `cargo build --workspace --bins`, as scripts/test.sh does), so they run in nextest's serial
+//! group.
+
+mod deploy;
