@@ -1,0 +1,10 @@
+//! Integration tests: a real sandbox in-process, spoken to over HTTP.
+
+mod accounting;
+mod admin;
+mod documents;
+mod identity;
+mod limits;
+mod spec;
+mod util;
+mod webhooks;

@@ -1,0 +1,80 @@
+use crate::util::*;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+
+#[derive(Default)]
+struct Received {
+    itr: usize,
+    events: Vec<Value>,
+}
+
+async fn receive(State(st): State<Arc<Mutex<Received>>>, h: HeaderMap, body: Bytes) -> StatusCode {
+    let sig = h
+        .get("x-xero-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if sig != xero_sandbox::webhooks::sign("hook-key", &body) {
+        return StatusCode::UNAUTHORIZED;
+    }
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    let mut r = st.lock().unwrap();
+    if v["events"].as_array().unwrap().is_empty() {
+        r.itr += 1;
+    } else {
+        r.events
+            .extend(v["events"].as_array().unwrap().iter().cloned());
+    }
+    StatusCode::OK
+}
+
+#[tokio::test]
+async fn signed_events_follow_an_intent_to_receive_handshake() {
+    let received = Arc::new(Mutex::new(Received::default()));
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(receive))
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut c = config();
+    c.webhook_url = Some(url);
+    c.webhook_key = "hook-key".into();
+    let s = TestSandbox::start_with(c).await;
+    let contact = s.contact("Hooked Ltd").await;
+    let inv = s.invoice(&contact, "10").await;
+    let (_, v) = s.put("/CreditNotes", json!({"CreditNotes": [{"Type": "ACCRECCREDIT", "Contact": {"ContactID": contact},
+        "LineItems": [{"Description": "x", "Quantity": 1, "UnitAmount": 1, "AccountCode": "200"}]}]})).await;
+    let cn = v["CreditNotes"][0]["CreditNoteID"].clone();
+    let events = eventually(10, || async {
+        let r = received.lock().unwrap();
+        (r.events.len() >= 3).then(|| r.events.clone())
+    })
+    .await;
+    assert_eq!(
+        received.lock().unwrap().itr,
+        1,
+        "one correctly signed handshake (the badly signed one got 401)"
+    );
+    assert_eq!(events[0]["eventCategory"], "CONTACT");
+    assert_eq!(events[0]["eventType"], "CREATE");
+    assert_eq!(events[0]["resourceId"], contact);
+    assert_eq!(events[0]["tenantId"], s.tenants[0].to_string());
+    assert!(
+        events[0]["resourceUrl"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/Contacts/{contact}"))
+    );
+    assert_eq!(events[1]["eventCategory"], "INVOICE");
+    assert_eq!(events[1]["resourceId"], inv["InvoiceID"]);
+    assert_eq!(events[2]["eventCategory"], "CREDITNOTE");
+    assert_eq!(events[2]["resourceId"], cn);
+    assert_eq!(events[2]["data"]["Type"], "ACCRECCREDIT");
+    let counters = s
+        .admin(reqwest::Method::GET, "/counters", Value::Null)
+        .await;
+    assert_eq!(counters["webhook_itr_passed"], true);
+}
