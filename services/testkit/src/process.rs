@@ -20,16 +20,19 @@ pub fn free_port() -> u16 {
 /// other crates need the binaries built first (`cargo build --workspace --bins`, which the
 /// README's test command does).
 pub fn workspace_binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    // target/<profile>/deps/<test> → target/<profile>/<name>
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = dir.join(name);
-    assert!(
-        bin.is_file(),
-        "{} not built: run `cargo build --workspace --bins` first",
-        bin.display()
-    );
-    bin
+    find_workspace_binary(name)
+        .unwrap_or_else(|| panic!("{name} not built: run `cargo build --workspace --bins` first"))
+}
+
+/// Like [`workspace_binary`], but `None` when it is not built.
+pub fn find_workspace_binary(name: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    // A test runs from target/<profile>/deps/, a binary from target/<profile>/.
+    let dir = exe.parent()?;
+    [dir, dir.parent()?]
+        .into_iter()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 /// A service binary running as a child process, with its output captured.

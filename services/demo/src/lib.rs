@@ -1,0 +1,626 @@
+//! The whole pipeline on one machine, as child processes: what `scripts/demo.sh` runs and what
+//! the end-to-end tests in `tests/` drive.
+//!
+//! [`Stack::start`] starts (or reuses) a nats-server, then xero-sandbox, webhook-ingest,
+//! normalizer and xero-writer from the workspace's target directory; [`Stack::send_orders`]
+//! runs clarity-sim against it; [`Stack::wait_converged`] polls until Xero (the sandbox) ties
+//! out against clarity-sim's ground truth, and says where it does not.
+
+use anyhow::Context as _;
+use ledgerline_platform::json::decimal;
+use ledgerline_testkit::{NatsServer, ServiceProcess, find_workspace_binary};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The webhook secret both webhook-ingest and clarity-sim use when none is configured.
+pub const DEMO_SECRET: &str = "whsec_bGVkZ2VybGluZS1kZW1vLXNlY3JldC0x";
+const SANDBOX_ADMIN_TOKEN: &str = "sandbox-admin";
+
+/// What to run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Options {
+    /// Orders clarity-sim places.
+    #[arg(long, default_value_t = 300)]
+    pub orders: usize,
+    /// Webhooks per second.
+    #[arg(long, default_value_t = 100)]
+    pub rate: u32,
+    /// Seed of the simulated store.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// clarity-sim fault modes.
+    #[arg(long, default_value = "duplicates,reorder")]
+    pub faults: String,
+    /// Use this nats-server (2.10+) instead of starting one.
+    #[arg(long, env = "DEMO_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// Give up waiting for Xero to tie out after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    pub timeout_secs: u64,
+    /// Extra arguments for xero-sandbox (space-separated), e.g. "--time-scale 60".
+    #[arg(long, default_value = "")]
+    pub sandbox_args: String,
+}
+
+impl Options {
+    /// Defaults for tests.
+    pub fn small(orders: usize) -> Self {
+        Self {
+            orders,
+            rate: 200,
+            seed: 7,
+            faults: "duplicates,reorder".into(),
+            nats_url: None,
+            timeout_secs: 300,
+            sandbox_args: String::new(),
+        }
+    }
+}
+
+/// The running pipeline. Dropping it stops every process it started.
+#[derive(Debug)]
+pub struct Stack {
+    /// The nats-server, when this stack started it.
+    pub nats: Option<NatsServer>,
+    /// Where NATS is.
+    pub nats_url: String,
+    /// The local Xero.
+    pub sandbox: ServiceProcess,
+    /// The front door.
+    pub ingest: ServiceProcess,
+    /// RAW → canonical events, when built.
+    pub normalizer: Option<ServiceProcess>,
+    /// Canonical events → Xero, when built.
+    pub writer: Option<ServiceProcess>,
+    /// Services not built yet.
+    pub missing: Vec<&'static str>,
+    tenant: String,
+    http: reqwest::Client,
+    dir: tempfile::TempDir,
+}
+
+fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    find_workspace_binary(name)
+        .with_context(|| format!("{name} is not built: run `cargo build --workspace --bins`"))
+}
+
+impl Stack {
+    /// Starts everything and waits until each service is ready.
+    pub async fn start(opts: &Options) -> anyhow::Result<Self> {
+        ledgerline_platform::tls::install_crypto_provider();
+        let (nats, nats_url) = match &opts.nats_url {
+            Some(url) => (None, url.clone()),
+            None => {
+                let n = tokio::task::spawn_blocking(NatsServer::start).await?;
+                let url = n.url();
+                (Some(n), url)
+            }
+        };
+        let sandbox_args: Vec<&str> = opts.sandbox_args.split_whitespace().collect();
+        let sandbox = ServiceProcess::start(&binary("xero-sandbox")?, &sandbox_args, &[]);
+        let ingest =
+            ServiceProcess::start(&binary("webhook-ingest")?, &[], &[("NATS_URL", &nats_url)]);
+        let mut missing = Vec::new();
+        let normalizer = match find_workspace_binary("normalizer") {
+            Some(bin) => Some(ServiceProcess::start(&bin, &[], &[("NATS_URL", &nats_url)])),
+            None => {
+                missing.push("normalizer");
+                None
+            }
+        };
+        let writer = match find_workspace_binary("xero-writer") {
+            Some(bin) => Some(Self::start_writer(&bin, &nats_url, &sandbox.base_url())),
+            None => {
+                missing.push("xero-writer");
+                None
+            }
+        };
+        let http = reqwest::Client::new();
+        let tenant = first_tenant(&http, &sandbox.base_url()).await?;
+        let dir = tempfile::tempdir()?;
+        Ok(Self {
+            nats,
+            nats_url,
+            sandbox,
+            ingest,
+            normalizer,
+            writer,
+            missing,
+            tenant,
+            http,
+            dir,
+        })
+    }
+
+    fn start_writer(bin: &std::path::Path, nats_url: &str, sandbox: &str) -> ServiceProcess {
+        let api = format!("{sandbox}/api.xro/2.0");
+        ServiceProcess::start(
+            bin,
+            &[],
+            &[
+                ("NATS_URL", nats_url),
+                ("XERO_IDENTITY_URL", sandbox),
+                ("XERO_API_URL", &api),
+            ],
+        )
+    }
+
+    /// Kills the writer and starts a new one (a crash and a restart).
+    pub fn restart_writer(&mut self) -> anyhow::Result<()> {
+        if let Some(w) = self.writer.as_mut() {
+            w.kill();
+        }
+        self.writer = Some(Self::start_writer(
+            &binary("xero-writer")?,
+            &self.nats_url,
+            &self.sandbox.base_url(),
+        ));
+        Ok(())
+    }
+
+    /// Where things are, for the operator.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "Ledgerline demo\n  NATS          {}\n  xero-sandbox  {} (tenant {})\n  webhook-ingest {}/webhooks/clarity/main\n",
+            self.nats_url,
+            self.sandbox.base_url(),
+            self.tenant,
+            self.ingest.base_url()
+        );
+        if let Some(n) = &self.normalizer {
+            s.push_str(&format!("  normalizer    {}/metrics\n", n.base_url()));
+        }
+        if let Some(w) = &self.writer {
+            s.push_str(&format!("  xero-writer   {}/metrics\n", w.base_url()));
+        }
+        for m in &self.missing {
+            s.push_str(&format!("  {m:<13} not built yet: events stop before it\n"));
+        }
+        s
+    }
+
+    /// Runs clarity-sim to completion against webhook-ingest and returns its ground truth.
+    pub async fn send_orders(&self, opts: &Options) -> anyhow::Result<GroundTruth> {
+        let truth_path = self.dir.path().join("truth.json");
+        let target = format!("{}/webhooks/clarity/main", self.ingest.base_url());
+        let out = tokio::process::Command::new(binary("clarity-sim")?)
+            .args([
+                "send",
+                "--target",
+                &target,
+                "--store",
+                "main",
+                "--secret",
+                DEMO_SECRET,
+            ])
+            .args([
+                "--orders",
+                &opts.orders.to_string(),
+                "--rate",
+                &opts.rate.to_string(),
+            ])
+            .args([
+                "--seed",
+                &opts.seed.to_string(),
+                "--time-scale",
+                "0.01",
+                "--concurrency",
+                "8",
+            ])
+            .args(if opts.faults.is_empty() {
+                vec![]
+            } else {
+                vec!["--faults", opts.faults.as_str()]
+            })
+            .arg("--truth-out")
+            .arg(&truth_path)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let summary = stdout.lines().last().unwrap_or_default();
+        println!("clarity-sim: {summary}");
+        anyhow::ensure!(
+            out.status.success(),
+            "clarity-sim failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(&truth_path)?;
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    /// Current counts across the pipeline.
+    pub async fn progress(&self) -> anyhow::Result<Progress> {
+        let client = async_nats::connect(&self.nats_url).await?;
+        let js = async_nats::jetstream::new(client);
+        let count = |name: &'static str| {
+            let js = js.clone();
+            async move {
+                match js.get_stream(name).await {
+                    Ok(mut s) => s.info().await.map(|i| i.state.messages).unwrap_or(0),
+                    Err(_) => 0,
+                }
+            }
+        };
+        let received = count("RAW").await;
+        let normalized = count("ORDERS").await;
+        let in_review = count("DLQ").await;
+        let docs = self.documents().await?;
+        let invoices = docs.invoices.iter().filter(|i| i.kind == "ACCREC");
+        let mut p = Progress {
+            received,
+            normalized,
+            in_review,
+            ..Default::default()
+        };
+        for i in invoices {
+            match i.status.as_str() {
+                "VOIDED" | "DELETED" => p.voided += 1,
+                "PAID" => {
+                    p.invoiced += 1;
+                    p.paid += 1
+                }
+                _ => p.invoiced += 1,
+            }
+        }
+        p.credit_notes = docs
+            .credit_notes
+            .iter()
+            .filter(|c| c.status != "VOIDED" && c.status != "DELETED")
+            .count() as u64;
+        Ok(p)
+    }
+
+    /// Every document in the sandbox's tenant (admin read: spends no API budget).
+    pub async fn documents(&self) -> anyhow::Result<Documents> {
+        let url = format!(
+            "{}/admin/tenants/{}/documents",
+            self.sandbox.base_url(),
+            self.tenant
+        );
+        let resp = self
+            .http
+            .get(url)
+            .bearer_auth(SANDBOX_ADMIN_TOKEN)
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(serde_json::from_slice(&resp.bytes().await?)?)
+    }
+
+    /// Polls until Xero ties out against `truth` or `timeout` passes; `report` sees progress
+    /// about once a second.
+    pub async fn wait_converged(
+        &self,
+        truth: &GroundTruth,
+        timeout: Duration,
+        mut report: impl FnMut(&Progress),
+    ) -> anyhow::Result<TieOut> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last_report = tokio::time::Instant::now() - Duration::from_secs(2);
+        loop {
+            let tie = tie_out(truth, &self.documents().await?);
+            if tie.ok() || tokio::time::Instant::now() >= deadline || !self.missing.is_empty() {
+                report(&self.progress().await?);
+                return Ok(tie);
+            }
+            if last_report.elapsed() >= Duration::from_secs(1) {
+                report(&self.progress().await?);
+                last_report = tokio::time::Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+async fn first_tenant(http: &reqwest::Client, sandbox: &str) -> anyhow::Result<String> {
+    #[derive(Deserialize)]
+    struct Tenant {
+        #[serde(alias = "TenantId", alias = "tenantId", alias = "tenant_id")]
+        id: String,
+    }
+    let resp = http
+        .get(format!("{sandbox}/admin/tenants"))
+        .bearer_auth(SANDBOX_ADMIN_TOKEN)
+        .send()
+        .await?
+        .error_for_status()?;
+    let tenants: Vec<Tenant> =
+        serde_json::from_slice(&resp.bytes().await?).context("GET /admin/tenants")?;
+    tenants
+        .into_iter()
+        .next()
+        .map(|t| t.id)
+        .context("the sandbox has no tenant")
+}
+
+/// Live counts.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// Webhooks stored in RAW.
+    pub received: u64,
+    /// Canonical order events in ORDERS.
+    pub normalized: u64,
+    /// ACCREC invoices in Xero that are not voided.
+    pub invoiced: u64,
+    /// ... of which PAID.
+    pub paid: u64,
+    /// Voided invoices.
+    pub voided: u64,
+    /// Credit notes.
+    pub credit_notes: u64,
+    /// Dead letters waiting for review.
+    pub in_review: u64,
+}
+
+impl fmt::Display for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "received {:>5} | normalized {:>5} | invoiced {:>5} | paid {:>5} | voided {:>4} | credit notes {:>4} | in review {:>4}",
+            self.received,
+            self.normalized,
+            self.invoiced,
+            self.paid,
+            self.voided,
+            self.credit_notes,
+            self.in_review
+        )
+    }
+}
+
+/// clarity-sim's ground truth (format `clarity-sim/ground-truth/v1`), the parts tie-out needs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GroundTruth {
+    /// Every order at its final version.
+    pub orders: Vec<TruthOrder>,
+    /// What Xero must add up to, per currency.
+    pub per_currency: BTreeMap<String, TruthCurrency>,
+}
+
+/// One order's final state.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TruthOrder {
+    /// Order number (e.g. SO-001042).
+    pub number: String,
+    /// Whether it was voided.
+    pub voided: bool,
+    /// ISO 4217.
+    pub currency: String,
+    /// Authoritative totals.
+    pub totals: TruthTotals,
+    /// Received payments.
+    #[serde(with = "decimal")]
+    pub amount_paid: Decimal,
+}
+
+/// The order's `Totals`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TruthTotals {
+    /// What the customer pays.
+    #[serde(with = "decimal")]
+    pub total: Decimal,
+    /// Tax.
+    #[serde(with = "decimal")]
+    pub tax: Decimal,
+}
+
+/// Per-currency sums.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TruthCurrency {
+    /// Σ Total of orders not voided.
+    #[serde(with = "decimal")]
+    pub invoiced_total: Decimal,
+    /// Σ payments on them.
+    #[serde(with = "decimal")]
+    pub paid: Decimal,
+    /// Σ return totals.
+    #[serde(with = "decimal")]
+    pub credited: Decimal,
+}
+
+/// The sandbox's documents (admin read).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Documents {
+    /// Invoices (ACCREC and ACCPAY).
+    pub invoices: Vec<Invoice>,
+    /// Credit notes.
+    #[serde(default)]
+    pub credit_notes: Vec<CreditNote>,
+}
+
+/// An invoice as Xero shows it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Invoice {
+    /// ACCREC or ACCPAY.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// Our deterministic number.
+    #[serde(default)]
+    pub invoice_number: String,
+    /// Reference.
+    #[serde(default)]
+    pub reference: Option<String>,
+    /// DRAFT, AUTHORISED, PAID, VOIDED, DELETED.
+    pub status: String,
+    /// Currency.
+    #[serde(default)]
+    pub currency_code: String,
+    /// Total as Xero computed it.
+    #[serde(with = "decimal")]
+    pub total: Decimal,
+    /// Paid so far.
+    #[serde(default, with = "ledgerline_platform::json::opt_decimal")]
+    pub amount_paid: Option<Decimal>,
+}
+
+/// A credit note as Xero shows it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreditNote {
+    /// Status.
+    pub status: String,
+    /// Currency.
+    #[serde(default)]
+    pub currency_code: String,
+    /// Total.
+    #[serde(with = "decimal")]
+    pub total: Decimal,
+}
+
+/// How Xero compares with the store.
+#[derive(Debug, Clone, Default)]
+pub struct TieOut {
+    /// Orders the store has.
+    pub orders: usize,
+    /// Orders whose invoice matches (exists once, right total and status).
+    pub matched: usize,
+    /// What does not match, one line each (at most 20 kept).
+    pub problems: Vec<String>,
+    /// Per currency: (store's, Xero's) invoiced, paid, credited.
+    pub currencies: BTreeMap<String, [(Decimal, Decimal); 3]>,
+}
+
+impl TieOut {
+    /// True when every order and every currency total matches.
+    pub fn ok(&self) -> bool {
+        self.orders > 0 && self.matched == self.orders && self.problems.is_empty()
+    }
+}
+
+impl fmt::Display for TieOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "Tie-out: {}/{} orders match in Xero",
+            self.matched, self.orders
+        )?;
+        writeln!(
+            f,
+            "{:<5} {:>14} {:>14} {:>12} {:>12} {:>10} {:>10}",
+            "ccy",
+            "store invoiced",
+            "xero invoiced",
+            "store paid",
+            "xero paid",
+            "credited",
+            "xero cred"
+        )?;
+        for (c, [inv, paid, cred]) in &self.currencies {
+            writeln!(
+                f,
+                "{c:<5} {:>14} {:>14} {:>12} {:>12} {:>10} {:>10}",
+                inv.0, inv.1, paid.0, paid.1, cred.0, cred.1
+            )?;
+        }
+        for p in &self.problems {
+            writeln!(f, "  ✗ {p}")?;
+        }
+        write!(
+            f,
+            "{}",
+            if self.ok() {
+                "All totals tie out to the cent."
+            } else {
+                "Not tied out."
+            }
+        )
+    }
+}
+
+/// Compares Xero's documents with the store's ground truth.
+pub fn tie_out(truth: &GroundTruth, docs: &Documents) -> TieOut {
+    let mut t = TieOut {
+        orders: truth.orders.len(),
+        ..Default::default()
+    };
+    let push = |t: &mut TieOut, p: String| {
+        if t.problems.len() < 20 {
+            t.problems.push(p);
+        }
+    };
+    let accrec: Vec<&Invoice> = docs
+        .invoices
+        .iter()
+        .filter(|i| i.kind == "ACCREC" && i.status != "DELETED")
+        .collect();
+    for o in &truth.orders {
+        let found: Vec<&&Invoice> = accrec
+            .iter()
+            .filter(|i| {
+                i.invoice_number.contains(&o.number)
+                    || i.reference
+                        .as_deref()
+                        .is_some_and(|r| r.contains(&o.number))
+            })
+            .collect();
+        match found.as_slice() {
+            [] => push(&mut t, format!("{}: no invoice", o.number)),
+            [inv] => {
+                let status_ok = if o.voided {
+                    inv.status == "VOIDED"
+                } else {
+                    inv.status != "VOIDED"
+                };
+                let total_ok = o.voided || inv.total == o.totals.total;
+                let paid_ok = o.voided || inv.amount_paid.unwrap_or_default() == o.amount_paid;
+                if status_ok && total_ok && paid_ok {
+                    t.matched += 1;
+                } else {
+                    push(
+                        &mut t,
+                        format!(
+                            "{}: Xero {} total {} paid {} / store voided={} total {} paid {}",
+                            o.number,
+                            inv.status,
+                            inv.total,
+                            inv.amount_paid.unwrap_or_default(),
+                            o.voided,
+                            o.totals.total,
+                            o.amount_paid
+                        ),
+                    );
+                }
+            }
+            many => push(
+                &mut t,
+                format!("{}: {} invoices (duplicates)", o.number, many.len()),
+            ),
+        }
+    }
+    for (c, want) in &truth.per_currency {
+        let live = accrec
+            .iter()
+            .filter(|i| &i.currency_code == c && i.status != "VOIDED");
+        let (mut inv, mut paid) = (Decimal::ZERO, Decimal::ZERO);
+        for i in live {
+            inv += i.total;
+            paid += i.amount_paid.unwrap_or_default();
+        }
+        let cred: Decimal = docs
+            .credit_notes
+            .iter()
+            .filter(|n| &n.currency_code == c && n.status != "VOIDED" && n.status != "DELETED")
+            .map(|n| n.total)
+            .sum();
+        if inv != want.invoiced_total || paid != want.paid || cred != want.credited {
+            push(&mut t, format!("{c}: totals differ"));
+        }
+        t.currencies.insert(
+            c.clone(),
+            [
+                (want.invoiced_total, inv),
+                (want.paid, paid),
+                (want.credited, cred),
+            ],
+        );
+    }
+    t
+}

@@ -1,0 +1,46 @@
+use clap::Parser;
+use ledgerline_demo::{Options, Stack};
+use std::time::Duration;
+
+/// Runs Ledgerline end to end on this machine: a nats-server, xero-sandbox, webhook-ingest,
+/// normalizer and xero-writer, fed by clarity-sim; shows live progress and ties Xero out
+/// against the store. Ctrl-C stops everything.
+#[derive(Debug, Parser)]
+#[command(name = "ledgerline-demo", version)]
+struct Cli {
+    #[command(flatten)]
+    options: Options,
+    /// Keep the stack running after the summary, until Ctrl-C.
+    #[arg(long, default_value_t = false)]
+    keep_running: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let run = async {
+        let stack = Stack::start(&cli.options).await?;
+        println!("{}", stack.describe());
+        let truth = stack.send_orders(&cli.options).await?;
+        let outcome = stack
+            .wait_converged(&truth, Duration::from_secs(cli.options.timeout_secs), |p| {
+                println!("{p}")
+            })
+            .await?;
+        println!("\n{outcome}");
+        if cli.keep_running {
+            println!("Stack still running; Ctrl-C to stop.");
+            std::future::pending::<()>().await;
+        }
+        anyhow::Ok(outcome.ok())
+    };
+    tokio::select! {
+        r = run => {
+            let ok = r?;
+            println!("Stopping.");
+            if !ok { std::process::exit(1); }
+        }
+        _ = tokio::signal::ctrl_c() => println!("\nCtrl-C: stopping everything."),
+    }
+    Ok(())
+}
