@@ -307,6 +307,17 @@ pub async fn token(State(app): State<Arc<App>>, headers: HeaderMap, body: String
     axum::Json(out).into_response()
 }
 
+/// `POST /connect/revocation`: forgets a refresh token (and so the grant).
+pub async fn revoke(State(app): State<Arc<App>>, body: String) -> Response {
+    let form = parse_form(&body);
+    let Some(token) = form.get("token") else {
+        return token_error("invalid_request");
+    };
+    let mut store = app.store.lock().unwrap();
+    store.auth.refresh.remove(token);
+    StatusCode::OK.into_response()
+}
+
 /// Query of the consent shortcut.
 #[derive(Debug, Deserialize)]
 pub struct AuthorizeQuery {
