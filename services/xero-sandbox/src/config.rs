@@ -43,6 +43,9 @@ pub struct Config {
     /// Snapshot file: loaded at start if present, written on shutdown.
     #[arg(long, env = "XERO_SANDBOX_SNAPSHOT")]
     pub snapshot: Option<PathBuf>,
+    /// Period lock date (YYYY-MM-DD) for every tenant; documents dated on or before it are refused.
+    #[arg(long, env = "XERO_SANDBOX_PERIOD_LOCK_DATE")]
+    pub period_lock_date: Option<chrono::NaiveDate>,
     /// Name in the response envelope's `ProviderName`.
     #[arg(long, env = "XERO_SANDBOX_PROVIDER_NAME", default_value = "Ledgerline")]
     pub provider_name: String,

@@ -311,6 +311,10 @@ impl Ctx<'_> {
             }
             (Method::PUT, ["trackingcategories"]) => self.put_tracking_category(),
             (Method::POST, ["trackingcategories", id]) => self.post_tracking_category(id),
+            (Method::DELETE, ["trackingcategories", id]) => self.delete_tracking(id, None),
+            (Method::DELETE, ["trackingcategories", id, "options", opt]) => {
+                self.delete_tracking(id, Some(opt))
+            }
             (Method::PUT, ["trackingcategories", id, "options"]) => self.put_tracking_option(id),
             (Method::POST, ["trackingcategories", id, "options", opt]) => {
                 self.post_tracking_option(id, opt)
@@ -2561,6 +2565,65 @@ impl Ctx<'_> {
         }
         let cat = cat.clone();
         self.one("TrackingCategories", &cat)
+    }
+
+    /// Deletes a category or option. One in use on a document is archived instead, as Xero does.
+    fn delete_tracking(&mut self, id: &str, opt: Option<&str>) -> Resp {
+        let in_use = |cat: Uuid, opt: Option<Uuid>| {
+            let used = |l: &LineItem| {
+                l.tracking.iter().any(|t| {
+                    t.tracking_category_id == cat && opt.is_none_or(|o| o == t.tracking_option_id)
+                })
+            };
+            self.t
+                .invoices
+                .iter()
+                .any(|i| i.line_items.iter().any(used))
+                || self
+                    .t
+                    .credit_notes
+                    .iter()
+                    .any(|c| c.line_items.iter().any(used))
+        };
+        let Some(ci) = self
+            .t
+            .tracking_categories
+            .iter()
+            .position(|c| c.tracking_category_id.to_string() == id)
+        else {
+            return not_found();
+        };
+        let cat_id = self.t.tracking_categories[ci].tracking_category_id;
+        match opt {
+            None => {
+                let used = in_use(cat_id, None);
+                let cat = &mut self.t.tracking_categories[ci];
+                cat.status = if used { "ARCHIVED" } else { "DELETED" }.into();
+                let out = cat.clone();
+                if !used {
+                    self.t.tracking_categories.remove(ci);
+                }
+                self.one("TrackingCategories", &out)
+            }
+            Some(o) => {
+                let Some(oi) = self.t.tracking_categories[ci]
+                    .options
+                    .iter()
+                    .position(|x| x.tracking_option_id.to_string() == o)
+                else {
+                    return not_found();
+                };
+                let opt_id = self.t.tracking_categories[ci].options[oi].tracking_option_id;
+                let used = in_use(cat_id, Some(opt_id));
+                let cat = &mut self.t.tracking_categories[ci];
+                cat.options[oi].status = if used { "ARCHIVED" } else { "DELETED" }.into();
+                let out = cat.options[oi].clone();
+                if !used {
+                    cat.options.remove(oi);
+                }
+                envelope(self.provider, "Options", &[ser(&out)], None::<&()>)
+            }
+        }
     }
 
     fn put_tracking_option(&mut self, id: &str) -> Resp {

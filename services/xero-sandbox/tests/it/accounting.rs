@@ -632,3 +632,90 @@ async fn bad_account_codes_are_refused_on_approved_invoices() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn atomic_batches_flag_rolls_back_a_failed_summarised_batch() {
+    let mut c = config();
+    c.atomic_batches = true;
+    let s = TestSandbox::start_with(c).await;
+    let (st, _) = s
+        .put(
+            "/Contacts",
+            json!({"Contacts": [{"Name": "Kept?"}, {"Name": ""}]}),
+        )
+        .await;
+    assert_eq!(st, 400);
+    let (_, v) = s.get("/Contacts").await;
+    assert!(
+        v["Contacts"].as_array().unwrap().is_empty(),
+        "nothing persisted"
+    );
+    // Per-element mode is unaffected.
+    let (st, _) = s
+        .put(
+            "/Contacts?summarizeErrors=false",
+            json!({"Contacts": [{"Name": "Kept"}, {"Name": ""}]}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (_, v) = s.get("/Contacts").await;
+    assert_eq!(v["Contacts"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn midpoint_rounding_is_half_up_unless_bankers_is_configured() {
+    let s = TestSandbox::start().await;
+    let c = s.contact("Midpoint Ltd").await;
+    let body = json!({"Invoices": [{"Type": "ACCREC", "Contact": {"ContactID": c},
+        "LineItems": [{"Description": "x", "Quantity": 1, "UnitAmount": dec("14.30"), "AccountCode": "200"}]}]});
+    // 14.30 × 15% = 2.145
+    let (_, v) = s.put("/Invoices", body.clone()).await;
+    assert_eq!(d(&v["Invoices"][0]["TotalTax"]), ds("2.15"));
+    s.settings(json!({"bankers_rounding": true})).await;
+    let (_, v) = s.put("/Invoices", body).await;
+    assert_eq!(d(&v["Invoices"][0]["TotalTax"]), ds("2.14"));
+}
+
+#[tokio::test]
+async fn tracking_categories_can_be_created_extended_and_deleted() {
+    let s = TestSandbox::start().await;
+    let (st, _) = s.put("/TrackingCategories", json!({"Name": "Third"})).await;
+    assert_eq!(st, 400, "at most 2 active categories");
+    let (_, v) = s.get("/TrackingCategories").await;
+    let region = v["TrackingCategories"][0]["TrackingCategoryID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, v) = s
+        .put(
+            &format!("/TrackingCategories/{region}/Options"),
+            json!({"Name": "Chatham Islands"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let opt = v["Options"][0]["TrackingOptionID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = s
+        .req(
+            reqwest::Method::DELETE,
+            &format!("/TrackingCategories/{region}/Options/{opt}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = s
+        .req(
+            reqwest::Method::DELETE,
+            &format!("/TrackingCategories/{region}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (st, v) = s.put("/TrackingCategories", json!({"Name": "Third"})).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["TrackingCategories"][0]["Status"], "ACTIVE");
+}

@@ -2,6 +2,7 @@
 
 mod accounting;
 mod admin;
+mod binary;
 mod documents;
 mod identity;
 mod limits;
