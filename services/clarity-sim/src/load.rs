@@ -65,6 +65,8 @@ pub struct LoadReport {
     pub ratio_to_raw: Option<f64>,
     /// Peak RSS of `--pid` in KiB (VmHWM).
     pub peak_rss_kib: Option<u64>,
+    /// Copies signed during the run because the pre-signed pool ran out.
+    pub signed_during_run: u64,
 }
 
 /// A unique copy of the example: its id replaced by one of the same length.
@@ -107,21 +109,28 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
         .pool_max_idle_per_host(conns)
         .timeout(Duration::from_secs(30))
         .build()?;
-    // Pre-sign: the exact count, or enough for ~20k/s over the duration (timestamps stay valid
-    // for 300 s, so runs longer than that are refused).
+    // Pre-sign the exact count, or for a duration about 5000/s (at most 200k copies, ~1 GiB);
+    // a run that outpaces the pool signs further copies on the fly and says so. Timestamps stay
+    // valid for 300 s, so longer runs are refused.
     if cfg.duration.is_some_and(|d| d > Duration::from_secs(280)) {
         anyhow::bail!(
             "--duration must be under 280 s: pre-signed timestamps must stay in the ±300 s window"
         );
     }
-    let count = cfg.requests.unwrap_or_else(|| {
-        let secs = cfg
-            .duration
-            .unwrap_or(Duration::from_secs(20))
-            .as_secs_f64();
-        ((secs * 20_000.0) as usize).max(1000)
-    });
-    let signed = Arc::new(presign(&cfg.secret, 0, count, unix_now()));
+    let count = match cfg.requests {
+        Some(n) => n,
+        None => {
+            let secs = cfg
+                .duration
+                .unwrap_or(Duration::from_secs(20))
+                .as_secs_f64();
+            ((secs * 5000.0) as usize).clamp(1000, 200_000)
+        }
+    };
+    let unbounded = cfg.requests.is_none();
+    let on_the_fly = Arc::new(AtomicU64::new(0));
+    let signed_at = unix_now();
+    let signed = Arc::new(presign(&cfg.secret, 0, count, signed_at));
     let body_bytes = signed[0].body.len();
     let next = Arc::new(AtomicUsize::new(0));
     let accepted = Arc::new(AtomicU64::new(0));
@@ -138,6 +147,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
             failed.clone(),
             cfg.target.clone(),
         );
+        let (secret, on_the_fly) = (cfg.secret.clone(), on_the_fly.clone());
         tasks.push(tokio::spawn(async move {
             let mut hist =
                 Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
@@ -146,7 +156,18 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
                     break;
                 }
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(s) = signed.get(i) else { break };
+                let extra;
+                let s = match signed.get(i) {
+                    Some(s) => s,
+                    None if unbounded => {
+                        on_the_fly.fetch_add(1, Ordering::Relaxed);
+                        extra = presign(&secret, i as u64, 1, signed_at)
+                            .pop()
+                            .expect("one copy");
+                        &extra
+                    }
+                    None => break,
+                };
                 let t0 = Instant::now();
                 let res = client
                     .post(&target)
@@ -197,6 +218,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
         nats_publish_per_sec: None,
         ratio_to_raw: None,
         peak_rss_kib: cfg.pid.and_then(peak_rss_kib),
+        signed_during_run: on_the_fly.load(Ordering::Relaxed),
     };
     if let Some(url) = &cfg.nats_url {
         let rate = nats_publish_rate(url, body_bytes, conns, cfg.duration, cfg.requests).await?;
