@@ -101,6 +101,7 @@ struct SettingsPatch {
     error_rate: Option<f64>,
     reset_rate: Option<f64>,
     latency_ms: Option<u64>,
+    latency_jitter_ms: Option<u64>,
     /// Full outage for this many (real) seconds from now; 0 ends it.
     outage_secs: Option<f64>,
     /// The next N API calls get a 429.
@@ -137,6 +138,7 @@ async fn set_settings(State(app): State<Arc<App>>, h: HeaderMap, body: String) -
         error_rate,
         reset_rate,
         latency_ms,
+        latency_jitter_ms,
         force_429,
         force_429_problem
     );
@@ -333,6 +335,7 @@ async fn reset(State(app): State<Arc<App>>, h: HeaderMap, body: String) -> Respo
         s.error_rate = 0.0;
         s.reset_rate = 0.0;
         s.latency_ms = 0;
+        s.latency_jitter_ms = 0;
         s.outage_until = None;
         s.force_429 = 0;
     }

@@ -174,8 +174,9 @@ async fn handle_inner(
     };
 
     // Added latency holds the in-flight slot, as a slow Xero would.
-    if settings.latency_ms > 0 {
-        tokio::time::sleep(Duration::from_millis(settings.latency_ms)).await;
+    if settings.latency_ms > 0 || settings.latency_jitter_ms > 0 {
+        let jitter = (uniform(3) * settings.latency_jitter_ms as f64) as u64;
+        tokio::time::sleep(Duration::from_millis(settings.latency_ms + jitter)).await;
     }
     if settings.error_rate > 0.0 && uniform(1) < settings.error_rate {
         let r = Resp::text(

@@ -89,6 +89,9 @@ pub struct Config {
     /// Milliseconds added to every API call.
     #[arg(long, env = "XERO_SANDBOX_LATENCY_MS", default_value_t = 0)]
     pub latency_ms: u64,
+    /// Up to this many extra milliseconds, uniformly random, on top of `--latency-ms`.
+    #[arg(long, env = "XERO_SANDBOX_LATENCY_JITTER_MS", default_value_t = 0)]
+    pub latency_jitter_ms: u64,
     /// URL that receives Xero-style webhooks (INVOICE, CONTACT, CREDITNOTE).
     #[arg(long, env = "XERO_SANDBOX_WEBHOOK_URL")]
     pub webhook_url: Option<String>,

@@ -1003,7 +1003,14 @@ impl Ctx<'_> {
                 )));
                 return blank;
             }
-            f
+            // Not found by number: an active contact of the same name is the match, as on Xero.
+            f.or_else(|| {
+                let name = c.name.as_deref().unwrap_or_default().trim();
+                self.t
+                    .contacts
+                    .iter()
+                    .find(|x| x.contact_status == "ACTIVE" && x.name.eq_ignore_ascii_case(name))
+            })
         } else if let Some(n) = c.name.as_deref().filter(|n| !n.trim().is_empty()) {
             self.t
                 .contacts

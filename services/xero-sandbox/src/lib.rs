@@ -210,6 +210,8 @@ impl Sandbox {
             .route("/api.xro/2.0", any(api::handle))
             .route("/api.xro/2.0/{*rest}", any(api::handle))
             .nest("/admin", admin::router())
+            // Xero caps a request at 3.5 MB.
+            .layer(axum::extract::DefaultBodyLimit::max(3_500_000))
             .fallback(api::fallback)
             .with_state(self.app.clone())
     }

@@ -80,6 +80,7 @@ pub struct Settings {
     pub error_rate: f64,
     pub reset_rate: f64,
     pub latency_ms: u64,
+    pub latency_jitter_ms: u64,
     /// Seconds of full outage left, counted from when it was set.
     #[serde(skip)]
     pub outage_until: Option<std::time::Instant>,
@@ -109,6 +110,7 @@ impl Settings {
             error_rate: c.error_rate,
             reset_rate: c.reset_rate,
             latency_ms: c.latency_ms,
+            latency_jitter_ms: c.latency_jitter_ms,
             outage_until: None,
             force_429: 0,
             force_429_problem: "minute".into(),

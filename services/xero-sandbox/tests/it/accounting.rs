@@ -719,3 +719,25 @@ async fn tracking_categories_can_be_created_extended_and_deleted() {
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["TrackingCategories"][0]["Status"], "ACTIVE");
 }
+
+#[tokio::test]
+async fn documents_find_contacts_by_number_then_name_and_create_unknown_names() {
+    let s = TestSandbox::start().await;
+    let id = s.contact("Named Only").await;
+    let line = json!([{"Description": "x", "Quantity": 1, "UnitAmount": 10, "AccountCode": "200"}]);
+    let (_, v) = s.put("/Invoices", json!({"Invoices": [{"Type": "ACCREC", "Contact": {"ContactNumber": "NEW-9", "Name": "named only"}, "LineItems": line}]})).await;
+    assert_eq!(
+        v["Invoices"][0]["Contact"]["ContactID"], id,
+        "an unknown number falls back to the name"
+    );
+    let (_, v) = s.put("/Invoices", json!({"Invoices": [{"Type": "ACCREC", "Contact": {"Name": "Brand New"}, "LineItems": line}]})).await;
+    let new_id = v["Invoices"][0]["Contact"]["ContactID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, v) = s.get(&format!("/Contacts/{new_id}")).await;
+    assert_eq!(st, 200);
+    assert_eq!(v["Contacts"][0]["Name"], "Brand New");
+    let (st, _) = s.put("/Invoices", json!({"Invoices": [{"Type": "ACCREC", "Contact": {"ContactNumber": "NOPE"}, "LineItems": line}]})).await;
+    assert_eq!(st, 400);
+}
