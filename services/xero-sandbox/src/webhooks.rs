@@ -139,8 +139,7 @@ pub async fn worker(
             let first = sequence + 1;
             let events: Vec<Value> = batch
                 .iter()
-                .enumerate()
-                .map(|(i, e)| {
+                .map(|e| {
                     let mut v = json!({
                         "resourceUrl": format!("https://api.xero.com/api.xro/2.0/{}/{}", e.category.path(), e.resource_id),
                         "resourceId": e.resource_id,
@@ -149,7 +148,6 @@ pub async fn worker(
                         "eventCategory": e.category.name(),
                         "tenantId": e.tenant,
                         "tenantType": "ORGANISATION",
-                        "eventSequence": first + i as i64,
                     });
                     if let Some(d) = &e.data {
                         v["data"] = d.clone();

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 /// Envelope fields that Xero sends on every 200 but the spec's wrapper schemas leave out.
 const ENVELOPE: [&str; 4] = ["Id", "Status", "ProviderName", "DateTimeUTC"];
 
-fn load(name: &str) -> Value {
+pub fn load(name: &str) -> Value {
     let path = format!(
         "{}/../../../shared/reference/xero/{name}",
         env!("CARGO_MANIFEST_DIR")
@@ -32,7 +32,8 @@ fn resolve<'a>(spec: &'a Value, schema: &'a Value) -> &'a Value {
     }
 }
 
-fn check(spec: &Value, v: &Value, schema: &Value, path: &str, errs: &mut Vec<String>) {
+/// Checks `v` against `schema`: declared properties, required ones present, JSON types, enums.
+pub fn check(spec: &Value, v: &Value, schema: &Value, path: &str, errs: &mut Vec<String>) {
     let schema = resolve(spec, schema);
     if v.is_null() {
         return;
@@ -56,6 +57,18 @@ fn check(spec: &Value, v: &Value, schema: &Value, path: &str, errs: &mut Vec<Str
                 return errs.push(format!("{path}: expected object, got {v}"));
             };
             let props = schema.get("properties").and_then(Value::as_object);
+            for r in schema
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(r) = r.as_str()
+                    && !obj.contains_key(r)
+                {
+                    errs.push(format!("{path}.{r}: required but missing"));
+                }
+            }
             for (k, val) in obj {
                 match props.and_then(|p| p.get(k)) {
                     Some(s) => check(spec, val, s, &format!("{path}.{k}"), errs),
