@@ -102,3 +102,86 @@ async fn signed_events_follow_an_intent_to_receive_handshake() {
         .await;
     assert_eq!(counters["webhook_itr_passed"], true);
 }
+
+#[derive(Default)]
+struct Flaky {
+    fail_next: usize,
+    events: usize,
+    checks_signature: bool,
+}
+
+async fn flaky(State(st): State<Arc<Mutex<Flaky>>>, h: HeaderMap, body: Bytes) -> StatusCode {
+    let mut f = st.lock().unwrap();
+    let sig = h
+        .get("x-xero-signature")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if f.checks_signature && sig != xero_sandbox::webhooks::sign("hook-key", &body) {
+        return StatusCode::UNAUTHORIZED;
+    }
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    let n = v["events"].as_array().unwrap().len();
+    if n > 0 && f.fail_next > 0 {
+        f.fail_next -= 1;
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    f.events += n;
+    StatusCode::OK
+}
+
+async fn start_receiver(state: Arc<Mutex<Flaky>>) -> String {
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(flaky))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test]
+async fn failed_deliveries_are_retried_with_scaled_backoff() {
+    let st = Arc::new(Mutex::new(Flaky {
+        fail_next: 2,
+        checks_signature: true,
+        ..Default::default()
+    }));
+    let mut c = config();
+    c.webhook_url = Some(start_receiver(st.clone()).await);
+    c.webhook_key = "hook-key".into();
+    c.time_scale = 200.0;
+    let s = TestSandbox::start_with(c).await;
+    s.contact("Retry Ltd").await;
+    eventually(10, || async {
+        (st.lock().unwrap().events == 1).then_some(())
+    })
+    .await;
+    let counters = s
+        .admin(reqwest::Method::GET, "/counters", Value::Null)
+        .await;
+    assert_eq!(counters["webhook_failures"], 2);
+    assert_eq!(counters["webhooks_delivered"], 1);
+}
+
+#[tokio::test]
+async fn a_receiver_that_accepts_bad_signatures_fails_intent_to_receive() {
+    let st = Arc::new(Mutex::new(Flaky::default()));
+    let mut c = config();
+    c.webhook_url = Some(start_receiver(st.clone()).await);
+    c.webhook_key = "hook-key".into();
+    let s = TestSandbox::start_with(c).await;
+    s.contact("Unverified Ltd").await;
+    let counters = eventually(10, || async {
+        let c = s
+            .admin(reqwest::Method::GET, "/counters", Value::Null)
+            .await;
+        (c["webhook_itr_passed"] == false).then_some(c)
+    })
+    .await;
+    assert_eq!(counters["webhooks_delivered"], 0);
+    assert_eq!(
+        st.lock().unwrap().events,
+        0,
+        "no events before the handshake passes"
+    );
+}
