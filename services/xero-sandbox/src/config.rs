@@ -3,11 +3,27 @@
 use clap::Parser;
 use std::path::PathBuf;
 
+const ADMIN_HELP: &str = "\
+Operator API (Authorization: Bearer <admin token>; never rate-limited):
+  GET  /admin/state | /admin/settings | /admin/tenants | /admin/counters | /admin/requests?limit=N
+  POST /admin/settings            {\"time_scale\":60, \"minute_limit\":60, \"error_rate\":0.1, \"reset_rate\":0.0,
+                                   \"latency_ms\":250, \"latency_jitter_ms\":100, \"outage_secs\":30,
+                                   \"force_429\":3, \"force_429_problem\":\"minute\", ...}
+  GET  /admin/tenants/{id}/documents   every document of a tenant, no API budget spent
+  POST /admin/tenants/{id}/period-lock {\"date\":\"2026-10-31\"} | {\"date\":null}
+  POST /admin/tenants/{id}/reconnect   undo DELETE /connections/{id}
+  POST /admin/tokens              mint an access token {\"grant\":\"authorization_code\",\"tenants\":[..]}
+  POST /admin/tokens/expire       expire every access token
+  POST /admin/reset               clear limits, keys, counters, faults; documents back to seed
+  POST /admin/snapshot            write --snapshot now
+Identity: POST /connect/token, GET /identity/authorize?redirect_uri=..&state=.. (consent shortcut),
+GET /connections, DELETE /connections/{id}. API: /api.xro/2.0/... Health: /healthz /readyz /metrics";
+
 /// A local imitation of Xero's Accounting API (identity, accounting, limits, webhooks), with an
 /// operator API under `/admin` (bearer `--admin-token`) for tests: time scale, faults, counters,
 /// document reads and reset.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "xero-sandbox", version)]
+#[command(name = "xero-sandbox", version, after_help = ADMIN_HELP)]
 pub struct Config {
     /// Address to listen on; the API, identity, admin, health and metrics share it.
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:5080")]

@@ -246,6 +246,66 @@ impl Sandbox {
     }
 }
 
+/// A sandbox serving on a background task: what other crates' tests start in-process.
+#[derive(Debug)]
+pub struct RunningSandbox {
+    /// `http://127.0.0.1:PORT`: identity URL (token endpoint at `/connect/token`).
+    pub base_url: String,
+    /// Tenant ids in order (the first is the custom-connection tenant).
+    pub tenant_ids: Vec<Uuid>,
+    /// Shared state, for direct inspection.
+    pub app: Arc<App>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl RunningSandbox {
+    /// The Accounting API base URL (`{base_url}/api.xro/2.0`).
+    pub fn api_url(&self) -> String {
+        format!("{}/api.xro/2.0", self.base_url)
+    }
+
+    /// Stops serving and waits for the snapshot (if any) to be written.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        match self.task.take() {
+            Some(t) => t.await?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningSandbox {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Builds a sandbox, binds `config.listen` (use port 0 for a free port) and serves it on a
+/// background task until [`RunningSandbox::stop`] or drop.
+pub async fn spawn(config: Config) -> anyhow::Result<RunningSandbox> {
+    let listener = tokio::net::TcpListener::bind(&config.listen).await?;
+    let base_url = format!("http://{}", listener.local_addr()?);
+    let sandbox = Sandbox::build(config)?;
+    let tenant_ids = sandbox.tenant_ids();
+    let app = sandbox.app();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(sandbox.run(listener, async {
+        let _ = rx.await;
+    }));
+    Ok(RunningSandbox {
+        base_url,
+        tenant_ids,
+        app,
+        stop: Some(tx),
+        task: Some(task),
+    })
+}
+
 fn load_snapshot(p: &Path) -> anyhow::Result<Store> {
     let text = std::fs::read_to_string(p)
         .map_err(|e| anyhow::anyhow!("reading snapshot {}: {e}", p.display()))?;

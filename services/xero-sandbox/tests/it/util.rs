@@ -3,9 +3,8 @@
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use std::str::FromStr;
-use tokio::sync::oneshot;
 use uuid::Uuid;
-use xero_sandbox::{Config, Sandbox};
+use xero_sandbox::Config;
 
 pub const ADMIN: &str = "sandbox-admin";
 
@@ -14,8 +13,7 @@ pub struct TestSandbox {
     pub tenants: Vec<Uuid>,
     pub client: reqwest::Client,
     pub token: String,
-    stop: Option<oneshot::Sender<()>>,
-    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    running: Option<xero_sandbox::RunningSandbox>,
 }
 
 /// Test defaults: generous limits so only the limit tests meet them.
@@ -35,25 +33,17 @@ impl TestSandbox {
 
     pub async fn start_with(c: Config) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let sandbox = Sandbox::build(c).unwrap();
-        let tenants = sandbox.tenant_ids();
-        let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(sandbox.run(listener, async {
-            let _ = rx.await;
-        }));
+        let running = xero_sandbox::spawn(c).await.unwrap();
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
         let mut s = Self {
-            base,
-            tenants,
+            base: running.base_url.clone(),
+            tenants: running.tenant_ids.clone(),
             client,
             token: String::new(),
-            stop: Some(tx),
-            handle: Some(handle),
+            running: Some(running),
         };
         s.token = s.client_credentials().await;
         s
@@ -61,11 +51,8 @@ impl TestSandbox {
 
     /// Stops the server and waits for it (snapshot written).
     pub async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(h) = self.handle.take() {
-            h.await.unwrap().unwrap();
+        if let Some(r) = self.running.take() {
+            r.stop().await.unwrap();
         }
     }
 
