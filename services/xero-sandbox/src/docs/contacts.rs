@@ -262,7 +262,71 @@ impl Ctx<'_> {
                 )));
                 ContactRef::from(x)
             }
-            Some(x) => ContactRef::from(x),
+            Some(x) => {
+                // Extra fields sent with the contact reference update the contact, as on Xero
+                // (a known trap for integrations that send the whole customer each time).
+                let id = x.contact_id;
+                let name_taken = c.name.as_deref().is_some_and(|n| {
+                    self.t.contacts.iter().any(|o| {
+                        o.contact_id != id
+                            && o.contact_status == "ACTIVE"
+                            && o.name.eq_ignore_ascii_case(n.trim())
+                    })
+                });
+                let updated = if name_taken {
+                    None
+                } else {
+                    self.t
+                        .contacts
+                        .iter_mut()
+                        .find(|o| o.contact_id == id)
+                        .and_then(|o| {
+                            let before = (
+                                o.name.clone(),
+                                o.email_address.clone(),
+                                o.first_name.clone(),
+                                o.last_name.clone(),
+                            );
+                            if let Some(n) = c.name.as_deref().filter(|n| !n.trim().is_empty()) {
+                                o.name = n.trim().to_string();
+                            }
+                            for (field, value) in [
+                                (&mut o.email_address, &c.email_address),
+                                (&mut o.first_name, &c.first_name),
+                                (&mut o.last_name, &c.last_name),
+                            ] {
+                                if value.is_some() {
+                                    field.clone_from(value);
+                                }
+                            }
+                            let after = (
+                                o.name.clone(),
+                                o.email_address.clone(),
+                                o.first_name.clone(),
+                                o.last_name.clone(),
+                            );
+                            (before != after).then(|| {
+                                o.updated_date_utc = Utc::now();
+                                ContactRef::from(&*o)
+                            })
+                        })
+                };
+                match updated {
+                    Some(r) => {
+                        self.touch(Category::Contact, EventKind::Update, id);
+                        r
+                    }
+                    None => {
+                        let x = self
+                            .t
+                            .contacts
+                            .iter()
+                            .find(|o| o.contact_id == id)
+                            .expect("found above");
+                        ContactRef::from(x)
+                    }
+                }
+            }
             None => {
                 let name = c.name.clone().unwrap_or_default();
                 if !errors.is_empty() {

@@ -491,7 +491,15 @@ impl Ctx<'_> {
             })
             .filter(|i| statuses.as_ref().is_none_or(|l| l.contains(&i.status)))
             .filter(|i| self.search_matches(&[Some(&i.invoice_number), i.reference.as_deref()]))
-            .map(|i| (self.render_invoice(i), i.updated_date_utc))
+            .map(|i| {
+                if self.req.q("summaryonly") == Some("true") {
+                    let mut i = i.clone();
+                    i.line_items.clear();
+                    (self.render_invoice(&i), i.updated_date_utc)
+                } else {
+                    (self.render_invoice(i), i.updated_date_utc)
+                }
+            })
             .collect();
         self.list("Invoices", docs, true, true)
     }

@@ -741,3 +741,16 @@ async fn documents_find_contacts_by_number_then_name_and_create_unknown_names() 
     let (st, _) = s.put("/Invoices", json!({"Invoices": [{"Type": "ACCREC", "Contact": {"ContactNumber": "NOPE"}, "LineItems": line}]})).await;
     assert_eq!(st, 400);
 }
+
+#[tokio::test]
+async fn extra_contact_fields_on_a_document_update_the_contact() {
+    let s = TestSandbox::start().await;
+    let id = s.contact("Trap Ltd").await;
+    let line = json!([{"Description": "x", "Quantity": 1, "UnitAmount": 10, "AccountCode": "200"}]);
+    let (st, _) = s.put("/Invoices", json!({"Invoices": [{"Type": "ACCREC", "Contact": {"ContactID": id, "EmailAddress": "new@example.com"}, "LineItems": line}]})).await;
+    assert_eq!(st, 200);
+    let (_, v) = s.get(&format!("/Contacts/{id}")).await;
+    assert_eq!(v["Contacts"][0]["EmailAddress"], "new@example.com");
+    let (_, v) = s.get("/Invoices?summaryOnly=true").await;
+    assert!(v["Invoices"][0]["LineItems"].as_array().unwrap().is_empty());
+}
