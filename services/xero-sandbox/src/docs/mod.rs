@@ -86,7 +86,7 @@ impl Ctx<'_> {
                     .iter()
                     .map(|a| (ser(a), a.updated_date_utc))
                     .collect();
-                self.list("Accounts", docs, false, true)
+                self.list("Accounts", docs, String::clone, false, true)
             }
             (Method::GET, ["accounts", id]) => {
                 let id = id.to_string();
@@ -107,7 +107,7 @@ impl Ctx<'_> {
                     .iter()
                     .map(|a| (ser(a), Utc::now()))
                     .collect();
-                self.list("TaxRates", docs, false, false)
+                self.list("TaxRates", docs, String::clone, false, false)
             }
             (Method::GET, ["taxrates", _]) => {
                 let code = self.req.raw_segs[1].clone();
@@ -128,7 +128,7 @@ impl Ctx<'_> {
                     .iter()
                     .map(|a| (ser(a), Utc::now()))
                     .collect();
-                self.list("Currencies", docs, false, false)
+                self.list("Currencies", docs, String::clone, false, false)
             }
             (Method::PUT, ["currencies"]) => self.put_currency(),
             (Method::GET, ["trackingcategories"]) => {
@@ -146,7 +146,7 @@ impl Ctx<'_> {
                         (ser(&c), Utc::now())
                     })
                     .collect();
-                self.list("TrackingCategories", docs, false, false)
+                self.list("TrackingCategories", docs, String::clone, false, false)
             }
             (Method::GET, ["trackingcategories", id]) => {
                 let id = id.to_string();
@@ -323,11 +323,13 @@ impl Ctx<'_> {
 
     // ---------- lists ----------
 
-    /// Filters (If-Modified-Since, where), orders and optionally pages serialized documents.
-    fn list(
+    /// Filters (If-Modified-Since, where), orders and optionally pages documents. Without
+    /// `where`/`order` only the requested page is rendered, so big tenants stay cheap.
+    fn list<T>(
         &self,
         key: &str,
-        docs: Vec<(String, chrono::DateTime<Utc>)>,
+        docs: Vec<(T, chrono::DateTime<Utc>)>,
+        render: impl Fn(&T) -> String,
         paged: bool,
         modified_since: bool,
     ) -> Resp {
@@ -346,12 +348,31 @@ impl Ctx<'_> {
         {
             docs.retain(|(_, u)| u.timestamp_millis() > t.timestamp_millis());
         }
+        let page: usize = self
+            .req
+            .q("page")
+            .and_then(|p| p.parse().ok())
+            .filter(|p| *p >= 1)
+            .unwrap_or(1);
+        let size: usize = self
+            .req
+            .q("pagesize")
+            .and_then(|p| p.parse().ok())
+            .filter(|p| *p >= 1)
+            .unwrap_or(100)
+            .min(1000);
+        let (skip, take) = if paged {
+            ((page - 1) * size, size)
+        } else {
+            (0, usize::MAX)
+        };
         let wher = self.req.q("where").map(str::trim).filter(|w| !w.is_empty());
         let order = self.req.q("order").map(str::to_string);
-        if wher.is_some() || order.is_some() {
+        let (count, items): (usize, Vec<String>) = if wher.is_some() || order.is_some() {
             let mut vals: Vec<(String, Value)> = docs
-                .into_iter()
-                .map(|(s, _)| {
+                .iter()
+                .map(|(d, _)| {
+                    let s = render(d);
                     let v = serde_json::from_str(&s).unwrap_or(Value::Null);
                     (s, v)
                 })
@@ -367,44 +388,39 @@ impl Ctx<'_> {
                 let mut parts = o.split_whitespace();
                 let field = parts.next().unwrap_or("").to_string();
                 let desc = parts.next().is_some_and(|d| d.eq_ignore_ascii_case("desc"));
+                let get = |v: &Value| {
+                    v.as_object().and_then(|m| {
+                        m.iter()
+                            .find(|(k, _)| k.eq_ignore_ascii_case(&field))
+                            .map(|(_, x)| x.clone())
+                    })
+                };
                 vals.sort_by(|(_, a), (_, b)| {
-                    let get = |v: &Value| {
-                        v.as_object().and_then(|m| {
-                            m.iter()
-                                .find(|(k, _)| k.eq_ignore_ascii_case(&field))
-                                .map(|(_, x)| x.clone())
-                        })
-                    };
                     let ord = cmp_values(get(a).as_ref(), get(b).as_ref());
                     if desc { ord.reverse() } else { ord }
                 });
             }
-            docs = vals.into_iter().map(|(s, _)| (s, Utc::now())).collect();
-        }
+            (
+                vals.len(),
+                vals.into_iter()
+                    .skip(skip)
+                    .take(take)
+                    .map(|(s, _)| s)
+                    .collect(),
+            )
+        } else {
+            (
+                docs.len(),
+                docs.iter()
+                    .skip(skip)
+                    .take(take)
+                    .map(|(d, _)| render(d))
+                    .collect(),
+            )
+        };
         if !paged {
-            let items: Vec<String> = docs.into_iter().map(|(s, _)| s).collect();
             return envelope(self.provider, key, &items, None::<&()>);
         }
-        let page: usize = self
-            .req
-            .q("page")
-            .and_then(|p| p.parse().ok())
-            .filter(|p| *p >= 1)
-            .unwrap_or(1);
-        let size: usize = self
-            .req
-            .q("pagesize")
-            .and_then(|p| p.parse().ok())
-            .filter(|p| *p >= 1)
-            .unwrap_or(100)
-            .min(1000);
-        let count = docs.len();
-        let items: Vec<String> = docs
-            .into_iter()
-            .skip((page - 1) * size)
-            .take(size)
-            .map(|(s, _)| s)
-            .collect();
         let p = Pagination {
             page,
             page_size: size,
@@ -457,9 +473,9 @@ impl Ctx<'_> {
                     c.email_address.as_deref(),
                 ])
             })
-            .map(|c| (ser(c), c.updated_date_utc))
+            .map(|c| (c, c.updated_date_utc))
             .collect();
-        self.list("Contacts", docs, true, true)
+        self.list("Contacts", docs, |c| ser(*c), true, true)
     }
 
     fn list_invoices(&self) -> Resp {
@@ -491,17 +507,19 @@ impl Ctx<'_> {
             })
             .filter(|i| statuses.as_ref().is_none_or(|l| l.contains(&i.status)))
             .filter(|i| self.search_matches(&[Some(&i.invoice_number), i.reference.as_deref()]))
-            .map(|i| {
-                if self.req.q("summaryonly") == Some("true") {
-                    let mut i = i.clone();
-                    i.line_items.clear();
-                    (self.render_invoice(&i), i.updated_date_utc)
-                } else {
-                    (self.render_invoice(i), i.updated_date_utc)
-                }
-            })
+            .map(|i| (i, i.updated_date_utc))
             .collect();
-        self.list("Invoices", docs, true, true)
+        let summary = self.req.q("summaryonly") == Some("true");
+        let render = |i: &&Invoice| {
+            if summary {
+                let mut i = (*i).clone();
+                i.line_items.clear();
+                self.render_invoice(&i)
+            } else {
+                self.render_invoice(i)
+            }
+        };
+        self.list("Invoices", docs, render, true, true)
     }
 
     fn list_credit_notes(&self) -> Resp {
@@ -509,9 +527,15 @@ impl Ctx<'_> {
             .t
             .credit_notes
             .iter()
-            .map(|c| (self.render_credit_note(c), c.updated_date_utc))
+            .map(|c| (c, c.updated_date_utc))
             .collect();
-        self.list("CreditNotes", docs, true, true)
+        self.list(
+            "CreditNotes",
+            docs,
+            |c| self.render_credit_note(c),
+            true,
+            true,
+        )
     }
 
     fn list_payments(&self) -> Resp {
@@ -519,9 +543,15 @@ impl Ctx<'_> {
             .t
             .payments
             .iter()
-            .map(|p| (ser(&self.render_payment(p)), p.updated_date_utc))
+            .map(|p| (p, p.updated_date_utc))
             .collect();
-        self.list("Payments", docs, true, true)
+        self.list(
+            "Payments",
+            docs,
+            |p| ser(&self.render_payment(p)),
+            true,
+            true,
+        )
     }
 
     fn unitdp(&self) -> u32 {
