@@ -1,1 +1,8 @@
-//! normalizer integration tests (in progress).
+//! normalizer tests: golden files and properties on the pure transform, and the service as a
+//! child process against a real nats-server.
+
+mod golden;
+mod helpers;
+mod props;
+mod replay;
+mod service;
