@@ -754,3 +754,21 @@ async fn extra_contact_fields_on_a_document_update_the_contact() {
     let (_, v) = s.get("/Invoices?summaryOnly=true").await;
     assert!(v["Invoices"][0]["LineItems"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn single_payment_post_and_organisation_actions() {
+    let s = TestSandbox::start().await;
+    let c = s.contact("Single Pay Ltd").await;
+    let inv = s.invoice(&c, "10").await;
+    let (st, v) = s.post("/Payments", json!({"Invoice": {"InvoiceID": inv["InvoiceID"]}, "Account": {"Code": "090"}, "Amount": dec("11.50")})).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["Payments"][0]["Invoice"]["Status"], "PAID");
+    let (_, v) = s.get("/Organisation/Actions").await;
+    assert!(
+        v["Actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["Name"] == "UseMulticurrency")
+    );
+}

@@ -256,3 +256,21 @@ async fn refresh_tokens_rotate_with_a_grace_period_then_invalid_grant() {
     assert_eq!(st, 400);
     let _ = Method::GET;
 }
+
+#[tokio::test]
+async fn revoking_a_refresh_token_ends_the_grant() {
+    let s = TestSandbox::start().await;
+    let (_, rt) = auth_code(&s).await;
+    let r = s
+        .client
+        .post(format!("{}/connect/revocation", s.base))
+        .basic_auth("ledgerline-sandbox", Some("sandbox-secret"))
+        .body(format!("token={rt}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (st, v) = token_call(&s, &format!("grant_type=refresh_token&refresh_token={rt}")).await;
+    assert_eq!(st, 400);
+    assert_eq!(v["error"], "invalid_grant");
+}
