@@ -1,0 +1,307 @@
+//! Per-tenant call budget (concurrent, per minute, per day) and circuit breaker.
+//!
+//! The budget spends our own count before Xero has to say no, and is corrected downwards by the
+//! `X-MinLimit-Remaining` / `X-DayLimit-Remaining` headers; a 429 pauses the tenant for
+//! `Retry-After`. Windows are fixed and start at the first call, as Xero's do.
+
+use crate::config::Limits;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+#[derive(Debug)]
+struct Window {
+    start: Instant,
+    used: u32,
+    limit: u32,
+    len: Duration,
+}
+
+impl Window {
+    fn new(limit: u32, len: Duration) -> Self {
+        Self {
+            start: Instant::now(),
+            used: 0,
+            limit,
+            len,
+        }
+    }
+
+    fn roll(&mut self, now: Instant) {
+        if now.duration_since(self.start) >= self.len {
+            self.start = now;
+            self.used = 0;
+        }
+    }
+
+    fn wait(&self, now: Instant) -> Option<Duration> {
+        (self.used >= self.limit).then(|| (self.start + self.len).saturating_duration_since(now))
+    }
+
+    fn remaining(&self) -> u32 {
+        self.limit.saturating_sub(self.used)
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    minute: Window,
+    day: Window,
+    paused_until: Option<Instant>,
+}
+
+/// One tenant's budget.
+#[derive(Debug)]
+pub struct Budget {
+    tenant: String,
+    state: Mutex<State>,
+    inflight: std::sync::Arc<Semaphore>,
+}
+
+/// Why a call may not go now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Minute window spent (or paused by a 429).
+    Short(Duration),
+    /// Daily window spent: hold work, report it.
+    Day(Duration),
+}
+
+impl Budget {
+    /// A fresh budget.
+    pub fn new(tenant: &str, limits: Limits) -> Self {
+        Self {
+            tenant: tenant.to_owned(),
+            state: Mutex::new(State {
+                minute: Window::new(limits.minute, limits.minute_window),
+                day: Window::new(limits.day, limits.day_window),
+                paused_until: None,
+            }),
+            inflight: std::sync::Arc::new(Semaphore::new(limits.concurrent as usize)),
+        }
+    }
+
+    /// Takes one call from the windows, or says how long to wait.
+    pub fn try_take(&self) -> Result<(), Wait> {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if let Some(until) = s.paused_until {
+            if until > now {
+                return Err(Wait::Short(until - now));
+            }
+            s.paused_until = None;
+        }
+        s.minute.roll(now);
+        s.day.roll(now);
+        if let Some(w) = s.day.wait(now) {
+            return Err(Wait::Day(w));
+        }
+        if let Some(w) = s.minute.wait(now) {
+            return Err(Wait::Short(w));
+        }
+        s.minute.used += 1;
+        s.day.used += 1;
+        metrics::gauge!("xero_writer_budget_minute_remaining", "tenant" => self.tenant.clone())
+            .set(s.minute.remaining() as f64);
+        metrics::gauge!("xero_writer_budget_day_remaining", "tenant" => self.tenant.clone())
+            .set(s.day.remaining() as f64);
+        Ok(())
+    }
+
+    /// Waits for a slot in flight and a call from the windows; `None` if `cancel` fired first.
+    pub async fn acquire(
+        &self,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Option<OwnedSemaphorePermit> {
+        let permit = tokio::select! {
+            p = self.inflight.clone().acquire_owned() => p.ok()?,
+            _ = cancel.cancelled() => return None,
+        };
+        let mut reported_day = false;
+        loop {
+            match self.try_take() {
+                Ok(()) => return Some(permit),
+                Err(w) => {
+                    let d = match w {
+                        Wait::Short(d) => d,
+                        Wait::Day(d) => {
+                            if !reported_day {
+                                reported_day = true;
+                                tracing::warn!(tenant = %self.tenant, wait_secs = d.as_secs(), "Daily Xero call limit spent; holding work until the window resets.");
+                                metrics::counter!("xero_writer_day_limit_holds_total", "tenant" => self.tenant.clone()).increment(1);
+                            }
+                            d
+                        }
+                    };
+                    tokio::select! {
+                        _ = tokio::time::sleep(d.max(Duration::from_millis(5))) => {}
+                        _ = cancel.cancelled() => return None,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies Xero's view of what is left.
+    pub fn observe(&self, minute_remaining: Option<u32>, day_remaining: Option<u32>) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = minute_remaining {
+            let used = s.minute.limit.saturating_sub(m);
+            s.minute.used = s.minute.used.max(used);
+        }
+        if let Some(d) = day_remaining {
+            let used = s.day.limit.saturating_sub(d);
+            s.day.used = s.day.used.max(used);
+        }
+    }
+
+    /// A 429: pause this tenant for `retry_after`.
+    pub fn pause(&self, retry_after: Duration, problem: &str) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let until = Instant::now() + retry_after;
+        s.paused_until = Some(s.paused_until.map_or(until, |u| u.max(until)));
+        if problem == "day" {
+            s.day.used = s.day.limit;
+            s.day.start = Instant::now();
+            s.day.len = retry_after;
+        }
+        metrics::counter!("xero_writer_throttled_total", "tenant" => self.tenant.clone(), "problem" => problem.to_owned()).increment(1);
+        tracing::warn!(tenant = %self.tenant, retry_after_ms = retry_after.as_millis() as u64, problem, "Xero said 429; pausing this tenant.");
+    }
+
+    /// Calls left in the minute window (for the adaptive linger).
+    pub fn minute_remaining(&self) -> u32 {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.minute.roll(Instant::now());
+        s.minute.remaining()
+    }
+
+    /// The minute limit.
+    pub fn minute_limit(&self) -> u32 {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .minute
+            .limit
+    }
+}
+
+/// Breaker states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    /// Calls flow.
+    Closed,
+    /// No calls until the instant; then one probe.
+    Open(Instant),
+    /// One probe in progress.
+    HalfOpen,
+}
+
+/// Per-tenant circuit breaker on consecutive 5xx and timeouts.
+#[derive(Debug)]
+pub struct Breaker {
+    tenant: String,
+    threshold: u32,
+    cooldown: Duration,
+    state: Mutex<(BreakerState, u32)>,
+}
+
+impl Breaker {
+    /// Closed.
+    pub fn new(tenant: &str, threshold: u32, cooldown: Duration) -> Self {
+        let b = Self {
+            tenant: tenant.to_owned(),
+            threshold,
+            cooldown,
+            state: Mutex::new((BreakerState::Closed, 0)),
+        };
+        b.gauge(0.0);
+        b
+    }
+
+    fn gauge(&self, v: f64) {
+        metrics::gauge!("xero_writer_breaker_state", "tenant" => self.tenant.clone()).set(v);
+    }
+
+    /// The state now (an open breaker past its cooldown reports half-open).
+    pub fn state(&self) -> BreakerState {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let BreakerState::Open(until) = s.0
+            && Instant::now() >= until
+        {
+            s.0 = BreakerState::HalfOpen;
+            self.gauge(0.5);
+            tracing::info!(tenant = %self.tenant, "Circuit breaker half-open; probing Xero.");
+        }
+        s.0
+    }
+
+    /// A call succeeded (or failed for a reason that says Xero is up).
+    pub fn success(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if s.0 != BreakerState::Closed {
+            tracing::info!(tenant = %self.tenant, "Circuit breaker closed; Xero answers again.");
+            metrics::counter!("xero_writer_breaker_transitions_total", "tenant" => self.tenant.clone(), "to" => "closed").increment(1);
+        }
+        *s = (BreakerState::Closed, 0);
+        self.gauge(0.0);
+    }
+
+    /// A 5xx or timeout.
+    pub fn failure(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.1 += 1;
+        let open = match s.0 {
+            BreakerState::HalfOpen => true,
+            BreakerState::Closed => s.1 >= self.threshold,
+            BreakerState::Open(_) => false,
+        };
+        if open {
+            s.0 = BreakerState::Open(Instant::now() + self.cooldown);
+            self.gauge(1.0);
+            metrics::counter!("xero_writer_breaker_transitions_total", "tenant" => self.tenant.clone(), "to" => "open").increment(1);
+            tracing::warn!(tenant = %self.tenant, failures = s.1, cooldown_ms = self.cooldown.as_millis() as u64, "Circuit breaker open; this tenant's events wait in JetStream.");
+        }
+    }
+
+    /// True while calls must not be made.
+    pub fn is_open(&self) -> bool {
+        matches!(self.state(), BreakerState::Open(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(minute: u32) -> Limits {
+        Limits {
+            minute,
+            day: 1000,
+            concurrent: 5,
+            minute_window: Duration::from_secs(60),
+            day_window: Duration::from_secs(86400),
+        }
+    }
+
+    #[test]
+    fn minute_window_is_respected_and_corrected() {
+        let b = Budget::new("t", limits(3));
+        assert!(b.try_take().is_ok());
+        b.observe(Some(1), None);
+        assert!(b.try_take().is_ok());
+        assert!(matches!(b.try_take(), Err(Wait::Short(_))));
+    }
+
+    #[test]
+    fn breaker_opens_after_threshold_and_half_opens() {
+        let br = Breaker::new("t", 2, Duration::ZERO);
+        br.failure();
+        assert_eq!(br.state(), BreakerState::Closed);
+        br.failure();
+        assert_eq!(br.state(), BreakerState::HalfOpen);
+        br.failure();
+        br.success();
+        assert_eq!(br.state(), BreakerState::Closed);
+    }
+}

@@ -1,0 +1,345 @@
+//! xero-writer configuration: flags and environment, over the optional TOML file, over the
+//! embedded defaults (a local xero-sandbox and a store named `main`).
+
+use clap::{Args, Parser};
+use ledgerline_platform::config::{
+    CommonArgs, ConfigError, FileConfig, NatsArgs, parse_duration, resolve_secret,
+};
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "xero-writer",
+    version,
+    about = "Turns canonical orders into Xero contacts, invoices, payments, credit notes and voids."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub writer: WriterArgs,
+}
+
+/// Flags of the writer itself.
+#[derive(Clone, Args)]
+pub struct WriterArgs {
+    /// Xero identity base URL (token endpoint is `<url>/connect/token`).
+    #[arg(long, env = "XERO_IDENTITY_URL")]
+    pub xero_identity_url: Option<String>,
+    /// Xero Accounting API base URL.
+    #[arg(long, env = "XERO_API_URL")]
+    pub xero_api_url: Option<String>,
+    /// OAuth client id.
+    #[arg(long, env = "XERO_CLIENT_ID")]
+    pub xero_client_id: Option<String>,
+    /// OAuth client secret.
+    #[arg(long, env = "XERO_CLIENT_SECRET", hide_env_values = true)]
+    pub xero_client_secret: Option<SecretString>,
+    /// File holding the client secret.
+    #[arg(long, env = "XERO_CLIENT_SECRET_FILE")]
+    pub xero_client_secret_file: Option<PathBuf>,
+    /// OAuth grant: `client_credentials` (custom connection).
+    #[arg(long, env = "XERO_GRANT_TYPE")]
+    pub xero_grant_type: Option<String>,
+    /// A Xero tenant and the stores that post to it, `TENANT=STORE[,STORE]` (repeatable; `;`
+    /// separates tenants in the environment). Default: the single tenant from GET /connections,
+    /// with store `main`.
+    #[arg(long = "tenant", env = "WRITER_TENANTS", value_delimiter = ';')]
+    pub tenants: Vec<String>,
+    /// Mapping file (defaults are embedded).
+    #[arg(long, env = "MAPPING_FILE")]
+    pub mapping: Option<PathBuf>,
+    /// Compute documents and log them, write nothing to Xero.
+    #[arg(long, env = "WRITER_DRY_RUN", default_value_t = false)]
+    pub dry_run: bool,
+    /// Calls per minute per tenant (Xero: 60).
+    #[arg(long, env = "XERO_MINUTE_LIMIT", default_value_t = 60)]
+    pub minute_limit: u32,
+    /// Calls per day per tenant (Xero: 5,000).
+    #[arg(long, env = "XERO_DAY_LIMIT", default_value_t = 5000)]
+    pub day_limit: u32,
+    /// Calls in flight per tenant (Xero: 5).
+    #[arg(long, env = "XERO_CONCURRENT_LIMIT", default_value_t = 5)]
+    pub concurrent_limit: u32,
+    /// Divides the minute and day windows (match the sandbox's time scale).
+    #[arg(long, env = "XERO_TIME_SCALE", default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// Documents per Xero request (Xero recommends at most 50).
+    #[arg(long, env = "WRITER_BATCH_SIZE", default_value_t = 50)]
+    pub batch_size: usize,
+    /// Longest wait for a batch to fill when the budget is tight.
+    #[arg(long, env = "WRITER_MAX_LINGER", default_value = "2s", value_parser = parse_duration)]
+    pub max_linger: Duration,
+    /// Consecutive 5xx/timeouts that open a tenant's circuit breaker.
+    #[arg(long, env = "WRITER_BREAKER_THRESHOLD", default_value_t = 5)]
+    pub breaker_threshold: u32,
+    /// How long an open breaker waits before a half-open probe.
+    #[arg(long, env = "WRITER_BREAKER_COOLDOWN", default_value = "30s", value_parser = parse_duration)]
+    pub breaker_cooldown: Duration,
+    /// Timeout of one Xero call.
+    #[arg(long, env = "XERO_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub xero_timeout: Duration,
+    /// How often the org's accounts, tax rates, tracking and currencies are re-read.
+    #[arg(long, env = "WRITER_SETTINGS_REFRESH", default_value = "30m", value_parser = parse_duration)]
+    pub settings_refresh: Duration,
+    /// A paid order that changes: `review` (dead letter POLICY) or `ignore`.
+    #[arg(long, env = "WRITER_PAID_CHANGE", default_value = "review")]
+    pub paid_change: String,
+    /// Delete payments before voiding a cancelled order's invoice (else review).
+    #[arg(long, env = "WRITER_VOID_REMOVES_PAYMENTS", default_value_t = false)]
+    pub void_removes_payments: bool,
+}
+
+impl std::fmt::Debug for WriterArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterArgs")
+            .field("xero_api_url", &self.xero_api_url)
+            .field("tenants", &self.tenants)
+            .field("dry_run", &self.dry_run)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `[writer]` in the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriterFile {
+    /// Same as `--dry-run`.
+    pub dry_run: Option<bool>,
+}
+
+/// One Xero tenant and the stores it receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantConfig {
+    /// Xero tenant id (as sent in `xero-tenant-id`, and a subject token).
+    pub tenant: String,
+    /// Stores whose orders go to this tenant.
+    pub stores: Vec<String>,
+}
+
+/// Rate limits per tenant, with windows already divided by the time scale.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Calls per minute window.
+    pub minute: u32,
+    /// Calls per day window.
+    pub day: u32,
+    /// Calls in flight.
+    pub concurrent: u32,
+    /// Length of the minute window.
+    pub minute_window: Duration,
+    /// Length of the day window.
+    pub day_window: Duration,
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// NATS connection.
+    pub nats: NatsArgs,
+    /// Identity base URL.
+    pub identity_url: String,
+    /// Accounting API base URL.
+    pub api_url: String,
+    /// OAuth client id.
+    pub client_id: String,
+    /// OAuth client secret.
+    pub client_secret: SecretString,
+    /// OAuth grant type.
+    pub grant_type: String,
+    /// Tenants; empty means "discover the single one".
+    pub tenants: Vec<TenantConfig>,
+    /// Mapping file.
+    pub mapping: Option<PathBuf>,
+    /// Write nothing.
+    pub dry_run: bool,
+    /// Per-tenant limits.
+    pub limits: Limits,
+    /// Documents per request.
+    pub batch_size: usize,
+    /// Longest linger.
+    pub max_linger: Duration,
+    /// Breaker threshold.
+    pub breaker_threshold: u32,
+    /// Breaker cooldown.
+    pub breaker_cooldown: Duration,
+    /// One call's timeout.
+    pub xero_timeout: Duration,
+    /// Settings cache lifetime.
+    pub settings_refresh: Duration,
+    /// Review (true) or ignore a change to a paid order.
+    pub paid_change_review: bool,
+    /// Delete payments before voiding.
+    pub void_removes_payments: bool,
+    /// Graceful stop budget.
+    pub shutdown_timeout: Duration,
+}
+
+/// Parses `TENANT=STORE[,STORE]`.
+pub fn parse_tenant(spec: &str) -> Result<TenantConfig, ConfigError> {
+    let key = "WRITER_TENANTS (--tenant)";
+    let (tenant, stores) = spec
+        .split_once('=')
+        .ok_or_else(|| ConfigError::new(key, format!("{spec:?} is not TENANT=STORE[,STORE]")))?;
+    let tenant = tenant.trim().to_ascii_lowercase();
+    if !ledgerline_contract::is_valid_token(&tenant) {
+        return Err(ConfigError::new(
+            key,
+            format!("tenant {tenant:?} must be lower-case letters, digits, '-' or '_'"),
+        ));
+    }
+    let stores: Vec<String> = stores
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if stores.is_empty() {
+        return Err(ConfigError::new(key, format!("{spec:?} names no store")));
+    }
+    for s in &stores {
+        if !ledgerline_contract::is_valid_token(s) {
+            return Err(ConfigError::new(
+                key,
+                format!("store {s:?} is not a valid name"),
+            ));
+        }
+    }
+    Ok(TenantConfig { tenant, stores })
+}
+
+impl Config {
+    /// Builds the configuration from flags, environment and the optional file.
+    pub fn from_cli(cli: &Cli) -> Result<Self, ConfigError> {
+        let file = FileConfig::load(cli.common.config_file.as_deref())?;
+        let section: WriterFile = file.section("writer")?;
+        let w = &cli.writer;
+        let xf = file.xero.as_ref();
+        let secret = resolve_secret(
+            "XERO_CLIENT_SECRET",
+            w.xero_client_secret.clone(),
+            w.xero_client_secret_file.as_deref(),
+        )?
+        .or_else(|| xf.and_then(|x| x.client_secret.clone()))
+        .unwrap_or_else(|| SecretString::from("sandbox-secret"));
+        let mut tenants = Vec::new();
+        for spec in &w.tenants {
+            tenants.push(parse_tenant(spec)?);
+        }
+        if tenants.is_empty() {
+            // Stores in the file that name a tenant.
+            let mut by_tenant: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+            for (name, store) in &file.stores {
+                if let Some(t) = &store.tenant {
+                    by_tenant
+                        .entry(t.to_ascii_lowercase())
+                        .or_default()
+                        .push(name.clone());
+                }
+            }
+            tenants = by_tenant
+                .into_iter()
+                .map(|(tenant, stores)| TenantConfig { tenant, stores })
+                .collect();
+        }
+        let mapping = w
+            .mapping
+            .clone()
+            .or_else(|| file.stores.values().find_map(|s| s.mapping.clone()));
+        let grant_type = w
+            .xero_grant_type
+            .clone()
+            .or_else(|| xf.and_then(|x| x.grant_type.clone()))
+            .unwrap_or_else(|| "client_credentials".into());
+        if grant_type != "client_credentials" {
+            return Err(ConfigError::new(
+                "XERO_GRANT_TYPE",
+                "only client_credentials is supported so far",
+            ));
+        }
+        if !(w.time_scale > 0.0 && w.time_scale.is_finite()) {
+            return Err(ConfigError::new("XERO_TIME_SCALE", "must be positive"));
+        }
+        let paid_change_review = match w.paid_change.as_str() {
+            "review" => true,
+            "ignore" => false,
+            other => {
+                return Err(ConfigError::new(
+                    "WRITER_PAID_CHANGE",
+                    format!("{other:?}: use review or ignore"),
+                ));
+            }
+        };
+        Ok(Self {
+            nats: cli.common.nats.clone(),
+            identity_url: w
+                .xero_identity_url
+                .clone()
+                .or_else(|| xf.and_then(|x| x.identity_url.clone()))
+                .unwrap_or_else(|| "http://127.0.0.1:5080".into())
+                .trim_end_matches('/')
+                .to_owned(),
+            api_url: w
+                .xero_api_url
+                .clone()
+                .or_else(|| xf.and_then(|x| x.api_url.clone()))
+                .unwrap_or_else(|| "http://127.0.0.1:5080/api.xro/2.0".into())
+                .trim_end_matches('/')
+                .to_owned(),
+            client_id: w
+                .xero_client_id
+                .clone()
+                .or_else(|| xf.and_then(|x| x.client_id.clone()))
+                .unwrap_or_else(|| "ledgerline-sandbox".into()),
+            client_secret: secret,
+            grant_type,
+            tenants,
+            mapping,
+            dry_run: w.dry_run || section.dry_run.unwrap_or(false),
+            limits: Limits {
+                minute: w.minute_limit.max(1),
+                day: w.day_limit.max(1),
+                concurrent: w.concurrent_limit.max(1),
+                minute_window: Duration::from_secs_f64(60.0 / w.time_scale),
+                day_window: Duration::from_secs_f64(86_400.0 / w.time_scale),
+            },
+            batch_size: w.batch_size.clamp(1, 50),
+            max_linger: w.max_linger,
+            breaker_threshold: w.breaker_threshold.max(1),
+            breaker_cooldown: w.breaker_cooldown,
+            xero_timeout: w.xero_timeout,
+            settings_refresh: w.settings_refresh,
+            paid_change_review,
+            void_removes_payments: w.void_removes_payments,
+            shutdown_timeout: cli.common.shutdown_timeout,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_specs() {
+        let t = parse_tenant("abc-1=main,outlet").unwrap();
+        assert_eq!(t.tenant, "abc-1");
+        assert_eq!(t.stores, vec!["main", "outlet"]);
+        assert!(parse_tenant("abc").is_err());
+        assert!(parse_tenant("abc=").is_err());
+        assert!(parse_tenant("a.b=main").is_err());
+    }
+
+    #[test]
+    fn defaults_point_at_the_sandbox() {
+        let cli = Cli::parse_from(["xero-writer"]);
+        let c = Config::from_cli(&cli).unwrap();
+        assert_eq!(c.api_url, "http://127.0.0.1:5080/api.xro/2.0");
+        assert_eq!(c.client_id, "ledgerline-sandbox");
+        assert!(c.tenants.is_empty());
+        assert_eq!(c.limits.minute, 60);
+    }
+}

@@ -1,0 +1,367 @@
+//! Customer → Xero contact: ContactNumber is the stable key (store + identity key); match by it,
+//! else by email when exactly one active contact has it, never by name alone. A new contact
+//! whose name is taken gets the email in brackets. Matches are cached in the CONTACTS bucket.
+
+use crate::xero::{Client, element_errors, element_ok, hex};
+use async_nats::jetstream::kv;
+use ledgerline_contract::v1::{Customer, Order};
+use ledgerline_mapping::{GuestPolicy, Mapping};
+use reqwest::Method;
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+/// What the writer knows about the customer of an order.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContactSpec {
+    /// Display name (unique among active contacts in Xero).
+    pub name: String,
+    /// Stable external key.
+    pub contact_number: String,
+    /// First name.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub first_name: String,
+    /// Last name.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub last_name: String,
+    /// Email.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub email_address: String,
+    /// Addresses.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<Value>,
+    /// Identity key (cache key), not sent.
+    #[serde(skip)]
+    pub identity: String,
+}
+
+fn address(kind: &str, a: &ledgerline_contract::v1::Address) -> Value {
+    let mut v = serde_json::json!({"AddressType": kind});
+    for (i, l) in a.lines.iter().take(4).enumerate() {
+        v[format!("AddressLine{}", i + 1)] = Value::String(l.chars().take(500).collect());
+    }
+    v["City"] = Value::String(a.city.clone());
+    v["Region"] = Value::String(if a.region_name.is_empty() {
+        a.region_code.clone()
+    } else {
+        a.region_name.clone()
+    });
+    v["PostalCode"] = Value::String(a.postal_code.clone());
+    let country: String = a
+        .country_name
+        .chars()
+        .filter(|c| c.is_alphabetic() || *c == ' ')
+        .take(50)
+        .collect();
+    v["Country"] = Value::String(country);
+    v
+}
+
+/// The contact an order posts to.
+pub fn spec(order: &Order, mapping: &Mapping) -> ContactSpec {
+    let c: Customer = order.customer.clone().unwrap_or_default();
+    let store = &order.store;
+    if c.is_guest && mapping.contacts.guests == GuestPolicy::Single {
+        return ContactSpec {
+            name: mapping.contacts.guest_contact_name.clone(),
+            contact_number: format!("{store}:guests"),
+            first_name: String::new(),
+            last_name: String::new(),
+            email_address: String::new(),
+            addresses: vec![],
+            identity: "guests".into(),
+        };
+    }
+    let identity = if c.identity_key.is_empty() {
+        c.email.to_ascii_lowercase()
+    } else {
+        c.identity_key.clone()
+    };
+    let identity = if identity.is_empty() {
+        format!("order:{}", order.id)
+    } else {
+        identity
+    };
+    let person = format!("{} {}", c.first_name.trim(), c.last_name.trim())
+        .trim()
+        .to_owned();
+    let name = [
+        c.account_name.trim(),
+        if c.is_guest { "" } else { c.company.trim() },
+        person.as_str(),
+        c.email.trim(),
+        identity.as_str(),
+    ]
+    .into_iter()
+    .find(|n| !n.is_empty())
+    .unwrap_or("Customer")
+    .chars()
+    .take(255)
+    .collect();
+    let mut number = format!("{store}:{identity}");
+    if number.chars().count() > 50 {
+        number = format!(
+            "{store}:{}",
+            &hex(&Sha256::digest(identity.as_bytes()))[..(49 - store.len().min(16)).min(40)]
+        );
+    }
+    let mut addresses = Vec::new();
+    let billing = c
+        .billing_address
+        .as_ref()
+        .or(order.billing_address.as_ref());
+    if let Some(a) = billing {
+        addresses.push(address("POBOX", a));
+    }
+    if let Some(a) = order
+        .shipping_address
+        .as_ref()
+        .or(c.shipping_address.as_ref())
+    {
+        addresses.push(address("STREET", a));
+    }
+    ContactSpec {
+        name,
+        contact_number: number,
+        first_name: c.first_name.chars().take(255).collect(),
+        last_name: c.last_name.chars().take(255).collect(),
+        email_address: c.email.chars().take(255).collect(),
+        addresses,
+        identity,
+    }
+}
+
+/// Cache key in the CONTACTS bucket.
+pub fn cache_key(tenant: &str, store: &str, identity: &str) -> String {
+    format!(
+        "{tenant}.{store}.{}",
+        &hex(&Sha256::digest(identity.as_bytes()))[..32]
+    )
+}
+
+/// How each spec was resolved.
+#[derive(Debug, Clone)]
+pub enum Resolved {
+    /// Found or created; `true` when created now.
+    Id(String, bool),
+    /// Xero refused it.
+    Refused(String),
+    /// Try later.
+    Transient(String),
+}
+
+fn quote_ok(s: &str) -> bool {
+    !s.contains('"') && !s.contains('\\')
+}
+
+/// Resolves specs (deduplicated by ContactNumber) to ContactIDs, spending as few calls as it can.
+pub async fn resolve(
+    client: &Client,
+    cache: &kv::Store,
+    store_of: &HashMap<String, String>,
+    specs: Vec<ContactSpec>,
+    batch: usize,
+) -> HashMap<String, Resolved> {
+    let tenant = client.tenant().to_owned();
+    let mut out: HashMap<String, Resolved> = HashMap::new();
+    let mut misses = Vec::new();
+    let identities: HashMap<String, String> = specs
+        .iter()
+        .map(|s| (s.contact_number.clone(), s.identity.clone()))
+        .collect();
+    for s in specs {
+        if out.contains_key(&s.contact_number)
+            || misses
+                .iter()
+                .any(|m: &ContactSpec| m.contact_number == s.contact_number)
+        {
+            continue;
+        }
+        let store = store_of.get(&s.contact_number).cloned().unwrap_or_default();
+        match cache.get(cache_key(&tenant, &store, &s.identity)).await {
+            Ok(Some(v)) if !v.is_empty() => {
+                out.insert(
+                    s.contact_number.clone(),
+                    Resolved::Id(String::from_utf8_lossy(&v).into_owned(), false),
+                );
+            }
+            _ => misses.push(s),
+        }
+    }
+    // One search per chunk: by ContactNumber, and by email for the "exactly one" rule.
+    let mut to_create = Vec::new();
+    for chunk in misses.chunks(20) {
+        let mut terms = Vec::new();
+        for s in chunk {
+            if quote_ok(&s.contact_number) {
+                terms.push(format!("ContactNumber==\"{}\"", s.contact_number));
+            }
+            if !s.email_address.is_empty() && quote_ok(&s.email_address) {
+                terms.push(format!("EmailAddress==\"{}\"", s.email_address));
+            }
+        }
+        let found = if terms.is_empty() {
+            Ok(Value::Null)
+        } else {
+            client
+                .call(
+                    Method::GET,
+                    "/Contacts",
+                    &[("where", terms.join(" OR ")), ("pageSize", "1000".into())],
+                    None,
+                )
+                .await
+        };
+        let found = match found {
+            Ok(v) => v,
+            Err(e) => {
+                for s in chunk {
+                    out.insert(s.contact_number.clone(), Resolved::Transient(e.to_string()));
+                }
+                continue;
+            }
+        };
+        let list = found
+            .get("Contacts")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for s in chunk {
+            let by_number = list.iter().find(|c| {
+                c.get("ContactNumber").and_then(Value::as_str) == Some(s.contact_number.as_str())
+            });
+            let by_email: Vec<&Value> = if s.email_address.is_empty() {
+                vec![]
+            } else {
+                list.iter()
+                    .filter(|c| {
+                        c.get("ContactStatus").and_then(Value::as_str) == Some("ACTIVE")
+                            && c.get("EmailAddress")
+                                .and_then(Value::as_str)
+                                .is_some_and(|e| e.eq_ignore_ascii_case(&s.email_address))
+                    })
+                    .collect()
+            };
+            let hit = by_number.or(if by_email.len() == 1 {
+                Some(by_email[0])
+            } else {
+                None
+            });
+            match hit.and_then(|c| c.get("ContactID")).and_then(Value::as_str) {
+                Some(id) => {
+                    out.insert(s.contact_number.clone(), Resolved::Id(id.to_owned(), false));
+                }
+                None => to_create.push(s.clone()),
+            }
+        }
+    }
+    // Create; a taken name is retried once with the email (or number) in brackets.
+    let mut round = to_create;
+    for attempt in 0..2 {
+        let mut retry = Vec::new();
+        for chunk in round.chunks(batch.max(1)) {
+            let body: Vec<String> = chunk
+                .iter()
+                .map(|s| serde_json::to_string(s).unwrap_or_default())
+                .collect();
+            let body = format!("{{\"Contacts\":[{}]}}", body.join(","));
+            let resp = client
+                .call(
+                    Method::PUT,
+                    "/Contacts",
+                    &[("summarizeErrors", "false".into())],
+                    Some(body.into_bytes()),
+                )
+                .await;
+            let resp = match resp {
+                Ok(v) => v,
+                Err(e) => {
+                    for s in chunk {
+                        let r = if e.is_transient() {
+                            Resolved::Transient(e.to_string())
+                        } else {
+                            Resolved::Refused(e.to_string())
+                        };
+                        out.insert(s.contact_number.clone(), r);
+                    }
+                    continue;
+                }
+            };
+            let els = resp
+                .get("Contacts")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for (i, s) in chunk.iter().enumerate() {
+                let Some(el) = els.get(i) else {
+                    out.insert(
+                        s.contact_number.clone(),
+                        Resolved::Transient("missing element".into()),
+                    );
+                    continue;
+                };
+                if element_ok(el) {
+                    let id = el
+                        .get("ContactID")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    out.insert(s.contact_number.clone(), Resolved::Id(id.to_owned(), true));
+                    continue;
+                }
+                let errors = element_errors(el).join("; ");
+                if errors.contains("contact number") {
+                    // Ours from an earlier, unconfirmed attempt (or archived): adopt it.
+                    let r = match client
+                        .call(
+                            Method::GET,
+                            &format!("/Contacts/{}", s.contact_number),
+                            &[],
+                            None,
+                        )
+                        .await
+                    {
+                        Ok(v) => v
+                            .pointer("/Contacts/0/ContactID")
+                            .and_then(Value::as_str)
+                            .map(|id| Resolved::Id(id.to_owned(), false))
+                            .unwrap_or(Resolved::Refused(errors.clone())),
+                        Err(e) if e.is_transient() => Resolved::Transient(e.to_string()),
+                        Err(e) => Resolved::Refused(format!("{errors} ({e})")),
+                    };
+                    out.insert(s.contact_number.clone(), r);
+                } else if errors.contains("already assigned") && attempt == 0 {
+                    let mut s2 = s.clone();
+                    let tag = if s.email_address.is_empty() {
+                        s.contact_number.clone()
+                    } else {
+                        s.email_address.clone()
+                    };
+                    s2.name = format!("{} ({tag})", s.name).chars().take(255).collect();
+                    retry.push(s2);
+                } else {
+                    out.insert(s.contact_number.clone(), Resolved::Refused(errors));
+                }
+            }
+        }
+        if retry.is_empty() {
+            break;
+        }
+        round = retry;
+    }
+    for (number, r) in &out {
+        if let Resolved::Id(id, _) = r
+            && let Some(store) = store_of.get(number)
+            && let Some(identity) = identities.get(number)
+        {
+            let _ = cache
+                .put(
+                    cache_key(&tenant, store, identity),
+                    id.clone().into_bytes().into(),
+                )
+                .await;
+        }
+    }
+    out
+}

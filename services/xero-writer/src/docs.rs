@@ -1,0 +1,631 @@
+//! Canonical orders and refunds → Xero request elements, checked against the org's settings
+//! before any call is spent.
+//!
+//! Totals: Xero rounds tax per line, so its total can differ from the store's by a cent or two;
+//! an explicit rounding line to the mapping's rounding account makes Xero's total equal the
+//! order's to the cent.
+
+use crate::org::OrgSettings;
+use chrono::{DateTime, NaiveDate};
+use ledgerline_contract::v1::{LineItem, LineKind, Order, ReasonClass, RefundEvent, Suggestion};
+use ledgerline_mapping::{Mapping, PatternValues};
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::str::FromStr;
+
+/// Largest difference a rounding line may absorb; more means the data is wrong.
+const MAX_ROUNDING: Decimal = Decimal::from_parts(100, 0, 0, false, 2);
+
+/// Why a document cannot be written as it stands (goes to the review queue).
+#[derive(Debug, Clone)]
+pub struct Problem {
+    /// Dead-letter class.
+    pub reason: ReasonClass,
+    /// What is wrong.
+    pub error: String,
+    /// Ranked fixes.
+    pub suggestions: Vec<Suggestion>,
+}
+
+impl Problem {
+    fn mapping(error: String, suggestions: Vec<Suggestion>) -> Self {
+        Self {
+            reason: ReasonClass::Mapping,
+            error,
+            suggestions,
+        }
+    }
+}
+
+/// A line item as sent.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct XLine {
+    /// Description.
+    pub description: String,
+    /// Quantity.
+    #[serde(with = "ledgerline_platform::json::decimal")]
+    pub quantity: Decimal,
+    /// Unit amount.
+    #[serde(with = "ledgerline_platform::json::decimal")]
+    pub unit_amount: Decimal,
+    /// Discount amount.
+    #[serde(
+        with = "ledgerline_platform::json::opt_decimal",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub discount_amount: Option<Decimal>,
+    /// AccountCode.
+    pub account_code: String,
+    /// TaxType.
+    pub tax_type: String,
+    /// Tracking (at most 2).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tracking: Vec<XTracking>,
+}
+
+/// One tracking value.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct XTracking {
+    /// Category.
+    pub name: String,
+    /// Option.
+    pub option: String,
+}
+
+/// A contact reference.
+#[derive(Debug, Clone, Serialize)]
+pub struct XContactRef {
+    /// ContactID.
+    #[serde(rename = "ContactID")]
+    pub contact_id: String,
+}
+
+/// An invoice or credit note as sent.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct XDocument {
+    /// ACCREC or ACCRECCREDIT.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// Set on updates.
+    #[serde(rename = "InvoiceID", skip_serializing_if = "Option::is_none")]
+    pub invoice_id: Option<String>,
+    /// Contact.
+    pub contact: XContactRef,
+    /// InvoiceNumber (invoices).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invoice_number: Option<String>,
+    /// CreditNoteNumber (credit notes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credit_note_number: Option<String>,
+    /// Reference.
+    pub reference: String,
+    /// Date.
+    pub date: String,
+    /// DueDate (invoices).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due_date: Option<String>,
+    /// Exclusive or Inclusive.
+    pub line_amount_types: String,
+    /// AUTHORISED.
+    pub status: String,
+    /// Lines.
+    pub line_items: Vec<XLine>,
+    /// Currency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency_code: Option<String>,
+}
+
+/// An invoice ready to send.
+#[derive(Debug, Clone)]
+pub struct InvoiceDoc {
+    /// The element (without InvoiceID).
+    pub doc: XDocument,
+    /// InvoiceNumber.
+    pub number: String,
+    /// Content hash.
+    pub hash: String,
+    /// Needs `unitdp=4`.
+    pub unitdp4: bool,
+    /// The order's total (what Xero's total will be).
+    pub total: Decimal,
+    /// Tracking values dropped because the org lacks them.
+    pub dropped_tracking: Vec<String>,
+}
+
+/// Parses a decimal string; empty is zero.
+pub fn dec(s: &str) -> Result<Decimal, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Ok(Decimal::ZERO);
+    }
+    Decimal::from_str(t).map_err(|e| format!("{t:?} is not a decimal: {e}"))
+}
+
+fn money(m: &Option<ledgerline_contract::v1::Money>) -> Result<Decimal, String> {
+    m.as_ref().map_or(Ok(Decimal::ZERO), |m| dec(&m.amount))
+}
+
+fn round2(d: Decimal) -> Decimal {
+    d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+}
+
+/// The calendar day of an RFC 3339 instant in the org's timezone (or a bare date).
+pub fn day_in(tz: chrono_tz::Tz, when: &str) -> Option<NaiveDate> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(when.trim()) {
+        return Some(t.with_timezone(&tz).date_naive());
+    }
+    NaiveDate::parse_from_str(when.get(..10)?, "%Y-%m-%d").ok()
+}
+
+fn kind_of(l: &LineItem) -> LineKind {
+    LineKind::try_from(l.kind).unwrap_or(LineKind::Unspecified)
+}
+
+fn description(l: &LineItem, kind: LineKind) -> String {
+    let d = l.description.trim();
+    if !d.is_empty() {
+        return d.chars().take(4000).collect();
+    }
+    if !l.sku.is_empty() {
+        return l.sku.clone();
+    }
+    match kind {
+        LineKind::Shipping => "Shipping",
+        LineKind::Handling => "Handling",
+        LineKind::Fee => "Fee",
+        LineKind::Discount => "Discount",
+        LineKind::Rounding => "Rounding",
+        _ => "Item",
+    }
+    .to_owned()
+}
+
+struct Built {
+    lines: Vec<XLine>,
+    xero_total: Decimal,
+    unitdp4: bool,
+    dropped_tracking: Vec<String>,
+}
+
+fn build_lines(
+    lines: &[LineItem],
+    tax_included: bool,
+    tracking: &[(String, String)],
+    mapping: &Mapping,
+    org: &OrgSettings,
+    allow_discount: bool,
+) -> Result<Built, Problem> {
+    let unitdp4 = lines.iter().any(|l| {
+        l.unit_price
+            .as_ref()
+            .and_then(|m| dec(&m.amount).ok())
+            .is_some_and(|u| u.normalize().scale() > 2)
+    });
+    let dp = if unitdp4 { 4 } else { 2 };
+    let mut out = Vec::new();
+    let mut total = Decimal::ZERO;
+    let mut dropped = Vec::new();
+    let mut track = Vec::new();
+    for (cat, opt) in tracking.iter().take(2) {
+        match org.tracking_option(cat, opt) {
+            Some((name, option)) => track.push(XTracking { name, option }),
+            None => dropped.push(format!("{cat}={opt}")),
+        }
+    }
+    for l in lines {
+        let kind = kind_of(l);
+        let bad = |e: String| Problem {
+            reason: ReasonClass::Invalid,
+            error: e,
+            suggestions: vec![],
+        };
+        let qty = if l.quantity.trim().is_empty() {
+            Decimal::ONE
+        } else {
+            dec(&l.quantity).map_err(bad)?
+        };
+        let unit = money(&l.unit_price).map_err(bad)?;
+        let discount = money(&l.discount).map_err(bad)?;
+        let account = mapping.account_for(kind, &l.source_tax_code).to_owned();
+        let rate_hint = dec(&l.tax_rate).unwrap_or_default();
+        let Some(tax_type) = mapping
+            .tax_type_for(kind, &l.source_tax_code, l.taxable)
+            .map(str::to_owned)
+        else {
+            return Err(Problem::mapping(
+                format!(
+                    "no TaxType mapped for store tax code {:?} (line {:?})",
+                    l.source_tax_code, l.description
+                ),
+                org.suggest_tax_types(rate_hint, &l.source_tax_code),
+            ));
+        };
+        if !org.sales_account(&account) {
+            return Err(Problem::mapping(
+                format!(
+                    "AccountCode {account:?} for {kind:?} lines is not an active account in this organisation"
+                ),
+                org.suggest_accounts(kind, &account),
+            ));
+        }
+        let Some(rate_pct) = org.revenue_rate(&tax_type) else {
+            return Err(Problem::mapping(
+                format!(
+                    "TaxType {tax_type:?} (store code {:?}) does not exist or cannot be used on sales",
+                    l.source_tax_code
+                ),
+                org.suggest_tax_types(rate_hint, &tax_type),
+            ));
+        };
+        let unit_r = unit.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero);
+        let mut line = XLine {
+            description: description(l, kind),
+            quantity: qty,
+            unit_amount: unit_r,
+            discount_amount: None,
+            account_code: account,
+            tax_type,
+            tracking: if kind == LineKind::Rounding {
+                vec![]
+            } else {
+                track.clone()
+            },
+        };
+        let computed = round2(qty * unit_r - discount);
+        if !discount.is_zero() {
+            if allow_discount {
+                line.discount_amount = Some(discount);
+            } else {
+                // Credit notes take no discounts: send the discounted line amount.
+                line.quantity = Decimal::ONE;
+                line.unit_amount = computed;
+            }
+        }
+        let rate = rate_pct / Decimal::ONE_HUNDRED;
+        let tax = if tax_included {
+            round2(computed - computed / (Decimal::ONE + rate))
+        } else {
+            round2(computed * rate)
+        };
+        total += if tax_included {
+            computed
+        } else {
+            computed + tax
+        };
+        out.push(line);
+    }
+    Ok(Built {
+        lines: out,
+        xero_total: total,
+        unitdp4,
+        dropped_tracking: dropped,
+    })
+}
+
+fn rounding_line(diff: Decimal, mapping: &Mapping) -> XLine {
+    XLine {
+        description: "Rounding".into(),
+        quantity: Decimal::ONE,
+        unit_amount: diff,
+        discount_amount: None,
+        account_code: mapping.accounts.rounding.clone(),
+        tax_type: mapping.tax.untaxed_tax_type.clone(),
+        tracking: vec![],
+    }
+}
+
+/// Pattern values of an order.
+pub fn values<'a>(order: &'a Order, ret: &'a str) -> PatternValues<'a> {
+    PatternValues {
+        store: &order.store,
+        number: &order.number,
+        id: &order.id,
+        po: &order.purchase_order_number,
+        ret,
+    }
+}
+
+fn tracking_of(order: &Order) -> Vec<(String, String)> {
+    let mut t: Vec<(String, String)> = order
+        .tracking
+        .iter()
+        .filter(|(_, v)| !v.trim().is_empty())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    t.sort();
+    t
+}
+
+/// Builds the invoice for an order snapshot.
+pub fn invoice(
+    order: &Order,
+    contact_id: &str,
+    mapping: &Mapping,
+    org: &OrgSettings,
+) -> Result<InvoiceDoc, Problem> {
+    if !org.currencies.iter().any(|c| c == &order.currency) && !order.currency.is_empty() {
+        return Err(Problem {
+            reason: ReasonClass::Mapping,
+            error: format!(
+                "Organisation is not subscribed to currency {}",
+                order.currency
+            ),
+            suggestions: vec![Suggestion {
+                field: "CurrencyCode".into(),
+                current_value: order.currency.clone(),
+                suggested_value: org.base_currency.clone(),
+                score: 0.5,
+                reason: "enable the currency in Xero, or convert to the base currency".into(),
+            }],
+        });
+    }
+    let built = build_lines(
+        &order.lines,
+        order.tax_included,
+        &tracking_of(order),
+        mapping,
+        org,
+        true,
+    )?;
+    let order_total = order
+        .totals
+        .as_ref()
+        .map(|t| money(&t.total))
+        .transpose()
+        .map_err(|e| Problem {
+            reason: ReasonClass::Invalid,
+            error: e,
+            suggestions: vec![],
+        })?
+        .unwrap_or(built.xero_total);
+    let mut lines = built.lines;
+    let diff = order_total - built.xero_total;
+    if !diff.is_zero() {
+        if diff.abs() > MAX_ROUNDING {
+            return Err(Problem {
+                reason: ReasonClass::Policy,
+                error: format!(
+                    "Xero would total {} but the order totals {order_total}; too far apart for a rounding line",
+                    built.xero_total
+                ),
+                suggestions: vec![],
+            });
+        }
+        lines.push(rounding_line(diff, mapping));
+    }
+    let v = values(order, "");
+    let number = mapping.invoice_number(&v);
+    let attrs: std::collections::BTreeMap<String, String> = order
+        .attributes
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let reference = mapping.invoice_reference(&v, &attrs);
+    let date = day_in(org.timezone, &order.created_at)
+        .unwrap_or_else(|| chrono::Utc::now().with_timezone(&org.timezone).date_naive());
+    let due = day_in(org.timezone, &order.due_date)
+        .filter(|d| *d >= date)
+        .unwrap_or(date);
+    let doc = XDocument {
+        kind: "ACCREC".into(),
+        invoice_id: None,
+        contact: XContactRef {
+            contact_id: contact_id.to_owned(),
+        },
+        invoice_number: Some(number.clone()),
+        credit_note_number: None,
+        reference,
+        date: date.to_string(),
+        due_date: Some(due.to_string()),
+        line_amount_types: if order.tax_included {
+            "Inclusive"
+        } else {
+            "Exclusive"
+        }
+        .into(),
+        status: "AUTHORISED".into(),
+        line_items: lines,
+        currency_code: (!order.currency.is_empty()).then(|| order.currency.clone()),
+    };
+    let hash = crate::xero::hex(&Sha256::digest(
+        serde_json::to_vec(&doc).unwrap_or_default(),
+    ));
+    Ok(InvoiceDoc {
+        doc,
+        number,
+        hash,
+        unitdp4: built.unitdp4,
+        total: order_total,
+        dropped_tracking: built.dropped_tracking,
+    })
+}
+
+/// A credit note ready to send.
+#[derive(Debug, Clone)]
+pub struct CreditDoc {
+    /// The element.
+    pub doc: XDocument,
+    /// CreditNoteNumber.
+    pub number: String,
+    /// Its total (the refund amount).
+    pub total: Decimal,
+    /// Needs `unitdp=4`.
+    pub unitdp4: bool,
+}
+
+/// Builds the credit note for a refund.
+pub fn credit_note(
+    ev: &RefundEvent,
+    store: &str,
+    contact_id: &str,
+    mapping: &Mapping,
+    org: &OrgSettings,
+) -> Result<CreditDoc, Problem> {
+    let refund = ev.refund.clone().unwrap_or_default();
+    let invalid = |e: String| Problem {
+        reason: ReasonClass::Invalid,
+        error: e,
+        suggestions: vec![],
+    };
+    let amount = money(&refund.amount).map_err(invalid)?;
+    let lines_src: Vec<LineItem> = if refund.lines.is_empty() {
+        let code = mapping.tax.default_code.clone();
+        let rate = mapping.tax_code(&code).map(|c| c.rate).unwrap_or_default();
+        let net = if ev.tax_included {
+            amount
+        } else {
+            round2(amount / (Decimal::ONE + rate))
+        };
+        vec![LineItem {
+            kind: LineKind::Product as i32,
+            description: format!("Refund {}", refund.return_key),
+            quantity: "1".into(),
+            unit_price: Some(ledgerline_contract::v1::Money {
+                amount: net.to_string(),
+                currency: ev.currency.clone(),
+            }),
+            source_tax_code: code,
+            taxable: true,
+            ..Default::default()
+        }]
+    } else {
+        refund.lines.clone()
+    };
+    let built = build_lines(&lines_src, ev.tax_included, &[], mapping, org, false)?;
+    let mut lines = built.lines;
+    let diff = amount - built.xero_total;
+    if !diff.is_zero() {
+        if diff.abs() > MAX_ROUNDING {
+            return Err(Problem {
+                reason: ReasonClass::Policy,
+                error: format!(
+                    "Xero would total {} but the refund is {amount}; too far apart for a rounding line",
+                    built.xero_total
+                ),
+                suggestions: vec![],
+            });
+        }
+        lines.push(rounding_line(diff, mapping));
+    }
+    let ret = if refund.return_key.is_empty() {
+        refund.id.clone()
+    } else {
+        refund.return_key.clone()
+    };
+    let v = PatternValues {
+        store,
+        number: &ev.order_number,
+        id: &ev.order_id,
+        po: "",
+        ret: &ret,
+    };
+    let number = mapping.credit_note_number(&v);
+    let date = day_in(org.timezone, &refund.refunded_at)
+        .unwrap_or_else(|| chrono::Utc::now().with_timezone(&org.timezone).date_naive());
+    let doc = XDocument {
+        kind: "ACCRECCREDIT".into(),
+        invoice_id: None,
+        contact: XContactRef {
+            contact_id: contact_id.to_owned(),
+        },
+        invoice_number: None,
+        credit_note_number: Some(number.clone()),
+        reference: format!("{} {}", ev.order_number, ret),
+        date: date.to_string(),
+        due_date: None,
+        line_amount_types: if ev.tax_included {
+            "Inclusive"
+        } else {
+            "Exclusive"
+        }
+        .into(),
+        status: "AUTHORISED".into(),
+        line_items: lines,
+        currency_code: (!ev.currency.is_empty()).then(|| ev.currency.clone()),
+    };
+    Ok(CreditDoc {
+        doc,
+        number,
+        total: amount,
+        unitdp4: built.unitdp4,
+    })
+}
+
+/// The Reference a payment carries, so it can be found again after an uncertain outcome.
+pub fn payment_reference(invoice_number: &str, payment_id: &str) -> String {
+    format!("{invoice_number} {payment_id}")
+}
+
+/// A payment (on an invoice, or a refund of a credit note) as sent.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct XPayment {
+    /// The invoice paid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invoice: Option<Value>,
+    /// The credit note refunded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credit_note: Option<Value>,
+    /// `{"Code": ..}`.
+    pub account: Value,
+    /// Date.
+    pub date: String,
+    /// Amount (already capped at what is due).
+    #[serde(with = "ledgerline_platform::json::decimal")]
+    pub amount: Decimal,
+    /// Reference (how it is found again).
+    pub reference: String,
+}
+
+/// A payment on an invoice.
+pub fn payment(
+    invoice_id: &str,
+    account: &str,
+    date: NaiveDate,
+    amount: Decimal,
+    reference: &str,
+) -> XPayment {
+    XPayment {
+        invoice: Some(json!({"InvoiceID": invoice_id})),
+        credit_note: None,
+        account: json!({"Code": account}),
+        date: date.to_string(),
+        amount,
+        reference: reference.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_is_written_as_exact_json_numbers() {
+        let p = payment(
+            "i",
+            "090",
+            NaiveDate::from_ymd_opt(2026, 1, 2).unwrap(),
+            dec("39.1304").unwrap(),
+            "r",
+        );
+        let s = serde_json::to_string(&p).unwrap();
+        assert!(s.contains(r#""Amount":39.1304"#), "{s}");
+    }
+
+    #[test]
+    fn dates_follow_the_org_timezone() {
+        let d = day_in(chrono_tz::Pacific::Auckland, "2026-03-01T20:00:00Z").unwrap();
+        assert_eq!(d.to_string(), "2026-03-02");
+        assert_eq!(
+            day_in(chrono_tz::Pacific::Auckland, "2026-03-01")
+                .unwrap()
+                .to_string(),
+            "2026-03-01"
+        );
+    }
+}

@@ -1,0 +1,246 @@
+//! xero-writer: the heart of Ledgerline. Reads canonical order and refund events from ORDERS
+//! through one durable consumer per Xero tenant and makes Xero match them: contacts, AUTHORISED
+//! invoices, payments, credit notes and voids, exactly once, in batches, within Xero's limits.
+//!
+//! Shape: [`Config`] (validated at start) → [`Writer::build`] (connect) → [`Writer::run`]
+//! (topology, one worker per tenant, HTTP ops until the shutdown token fires).
+//!
+//! - [`writer`]: the per-tenant convergence loop (batching, ledger, facts, review queue).
+//! - [`xero`]: the HTTP client (token in KV, budget, breaker, idempotency keys).
+//! - [`budget`]: rate budget and circuit breaker; [`org`]: the org's settings and suggestions.
+//! - [`docs`]: documents from orders; [`contacts`]: contact matching; [`ledger`]: what was written.
+
+pub mod budget;
+pub mod config;
+pub mod contacts;
+pub mod docs;
+pub mod ledger;
+pub mod org;
+pub mod writer;
+pub mod xero;
+
+pub use config::{Cli, Config, TenantConfig};
+
+use ledgerline_contract::{buckets, consumers, streams};
+use ledgerline_platform::http::Health;
+use ledgerline_platform::publish::Publisher;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Metric names, in one place.
+pub mod metrics_names {
+    /// Events pulled.
+    pub const EVENTS: &str = "xero_writer_events_total";
+    /// Ack/nak/term per event.
+    pub const OUTCOMES: &str = "xero_writer_event_outcomes_total";
+    /// Snapshots already written (no call spent).
+    pub const SKIPPED: &str = "xero_writer_snapshots_skipped_total";
+    /// Documents written, by kind and verb.
+    pub const WRITES: &str = "xero_writer_writes_total";
+    /// Review-queue entries by reason.
+    pub const REVIEWS: &str = "xero_writer_reviews_total";
+    /// Dead letters published.
+    pub const DEAD_LETTERS: &str = "xero_writer_dead_letters_total";
+    /// Tracking values left off because the org lacks them.
+    pub const TRACKING_DROPPED: &str = "xero_writer_tracking_dropped_total";
+}
+
+/// A built writer, ready to run.
+#[derive(Debug)]
+pub struct Writer {
+    config: Arc<Config>,
+    client: async_nats::Client,
+    health: Health,
+}
+
+impl Writer {
+    /// Connects to NATS (checking its version).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let client = ledgerline_platform::nats::connect(&config.nats, "xero-writer").await?;
+        let health = Health::new();
+        health.set_nats(client.clone());
+        tracing::info!(api = %config.api_url, tenants = ?config.tenants, dry_run = config.dry_run, "xero-writer configured.");
+        Ok(Self {
+            config: Arc::new(config),
+            client,
+            health,
+        })
+    }
+
+    /// Runs until `shutdown`: topology, tenant workers, HTTP ops.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let cfg = self.config.clone();
+        let limits = streams::Limits {
+            replicas: cfg.nats.replicas,
+            ..Default::default()
+        };
+        let specs: Vec<_> = cfg
+            .tenants
+            .iter()
+            .map(|t| consumers::writer_orders(&t.tenant, &t.stores))
+            .collect();
+        let bucket_list = vec![
+            buckets::LEDGER,
+            buckets::XERO_TOKENS,
+            buckets::CONTACTS,
+            buckets::RATE_BUDGET,
+            buckets::MAPPING_OVERLAY,
+        ];
+        let topology = tokio::spawn(ledgerline_platform::nats::keep_topology(
+            self.client.clone(),
+            limits,
+            specs,
+            bucket_list,
+            self.health.clone(),
+            shutdown.clone(),
+        ));
+        let (source, mapping) = ledgerline_mapping::MappingSource::load(cfg.mapping.clone())?;
+        let js = ledgerline_platform::nats::jetstream(&self.client);
+        let overlay = tokio::spawn(source.clone().follow_overlay(js.clone(), shutdown.clone()));
+        let follow = tokio::spawn(source.follow_file(Duration::from_secs(2), shutdown.clone()));
+        let workers = tokio::spawn(run_workers(
+            cfg.clone(),
+            self.client.clone(),
+            self.health.clone(),
+            mapping,
+            shutdown.clone(),
+        ));
+        tracing::info!(addr = %listener.local_addr()?, "xero-writer listening.");
+        ledgerline_platform::http::serve(
+            listener,
+            axum::Router::new(),
+            self.health.clone(),
+            shutdown.clone(),
+        )
+        .await?;
+        shutdown.cancel();
+        let _ = tokio::time::timeout(cfg.shutdown_timeout, workers).await;
+        for t in [topology, overlay, follow] {
+            let _ = t.await;
+        }
+        self.client.flush().await.ok();
+        tracing::info!("xero-writer stopped.");
+        Ok(())
+    }
+}
+
+async fn run_workers(
+    cfg: Arc<Config>,
+    client: async_nats::Client,
+    health: Health,
+    mapping: ledgerline_mapping::MappingHandle,
+    shutdown: CancellationToken,
+) {
+    // Streams and buckets first.
+    while health.is_ready().is_err() {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+    let js = ledgerline_platform::nats::jetstream(&client);
+    let http = match ledgerline_platform::tls::http_client("ledgerline-xero-writer") {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "Cannot build the HTTP client.");
+            return;
+        }
+    };
+    let endpoint = xero::Endpoint {
+        http,
+        api_url: cfg.api_url.clone(),
+        identity_url: cfg.identity_url.clone(),
+        client_id: cfg.client_id.clone(),
+        client_secret: cfg.client_secret.clone(),
+        timeout: cfg.xero_timeout,
+    };
+    let mut tenants = cfg.tenants.clone();
+    let mut delay = Duration::from_millis(200);
+    while tenants.is_empty() {
+        match endpoint.connections().await {
+            Ok(list) if !list.is_empty() => {
+                tracing::info!(tenant = %list[0], "Discovered the Xero tenant; it receives store main.");
+                tenants.push(TenantConfig {
+                    tenant: list[0].clone(),
+                    stores: vec!["main".into()],
+                });
+            }
+            Ok(_) => tracing::warn!("The Xero connection reaches no tenant yet."),
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot reach Xero to discover the tenant; retrying.")
+            }
+        }
+        if tenants.is_empty() {
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+    }
+    let kv = |spec: ledgerline_contract::buckets::BucketSpec| {
+        let js = js.clone();
+        async move { js.get_key_value(spec.bucket).await }
+    };
+    let (Ok(ledger), Ok(contacts_kv), Ok(tokens)) = (
+        kv(buckets::LEDGER).await,
+        kv(buckets::CONTACTS).await,
+        kv(buckets::XERO_TOKENS).await,
+    ) else {
+        tracing::error!("Buckets missing after topology was ready.");
+        return;
+    };
+    let shared = writer::Shared {
+        config: cfg.clone(),
+        publisher: Publisher::new(js.clone(), Duration::from_secs(5)),
+        ledger,
+        contacts: contacts_kv,
+        mapping,
+    };
+    let mut set = tokio::task::JoinSet::new();
+    for t in tenants {
+        let spec = consumers::writer_orders(&t.tenant, &t.stores);
+        let consumer = loop {
+            let _ = ledgerline_platform::nats::ensure_consumer(&js, &spec).await;
+            match js
+                .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(
+                    spec.durable.clone(),
+                    spec.stream,
+                )
+                .await
+            {
+                Ok(c) => break c,
+                Err(e) => {
+                    tracing::warn!(error = %e, durable = %spec.durable, "Consumer not available yet.");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        _ = shutdown.cancelled() => return,
+                    }
+                }
+            }
+        };
+        let budget = Arc::new(budget::Budget::new(&t.tenant, cfg.limits));
+        let breaker = Arc::new(budget::Breaker::new(
+            &t.tenant,
+            cfg.breaker_threshold,
+            cfg.breaker_cooldown,
+        ));
+        let client = Arc::new(xero::Client::new(
+            endpoint.clone(),
+            &t.tenant,
+            Some(tokens.clone()),
+            budget,
+            breaker,
+            shutdown.clone(),
+        ));
+        let worker = writer::TenantWorker::new(shared.clone(), client, spec.max_deliver);
+        set.spawn(worker.run(consumer, shutdown.clone()));
+    }
+    while set.join_next().await.is_some() {}
+}

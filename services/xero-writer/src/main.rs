@@ -1,0 +1,19 @@
+use clap::Parser;
+use xero_writer::Cli;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let _telemetry = ledgerline_platform::telemetry::init(
+        "xero-writer",
+        cli.common.log_format,
+        &cli.common.log_filter,
+    )?;
+    let config = xero_writer::Config::from_cli(&cli)?;
+    let listener = tokio::net::TcpListener::bind(cli.common.listen).await?;
+    let shutdown = ledgerline_platform::shutdown::on_signal();
+    xero_writer::Writer::build(config)
+        .await?
+        .run(listener, shutdown)
+        .await
+}

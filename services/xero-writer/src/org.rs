@@ -1,0 +1,306 @@
+//! A cached copy of one organisation's settings (accounts, tax rates, tracking categories,
+//! currencies, timezone), used to check every document before a call is spent and to rank
+//! suggestions for the review queue.
+
+use crate::xero::{Client, XeroError};
+use ledgerline_contract::v1::{LineKind, Suggestion};
+use ledgerline_platform::json::parse_decimal_text;
+use reqwest::Method;
+use rust_decimal::Decimal;
+use serde_json::Value;
+use std::time::Instant;
+
+/// One account.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// Code.
+    pub code: String,
+    /// Name.
+    pub name: String,
+    /// Type (BANK, REVENUE, ...).
+    pub kind: String,
+    /// Class (REVENUE, ASSET, ...).
+    pub class: String,
+    /// ACTIVE or ARCHIVED.
+    pub active: bool,
+    /// Can receive payments.
+    pub payments: bool,
+}
+
+/// One tax rate.
+#[derive(Debug, Clone)]
+pub struct TaxRate {
+    /// TaxType code.
+    pub tax_type: String,
+    /// Name.
+    pub name: String,
+    /// Effective rate in percent.
+    pub rate: Decimal,
+    /// Active and usable on sales.
+    pub revenue: bool,
+}
+
+/// One tracking category with its active options.
+#[derive(Debug, Clone)]
+pub struct Tracking {
+    /// Category name.
+    pub name: String,
+    /// Active option names.
+    pub options: Vec<String>,
+}
+
+/// The organisation's settings as last read.
+#[derive(Debug, Clone)]
+pub struct OrgSettings {
+    /// Accounts.
+    pub accounts: Vec<Account>,
+    /// Tax rates.
+    pub tax_rates: Vec<TaxRate>,
+    /// Active tracking categories.
+    pub tracking: Vec<Tracking>,
+    /// Enabled currency codes.
+    pub currencies: Vec<String>,
+    /// Base currency.
+    pub base_currency: String,
+    /// Timezone for document dates.
+    pub timezone: chrono_tz::Tz,
+    /// When read.
+    pub fetched: Instant,
+}
+
+fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+fn s(v: &Value, key: &str) -> String {
+    v.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Xero reports Windows timezone names; the ones our orgs use, else Pacific/Auckland.
+fn timezone(name: &str) -> chrono_tz::Tz {
+    match name.to_ascii_uppercase().as_str() {
+        "AUSEASTERNSTANDARDTIME" => chrono_tz::Australia::Sydney,
+        "GMTSTANDARDTIME" => chrono_tz::Europe::London,
+        "UTC" => chrono_tz::UTC,
+        "EASTERNSTANDARDTIME" => chrono_tz::America::New_York,
+        "PACIFICSTANDARDTIME" => chrono_tz::America::Los_Angeles,
+        other => other.parse().unwrap_or(chrono_tz::Pacific::Auckland),
+    }
+}
+
+impl OrgSettings {
+    /// Reads the settings (five GETs).
+    pub async fn fetch(client: &Client) -> Result<Self, XeroError> {
+        let org = client.call(Method::GET, "/Organisation", &[], None).await?;
+        let accounts = client.call(Method::GET, "/Accounts", &[], None).await?;
+        let rates = client.call(Method::GET, "/TaxRates", &[], None).await?;
+        let tracking = client
+            .call(Method::GET, "/TrackingCategories", &[], None)
+            .await?;
+        let currencies = client.call(Method::GET, "/Currencies", &[], None).await?;
+        let o = list(&org, "Organisations")
+            .first()
+            .cloned()
+            .unwrap_or_default();
+        Ok(Self {
+            accounts: list(&accounts, "Accounts")
+                .iter()
+                .map(|a| Account {
+                    code: s(a, "Code"),
+                    name: s(a, "Name"),
+                    kind: s(a, "Type"),
+                    class: s(a, "Class"),
+                    active: s(a, "Status") == "ACTIVE",
+                    payments: s(a, "Type") == "BANK"
+                        || a.get("EnablePaymentsToAccount").and_then(Value::as_bool) == Some(true),
+                })
+                .collect(),
+            tax_rates: list(&rates, "TaxRates")
+                .iter()
+                .map(|r| TaxRate {
+                    tax_type: s(r, "TaxType"),
+                    name: s(r, "Name"),
+                    rate: r
+                        .get("EffectiveRate")
+                        .map(|v| parse_decimal_text(&v.to_string()).unwrap_or_default())
+                        .unwrap_or_default(),
+                    revenue: s(r, "Status") == "ACTIVE"
+                        && r.get("CanApplyToRevenue").and_then(Value::as_bool) != Some(false),
+                })
+                .collect(),
+            tracking: list(&tracking, "TrackingCategories")
+                .iter()
+                .filter(|c| s(c, "Status") == "ACTIVE")
+                .map(|c| Tracking {
+                    name: s(c, "Name"),
+                    options: list(c, "Options")
+                        .iter()
+                        .filter(|o| s(o, "Status") != "ARCHIVED")
+                        .map(|o| s(o, "Name"))
+                        .collect(),
+                })
+                .collect(),
+            currencies: list(&currencies, "Currencies")
+                .iter()
+                .map(|c| s(c, "Code"))
+                .collect(),
+            base_currency: s(&o, "BaseCurrency"),
+            timezone: timezone(&s(&o, "Timezone")),
+            fetched: Instant::now(),
+        })
+    }
+
+    /// An active account a sales line may use.
+    pub fn sales_account(&self, code: &str) -> bool {
+        self.accounts
+            .iter()
+            .any(|a| a.active && a.kind != "BANK" && a.code.eq_ignore_ascii_case(code))
+    }
+
+    /// An active account that can receive payments.
+    pub fn payment_account(&self, code: &str) -> bool {
+        self.accounts
+            .iter()
+            .any(|a| a.active && a.payments && a.code.eq_ignore_ascii_case(code))
+    }
+
+    /// The sales tax rate of a TaxType (percent), if usable on revenue.
+    pub fn revenue_rate(&self, tax_type: &str) -> Option<Decimal> {
+        self.tax_rates
+            .iter()
+            .find(|r| r.revenue && r.tax_type.eq_ignore_ascii_case(tax_type))
+            .map(|r| r.rate)
+    }
+
+    /// The option name as the org spells it, if the category and option are active.
+    pub fn tracking_option(&self, category: &str, option: &str) -> Option<(String, String)> {
+        let c = self
+            .tracking
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(category))?;
+        let o = c.options.iter().find(|o| o.eq_ignore_ascii_case(option))?;
+        Some((c.name.clone(), o.clone()))
+    }
+
+    /// Ranked AccountCode suggestions for a line of `kind`: revenue accounts whose name fits.
+    pub fn suggest_accounts(&self, kind: LineKind, current: &str) -> Vec<Suggestion> {
+        let words: &[&str] = match kind {
+            LineKind::Shipping | LineKind::Handling => &["freight", "shipping", "delivery"],
+            LineKind::Fee => &["other revenue", "fee"],
+            LineKind::Rounding => &["rounding"],
+            _ => &["sales"],
+        };
+        let mut out: Vec<Suggestion> = self
+            .accounts
+            .iter()
+            .filter(|a| a.active && a.kind != "BANK")
+            .filter(|a| a.class == "REVENUE" || kind == LineKind::Rounding)
+            .map(|a| {
+                let name = a.name.to_ascii_lowercase();
+                let fits = words.iter().position(|w| name.contains(w));
+                let mut score: f64 = match fits {
+                    Some(0) => 0.9,
+                    Some(_) => 0.8,
+                    None => 0.3,
+                };
+                if name == words[0] {
+                    score += 0.05;
+                }
+                let prefix = a
+                    .code
+                    .chars()
+                    .zip(current.chars())
+                    .take_while(|(x, y)| x == y)
+                    .count();
+                score += 0.01 * prefix as f64;
+                Suggestion {
+                    field: "AccountCode".into(),
+                    current_value: current.to_owned(),
+                    suggested_value: a.code.clone(),
+                    score: score.min(1.0),
+                    reason: format!(
+                        "active {} account \"{}\"{}",
+                        a.class.to_ascii_lowercase(),
+                        a.name,
+                        if fits.is_some() {
+                            format!(" fits {kind:?} lines").to_ascii_lowercase()
+                        } else {
+                            String::new()
+                        }
+                    ),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| b.score.total_cmp(&a.score));
+        out.truncate(5);
+        out
+    }
+
+    /// Ranked TaxType suggestions for a line whose effective rate is `rate` (a fraction).
+    pub fn suggest_tax_types(&self, rate: Decimal, current: &str) -> Vec<Suggestion> {
+        let pct = rate * Decimal::ONE_HUNDRED;
+        let mut out: Vec<Suggestion> = self
+            .tax_rates
+            .iter()
+            .filter(|r| r.revenue)
+            .map(|r| {
+                let diff = (r.rate - pct).abs();
+                let score = if diff.is_zero() {
+                    0.95
+                } else {
+                    (0.5 - diff.try_into().unwrap_or(50.0f64) / 100.0).max(0.05)
+                };
+                Suggestion {
+                    field: "TaxType".into(),
+                    current_value: current.to_owned(),
+                    suggested_value: r.tax_type.clone(),
+                    score,
+                    reason: format!(
+                        "\"{}\" applies to revenue at {}% (line rate {}%)",
+                        r.name,
+                        r.rate.normalize(),
+                        pct.normalize()
+                    ),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| b.score.total_cmp(&a.score));
+        out.truncate(5);
+        out
+    }
+
+    /// Ranked option suggestions for an unknown tracking value.
+    pub fn suggest_tracking(&self, category: &str, value: &str) -> Vec<Suggestion> {
+        let v = value.to_ascii_lowercase();
+        let mut out: Vec<Suggestion> = self
+            .tracking
+            .iter()
+            .filter(|c| c.name.eq_ignore_ascii_case(category))
+            .flat_map(|c| c.options.iter())
+            .map(|o| {
+                let ol = o.to_ascii_lowercase();
+                let shared = ol.split_whitespace().filter(|w| v.contains(w)).count();
+                let score = if ol.contains(&v) || v.contains(&ol) {
+                    0.8
+                } else {
+                    0.2 + 0.2 * shared as f64
+                };
+                Suggestion {
+                    field: format!("Tracking.{category}"),
+                    current_value: value.to_owned(),
+                    suggested_value: o.clone(),
+                    score: score.min(0.9),
+                    reason: "closest active option".into(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| b.score.total_cmp(&a.score));
+        out.truncate(3);
+        out
+    }
+}

@@ -1,0 +1,1674 @@
+//! One tenant's worker: pulls a batch from the tenant's durable consumer, converges every order
+//! in it to its newest snapshot, and writes to Xero in batched requests (one per document kind),
+//! then updates the ledger, publishes facts and acks.
+
+use crate::contacts::{self, ContactSpec, Resolved};
+use crate::docs::{self, InvoiceDoc, Problem};
+use crate::ledger::{self, CreditEntry, PaymentEntry, Versioned};
+use crate::org::OrgSettings;
+use crate::xero::{Client, XeroError, element_errors, element_ok, hex};
+use crate::{Config, metrics_names as m};
+use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::{AckKind, Message, kv};
+use futures::StreamExt;
+use ledgerline_contract::v1::{
+    DeadLetter, Money, OrderEvent, OrderStatus, ReasonClass, RefundEvent, Stage, Suggestion,
+    XeroDocumentKind, XeroFact, XeroVerb,
+};
+use ledgerline_contract::{Schema, headers, subjects};
+use ledgerline_mapping::{Effective, MappingHandle};
+use ledgerline_platform::publish::Publisher;
+use prost::Message as _;
+use reqwest::Method;
+use rust_decimal::Decimal;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// What every tenant worker shares.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// Facts and dead letters.
+    pub publisher: Publisher,
+    /// LEDGER bucket.
+    pub ledger: kv::Store,
+    /// CONTACTS bucket.
+    pub contacts: kv::Store,
+    /// The mapping in force.
+    pub mapping: MappingHandle,
+}
+
+/// One tenant's worker.
+#[derive(Debug)]
+pub struct TenantWorker {
+    shared: Shared,
+    client: Arc<Client>,
+    org: Option<Arc<OrgSettings>>,
+    max_deliver: i64,
+}
+
+enum Decoded {
+    Order(Box<OrderEvent>),
+    Refund(Box<RefundEvent>),
+}
+
+#[derive(Debug, Clone)]
+enum Fail {
+    /// Try again later (nak).
+    Transient(String),
+    /// Dead-lettered; ack everything of the group.
+    Dead,
+}
+
+struct Group {
+    key: String,
+    store: String,
+    order: Option<(OrderEvent, usize)>,
+    refunds: Vec<(RefundEvent, usize)>,
+    msgs: Vec<usize>,
+    led: Versioned,
+    fail: Option<Fail>,
+    contact: Option<ContactSpec>,
+    inv: Option<InvoiceDoc>,
+    facts: Vec<XeroFact>,
+    /// The order snapshot needs no more work once the steps succeed.
+    converge: bool,
+    update: bool,
+    void: bool,
+}
+
+impl Group {
+    fn live(&self) -> bool {
+        self.fail.is_none()
+    }
+
+    fn version(&self) -> u64 {
+        self.order
+            .as_ref()
+            .and_then(|(e, _)| e.order.as_ref())
+            .map_or(0, |o| o.version)
+    }
+
+    fn revision(&self) -> String {
+        self.order
+            .as_ref()
+            .and_then(|(e, _)| e.meta.as_ref())
+            .map(|m| m.mapping_revision.clone())
+            .unwrap_or_default()
+    }
+
+    fn order_id(&self) -> String {
+        match (&self.order, self.refunds.first()) {
+            (Some((e, _)), _) => e.order.as_ref().map(|o| o.id.clone()).unwrap_or_default(),
+            (None, Some((r, _))) => r.order_id.clone(),
+            _ => String::new(),
+        }
+    }
+
+    fn transient(&mut self, why: impl Into<String>) {
+        if self.fail.is_none() {
+            self.fail = Some(Fail::Transient(why.into()));
+        }
+    }
+}
+
+fn decode(msg: &Message) -> Result<Decoded, (ReasonClass, String)> {
+    let schema = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(headers::SCHEMA))
+        .map(|v| v.as_str().to_owned())
+        .unwrap_or_else(|| {
+            if msg.subject.ends_with(".refunded") {
+                RefundEvent::NAME.to_owned()
+            } else {
+                OrderEvent::NAME.to_owned()
+            }
+        });
+    if schema == RefundEvent::NAME {
+        RefundEvent::decode(msg.payload.as_ref())
+            .map(|e| Decoded::Refund(Box::new(e)))
+            .map_err(|e| (ReasonClass::Malformed, format!("RefundEvent: {e}")))
+    } else if schema == OrderEvent::NAME {
+        OrderEvent::decode(msg.payload.as_ref())
+            .map(|e| Decoded::Order(Box::new(e)))
+            .map_err(|e| (ReasonClass::Malformed, format!("OrderEvent: {e}")))
+    } else {
+        Err((
+            ReasonClass::Unsupported,
+            format!("unknown schema {schema:?}"),
+        ))
+    }
+}
+
+fn element_list(v: &Value, key: &str) -> Vec<Value> {
+    v.get(key)
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn str_at(v: &Value, key: &str) -> String {
+    v.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn dec_at(v: &Value, key: &str) -> Decimal {
+    v.get(key)
+        .and_then(|n| ledgerline_platform::json::parse_decimal_text(&n.to_string()).ok())
+        .unwrap_or_default()
+}
+
+fn envelope<T: serde::Serialize>(key: &str, items: &[T]) -> Vec<u8> {
+    let parts: Vec<String> = items
+        .iter()
+        .map(|i| serde_json::to_string(i).unwrap_or_default())
+        .collect();
+    format!("{{\"{key}\":[{}]}}", parts.join(",")).into_bytes()
+}
+
+fn nak_delay(delivered: i64) -> Duration {
+    let exp = delivered.clamp(1, 6) as u32 - 1;
+    Duration::from_millis(500 * 2u64.pow(exp)).min(Duration::from_secs(30))
+}
+
+impl TenantWorker {
+    /// A worker for the client's tenant.
+    pub fn new(shared: Shared, client: Arc<Client>, max_deliver: i64) -> Self {
+        Self {
+            shared,
+            client,
+            org: None,
+            max_deliver,
+        }
+    }
+
+    fn tenant(&self) -> &str {
+        self.client.tenant()
+    }
+
+    /// Pulls and converges until `shutdown`; an open breaker stops pulling.
+    pub async fn run(mut self, consumer: PullConsumer, shutdown: CancellationToken) {
+        let cfg = self.shared.config.clone();
+        let tenant = self.tenant().to_owned();
+        tracing::info!(%tenant, "Tenant worker started.");
+        let mut error_delay = Duration::from_millis(100);
+        while !shutdown.is_cancelled() {
+            if self.client.breaker.is_open() {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    _ = shutdown.cancelled() => break,
+                }
+                continue;
+            }
+            if let Err(e) = self.ensure_org(&cfg).await {
+                tracing::warn!(%tenant, error = %e, "Cannot read the organisation's settings yet.");
+                tokio::select! {
+                    _ = tokio::time::sleep(error_delay) => {}
+                    _ = shutdown.cancelled() => break,
+                }
+                error_delay = (error_delay * 2).min(Duration::from_secs(5));
+                continue;
+            }
+            error_delay = Duration::from_millis(100);
+            let probing = matches!(
+                self.client.breaker.state(),
+                crate::budget::BreakerState::HalfOpen
+            );
+            let max = if probing { 1 } else { cfg.batch_size * 4 };
+            let msgs = match self.pull(&consumer, max, &shutdown).await {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(%tenant, error = %e, "Pull failed; retrying.");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        _ = shutdown.cancelled() => break,
+                    }
+                    continue;
+                }
+            };
+            if msgs.is_empty() {
+                continue;
+            }
+            self.process(msgs).await;
+        }
+        tracing::info!(%tenant, "Tenant worker stopped.");
+    }
+
+    async fn pull(
+        &self,
+        consumer: &PullConsumer,
+        max: usize,
+        shutdown: &CancellationToken,
+    ) -> Result<Vec<Message>, String> {
+        // Wait for the first message, then linger for more: briefly while the budget is ample,
+        // longer when it is tight so batches fill instead of spending calls.
+        let mut out = Vec::new();
+        let first = consumer
+            .batch()
+            .max_messages(1)
+            .expires(Duration::from_secs(2))
+            .messages()
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut first = std::pin::pin!(first);
+        loop {
+            tokio::select! {
+                m = first.next() => match m {
+                    Some(Ok(m)) => out.push(m),
+                    Some(Err(e)) => return if out.is_empty() { Err(e.to_string()) } else { Ok(out) },
+                    None => break,
+                },
+                _ = shutdown.cancelled() => {
+                    for m in out { let _ = m.ack_with(AckKind::Nak(None)).await; }
+                    return Ok(vec![]);
+                }
+            }
+        }
+        if out.is_empty() || max <= 1 {
+            return Ok(out);
+        }
+        let budget = &self.client.budget;
+        let ample = budget.minute_remaining() * 2 > budget.minute_limit();
+        let linger = if ample {
+            Duration::from_millis(30)
+        } else {
+            self.shared.config.max_linger
+        };
+        let more = consumer
+            .batch()
+            .max_messages(max - 1)
+            .expires(linger.max(Duration::from_millis(10)))
+            .messages()
+            .await;
+        if let Ok(more) = more {
+            let mut more = std::pin::pin!(more);
+            while let Some(Ok(m)) = more.next().await {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ensure_org(&mut self, cfg: &Config) -> Result<(), XeroError> {
+        let stale = self
+            .org
+            .as_ref()
+            .is_none_or(|o| o.fetched.elapsed() >= cfg.settings_refresh);
+        if stale {
+            match OrgSettings::fetch(&self.client).await {
+                Ok(o) => {
+                    tracing::info!(tenant = %self.tenant(), accounts = o.accounts.len(), tax_rates = o.tax_rates.len(), "Organisation settings read.");
+                    self.org = Some(Arc::new(o));
+                }
+                // A stale copy is better than stopping.
+                Err(e) if self.org.is_some() => {
+                    tracing::warn!(tenant = %self.tenant(), error = %e, "Settings refresh failed; keeping the old copy.");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Converges one batch and settles every message in it.
+    pub async fn process(&mut self, msgs: Vec<Message>) {
+        let mapping = self.shared.mapping.current();
+        let org = self.org.clone().expect("org read before processing");
+        let tenant = self.tenant().to_owned();
+        // Keep the messages alive while Xero is slow or the budget makes us wait.
+        let keepalive = {
+            let msgs: Vec<Message> = msgs.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(20)).await;
+                    for m in &msgs {
+                        let _ = m.ack_with(AckKind::Progress).await;
+                    }
+                }
+            })
+        };
+        let mut outcome: Vec<Option<AckKind>> = vec![None; msgs.len()];
+        let mut groups: Vec<Group> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for (i, msg) in msgs.iter().enumerate() {
+            let decoded = match decode(msg) {
+                Ok(d) => d,
+                Err((reason, error)) => {
+                    self.dead_letter(msg, reason, &error, vec![], "", "").await;
+                    outcome[i] = Some(AckKind::Term);
+                    continue;
+                }
+            };
+            let (store, order_id) = match &decoded {
+                Decoded::Order(e) => {
+                    let o = e.order.clone().unwrap_or_default();
+                    (o.store.clone(), o.id.clone())
+                }
+                Decoded::Refund(r) => (
+                    r.meta.as_ref().map(|m| m.store.clone()).unwrap_or_default(),
+                    r.order_id.clone(),
+                ),
+            };
+            let store = if store.is_empty() {
+                msg.subject.split('.').nth(1).unwrap_or_default().to_owned()
+            } else {
+                store
+            };
+            let key = ledger::key(&tenant, &store, &order_id);
+            let gi = *index.entry(key.clone()).or_insert_with(|| {
+                groups.push(Group {
+                    key: key.clone(),
+                    store: store.clone(),
+                    order: None,
+                    refunds: vec![],
+                    msgs: vec![],
+                    led: Versioned::default(),
+                    fail: None,
+                    contact: None,
+                    inv: None,
+                    facts: vec![],
+                    converge: false,
+                    update: false,
+                    void: false,
+                });
+                groups.len() - 1
+            });
+            let g = &mut groups[gi];
+            g.msgs.push(i);
+            match decoded {
+                Decoded::Order(e) => {
+                    let v = e.order.as_ref().map_or(0, |o| o.version);
+                    // Highest version wins; on a tie the later event (newer mapping revision).
+                    if g.order
+                        .as_ref()
+                        .is_none_or(|(cur, _)| v >= cur.order.as_ref().map_or(0, |o| o.version))
+                    {
+                        g.order = Some((*e, i));
+                    }
+                }
+                Decoded::Refund(r) => g.refunds.push((*r, i)),
+            }
+        }
+        metrics::counter!(m::EVENTS, "tenant" => tenant.clone()).increment(msgs.len() as u64);
+
+        for g in groups.iter_mut() {
+            match ledger::read(&self.shared.ledger, &g.key).await {
+                Ok(v) => g.led = v,
+                Err(e) => g.transient(format!("ledger read: {e}")),
+            }
+        }
+        self.plan(&mut groups, &msgs, &mapping, &org).await;
+        if !self.shared.config.dry_run {
+            self.contacts_phase(&mut groups, &msgs, &mapping, &org)
+                .await;
+            self.build_invoices(&mut groups, &msgs, &mapping, &org)
+                .await;
+            self.create_invoices(&mut groups, &msgs, &org).await;
+            self.update_invoices(&mut groups, &msgs, &org).await;
+            self.void_invoices(&mut groups, &msgs).await;
+            self.save(&mut groups).await;
+            self.payments(&mut groups, &msgs, &mapping, &org).await;
+            self.refunds(&mut groups, &msgs, &mapping, &org).await;
+        } else {
+            self.dry_run(&groups, &mapping, &org);
+        }
+        // Converged snapshots record their version; then ledger, facts, acks.
+        for g in groups.iter_mut() {
+            if g.live() && g.converge && !self.shared.config.dry_run {
+                g.led.entry.version = g.version();
+                g.led.entry.mapping_revision = g.revision();
+            }
+        }
+        if !self.shared.config.dry_run {
+            self.save(&mut groups).await;
+        }
+        for g in &groups {
+            if g.live() {
+                for f in &g.facts {
+                    let subject = subjects::xero(&tenant, f.kind(), f.verb());
+                    if let Err(e) = self
+                        .shared
+                        .publisher
+                        .publish_proto(subject, &f.fact_id, f, Default::default())
+                        .await
+                    {
+                        tracing::warn!(error = %e, "Fact not published.");
+                    }
+                }
+            }
+            for &i in &g.msgs {
+                if outcome[i].is_some() {
+                    continue;
+                }
+                outcome[i] = Some(match &g.fail {
+                    None | Some(Fail::Dead) => AckKind::Ack,
+                    Some(Fail::Transient(why)) => {
+                        let delivered = msgs[i].info().map(|i| i.delivered).unwrap_or(1);
+                        if delivered >= self.max_deliver {
+                            self.dead_letter(
+                                &msgs[i],
+                                ReasonClass::Exhausted,
+                                why,
+                                vec![],
+                                &g.store,
+                                &g.key,
+                            )
+                            .await;
+                            AckKind::Term
+                        } else {
+                            tracing::debug!(key = %g.key, why, "Will retry.");
+                            AckKind::Nak(Some(nak_delay(delivered)))
+                        }
+                    }
+                });
+            }
+        }
+        keepalive.abort();
+        for (msg, kind) in msgs.iter().zip(outcome) {
+            let kind = kind.unwrap_or(AckKind::Nak(Some(Duration::from_secs(1))));
+            let label = match kind {
+                AckKind::Ack => "ack",
+                AckKind::Term => "term",
+                _ => "nak",
+            };
+            metrics::counter!(m::OUTCOMES, "tenant" => tenant.clone(), "outcome" => label)
+                .increment(1);
+            if let Err(e) = msg.ack_with(kind).await {
+                tracing::warn!(error = %e, "Ack failed; the event will be redelivered.");
+            }
+        }
+    }
+
+    /// Decides, per order, what (if anything) must be written.
+    async fn plan(
+        &self,
+        groups: &mut [Group],
+        msgs: &[Message],
+        mapping: &Effective,
+        org: &OrgSettings,
+    ) {
+        let cfg = &self.shared.config;
+        for g in groups.iter_mut() {
+            if !g.live() {
+                continue;
+            }
+            let Some((ev, idx)) = g.order.clone() else {
+                continue;
+            };
+            let order = ev.order.clone().unwrap_or_default();
+            let e = &g.led.entry;
+            let rev = g.revision();
+            let seen = order.version < e.version
+                || (order.version == e.version && rev == e.mapping_revision);
+            if seen && e.payments_in_flight.is_empty() {
+                metrics::counter!(m::SKIPPED, "tenant" => self.tenant().to_owned()).increment(1);
+                continue;
+            }
+            g.converge = true;
+            let cancelled = order.status == OrderStatus::Cancelled as i32;
+            if cancelled {
+                if e.invoice_id.is_empty() || e.voided {
+                    continue;
+                }
+                if e.paid() > Decimal::ZERO || e.credited() > Decimal::ZERO {
+                    let error = format!(
+                        "order {} was cancelled but its invoice {} has payments or credits; remove them in Xero, then replay",
+                        order.number, e.invoice_number
+                    );
+                    if cfg.void_removes_payments {
+                        tracing::warn!(key = %g.key, "Removing payments before voiding is not implemented; sending to review.");
+                    }
+                    self.review(g, &msgs[idx], ReasonClass::Policy, &error, vec![])
+                        .await;
+                    continue;
+                }
+                g.void = true;
+                continue;
+            }
+            if e.contact_id.is_empty() {
+                g.contact = Some(contacts::spec(&order, &mapping.mapping));
+            }
+            let _ = org;
+        }
+    }
+
+    async fn review(
+        &self,
+        g: &mut Group,
+        msg: &Message,
+        reason: ReasonClass,
+        error: &str,
+        suggestions: Vec<Suggestion>,
+    ) {
+        self.dead_letter(msg, reason, error, suggestions, &g.store, &g.key)
+            .await;
+        g.fail = Some(Fail::Dead);
+        if g.version() > 0 {
+            g.led.entry.reviewed_version = g.version();
+        }
+    }
+
+    async fn contacts_phase(
+        &self,
+        groups: &mut [Group],
+        msgs: &[Message],
+        mapping: &Effective,
+        org: &OrgSettings,
+    ) {
+        let _ = (mapping, org);
+        let specs: Vec<ContactSpec> = groups
+            .iter()
+            .filter(|g| g.live())
+            .filter_map(|g| g.contact.clone())
+            .collect();
+        if specs.is_empty() {
+            return;
+        }
+        let store_of: HashMap<String, String> = groups
+            .iter()
+            .filter_map(|g| {
+                g.contact
+                    .as_ref()
+                    .map(|c| (c.contact_number.clone(), g.store.clone()))
+            })
+            .collect();
+        let resolved = contacts::resolve(
+            &self.client,
+            &self.shared.contacts,
+            &store_of,
+            specs,
+            self.shared.config.batch_size,
+        )
+        .await;
+        for g in groups.iter_mut() {
+            let Some(spec) = g.contact.clone() else {
+                continue;
+            };
+            if !g.live() {
+                continue;
+            }
+            match resolved.get(&spec.contact_number) {
+                Some(Resolved::Id(id, created)) => {
+                    g.led.entry.contact_id = id.clone();
+                    let verb = if *created {
+                        XeroVerb::Created
+                    } else {
+                        XeroVerb::Adopted
+                    };
+                    let f = self.fact(
+                        g,
+                        XeroDocumentKind::Contact,
+                        verb,
+                        id,
+                        &spec.contact_number,
+                        None,
+                        None,
+                        "ACTIVE",
+                    );
+                    g.facts.push(f);
+                }
+                Some(Resolved::Refused(error)) => {
+                    let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                    self.review(
+                        g,
+                        &msgs[idx],
+                        ReasonClass::XeroValidation,
+                        &format!("contact {}: {error}", spec.name),
+                        vec![],
+                    )
+                    .await;
+                }
+                Some(Resolved::Transient(e)) => g.transient(e.clone()),
+                None => g.transient("contact not resolved"),
+            }
+        }
+    }
+
+    async fn build_invoices(
+        &self,
+        groups: &mut [Group],
+        msgs: &[Message],
+        mapping: &Effective,
+        org: &OrgSettings,
+    ) {
+        for g in groups.iter_mut() {
+            if !g.live() || !g.converge || g.void {
+                continue;
+            }
+            let Some((ev, idx)) = g.order.clone() else {
+                continue;
+            };
+            let order = ev.order.clone().unwrap_or_default();
+            if order.status == OrderStatus::Cancelled as i32 {
+                continue;
+            }
+            let contact = g.led.entry.contact_id.clone();
+            match docs::invoice(&order, &contact, &mapping.mapping, org) {
+                Ok(doc) => {
+                    if !doc.dropped_tracking.is_empty() {
+                        metrics::counter!(m::TRACKING_DROPPED, "tenant" => self.tenant().to_owned()).increment(1);
+                        tracing::info!(order = %order.number, dropped = ?doc.dropped_tracking, "Tracking values the organisation lacks were left off.");
+                    }
+                    let e = &g.led.entry;
+                    if e.invoice_id.is_empty() {
+                        g.inv = Some(doc);
+                    } else if e.content_hash != doc.hash {
+                        if e.paid() > Decimal::ZERO || e.credited() > Decimal::ZERO {
+                            if self.shared.config.paid_change_review
+                                && e.reviewed_version < order.version
+                            {
+                                let error = format!(
+                                    "order {} changed (version {}) after its invoice {} was paid; a person decides (credit note and re-issue, or ignore)",
+                                    order.number, order.version, e.invoice_number
+                                );
+                                self.review(g, &msgs[idx], ReasonClass::Policy, &error, vec![])
+                                    .await;
+                                continue;
+                            }
+                            // Ignored (by policy or already reviewed): payments still converge.
+                        } else {
+                            g.update = true;
+                            g.inv = Some(doc);
+                        }
+                    }
+                }
+                Err(p) => {
+                    self.problem(g, &msgs[idx], p).await;
+                }
+            }
+        }
+    }
+
+    async fn problem(&self, g: &mut Group, msg: &Message, p: Problem) {
+        metrics::counter!(m::REVIEWS, "tenant" => self.tenant().to_owned(), "reason" => format!("{:?}", p.reason)).increment(1);
+        self.review(g, msg, p.reason, &p.error, p.suggestions).await;
+    }
+
+    fn suggestions_for(&self, error: &str, g: &Group, org: &OrgSettings) -> Vec<Suggestion> {
+        let lines = g
+            .order
+            .as_ref()
+            .and_then(|(e, _)| e.order.as_ref())
+            .map(|o| o.lines.clone())
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        if error.contains("Account code") {
+            let kind = lines
+                .first()
+                .map(|l| ledgerline_contract::v1::LineKind::try_from(l.kind).unwrap_or_default())
+                .unwrap_or_default();
+            let current = error.split('\'').nth(1).unwrap_or_default();
+            out = org.suggest_accounts(kind, current);
+        } else if error.contains("TaxType") {
+            let rate = lines
+                .first()
+                .and_then(|l| docs::dec(&l.tax_rate).ok())
+                .unwrap_or_default();
+            let current = error.split('\'').nth(1).unwrap_or_default();
+            out = org.suggest_tax_types(rate, current);
+        }
+        out
+    }
+
+    async fn create_invoices(&self, groups: &mut [Group], msgs: &[Message], org: &OrgSettings) {
+        let todo: Vec<usize> = (0..groups.len())
+            .filter(|&i| groups[i].live() && groups[i].inv.is_some() && !groups[i].update)
+            .collect();
+        let mut adopt: Vec<usize> = Vec::new();
+        for unitdp4 in [false, true] {
+            let set: Vec<usize> = todo
+                .iter()
+                .copied()
+                .filter(|&i| groups[i].inv.as_ref().is_some_and(|d| d.unitdp4 == unitdp4))
+                .collect();
+            for chunk in set.chunks(self.shared.config.batch_size) {
+                let docs: Vec<&docs::XDocument> = chunk
+                    .iter()
+                    .map(|&i| &groups[i].inv.as_ref().expect("doc").doc)
+                    .collect();
+                let mut query = vec![("summarizeErrors", "false".to_owned())];
+                if unitdp4 {
+                    query.push(("unitdp", "4".into()));
+                }
+                let resp = self
+                    .client
+                    .call(
+                        Method::PUT,
+                        "/Invoices",
+                        &query,
+                        Some(envelope("Invoices", &docs)),
+                    )
+                    .await;
+                let els = match resp {
+                    Ok(v) => element_list(&v, "Invoices"),
+                    Err(e) => {
+                        for &i in chunk {
+                            self.call_failed(&mut groups[i], msgs, &e).await;
+                        }
+                        continue;
+                    }
+                };
+                for (n, &i) in chunk.iter().enumerate() {
+                    let g = &mut groups[i];
+                    let el = els.get(n).cloned().unwrap_or_default();
+                    if element_ok(&el) {
+                        self.invoice_written(g, &el, XeroVerb::Created);
+                        continue;
+                    }
+                    let errors = element_errors(&el).join("; ");
+                    if errors.contains("must be unique") {
+                        adopt.push(i);
+                    } else {
+                        let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                        let sugg = self.suggestions_for(&errors, g, org);
+                        self.review(g, &msgs[idx], ReasonClass::XeroValidation, &errors, sugg)
+                            .await;
+                    }
+                }
+            }
+        }
+        if !adopt.is_empty() {
+            self.adopt_invoices(groups, &adopt).await;
+        }
+    }
+
+    fn invoice_written(&self, g: &mut Group, el: &Value, verb: XeroVerb) {
+        let doc = g.inv.as_ref().expect("doc");
+        let id = str_at(el, "InvoiceID");
+        let e = &mut g.led.entry;
+        e.invoice_id = id.clone();
+        e.invoice_number = doc.number.clone();
+        e.content_hash = doc.hash.clone();
+        e.total = dec_at(el, "Total");
+        let total = dec_at(el, "Total");
+        let due = dec_at(el, "AmountDue");
+        let tax = dec_at(el, "TotalTax");
+        let status = str_at(el, "Status");
+        let number = doc.number.clone();
+        let mut f = self.fact(
+            g,
+            XeroDocumentKind::Invoice,
+            verb,
+            &id,
+            &number,
+            Some(total),
+            Some(due),
+            &status,
+        );
+        f.tax = Some(self.money(g, tax));
+        g.facts.push(f);
+        metrics::counter!(m::WRITES, "tenant" => self.tenant().to_owned(), "kind" => "invoice", "verb" => format!("{verb:?}")).increment(1);
+    }
+
+    /// "Invoice # must be unique": it exists (ours after an unconfirmed attempt, or an earlier
+    /// integration's). Look it up by number and take it over.
+    async fn adopt_invoices(&self, groups: &mut [Group], idx: &[usize]) {
+        for chunk in idx.chunks(40) {
+            let numbers: Vec<String> = chunk
+                .iter()
+                .map(|&i| groups[i].inv.as_ref().expect("doc").number.clone())
+                .collect();
+            let resp = self
+                .client
+                .call(
+                    Method::GET,
+                    "/Invoices",
+                    &[("InvoiceNumbers", numbers.join(",")), ("page", "1".into())],
+                    None,
+                )
+                .await;
+            let list = match resp {
+                Ok(v) => element_list(&v, "Invoices"),
+                Err(e) => {
+                    for &i in chunk {
+                        groups[i].transient(e.to_string());
+                    }
+                    continue;
+                }
+            };
+            for &i in chunk {
+                let g = &mut groups[i];
+                let number = g.inv.as_ref().expect("doc").number.clone();
+                let found = list.iter().find(|v| {
+                    str_at(v, "InvoiceNumber").eq_ignore_ascii_case(&number)
+                        && str_at(v, "Status") != "DELETED"
+                });
+                let Some(found) = found else {
+                    g.transient(format!("invoice {number} said to exist but not found"));
+                    continue;
+                };
+                self.invoice_written(g, found, XeroVerb::Adopted);
+                // Payments already on it that carry our references are ours.
+                let order = g
+                    .order
+                    .as_ref()
+                    .and_then(|(e, _)| e.order.clone())
+                    .unwrap_or_default();
+                for p in element_list(found, "Payments") {
+                    let reference = str_at(&p, "Reference");
+                    if let Some(src) = order
+                        .payments
+                        .iter()
+                        .find(|sp| docs::payment_reference(&number, &sp.id) == reference)
+                    {
+                        g.led.entry.payments.insert(
+                            src.id.clone(),
+                            PaymentEntry {
+                                payment_id: str_at(&p, "PaymentID"),
+                                amount: dec_at(&p, "Amount"),
+                            },
+                        );
+                    }
+                }
+                // A foreign invoice whose content differs is brought in line when unpaid.
+                let status = str_at(found, "Status");
+                if status == "AUTHORISED"
+                    && dec_at(found, "AmountPaid").is_zero()
+                    && dec_at(found, "Total") != g.inv.as_ref().expect("doc").total
+                {
+                    g.update = true;
+                }
+            }
+        }
+        let redo: Vec<usize> = idx
+            .iter()
+            .copied()
+            .filter(|&i| groups[i].update && groups[i].live())
+            .collect();
+        let _ = redo;
+    }
+
+    async fn update_invoices(&self, groups: &mut [Group], msgs: &[Message], org: &OrgSettings) {
+        let todo: Vec<usize> = (0..groups.len())
+            .filter(|&i| groups[i].live() && groups[i].update && groups[i].inv.is_some())
+            .collect();
+        for chunk in todo.chunks(self.shared.config.batch_size) {
+            let unitdp4 = chunk
+                .iter()
+                .any(|&i| groups[i].inv.as_ref().is_some_and(|d| d.unitdp4));
+            let docs: Vec<docs::XDocument> = chunk
+                .iter()
+                .map(|&i| {
+                    let mut d = groups[i].inv.as_ref().expect("doc").doc.clone();
+                    d.invoice_id = Some(groups[i].led.entry.invoice_id.clone());
+                    d
+                })
+                .collect();
+            let mut query = vec![("summarizeErrors", "false".to_owned())];
+            if unitdp4 {
+                query.push(("unitdp", "4".into()));
+            }
+            let resp = self
+                .client
+                .call(
+                    Method::POST,
+                    "/Invoices",
+                    &query,
+                    Some(envelope("Invoices", &docs)),
+                )
+                .await;
+            let els = match resp {
+                Ok(v) => element_list(&v, "Invoices"),
+                Err(e) => {
+                    for &i in chunk {
+                        self.call_failed(&mut groups[i], msgs, &e).await;
+                    }
+                    continue;
+                }
+            };
+            for (n, &i) in chunk.iter().enumerate() {
+                let g = &mut groups[i];
+                let el = els.get(n).cloned().unwrap_or_default();
+                if element_ok(&el) {
+                    self.invoice_written(g, &el, XeroVerb::Updated);
+                } else {
+                    let errors = element_errors(&el).join("; ");
+                    let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                    let reason =
+                        if errors.contains("cannot be edited") || errors.contains("valid status") {
+                            ReasonClass::Policy
+                        } else {
+                            ReasonClass::XeroValidation
+                        };
+                    let sugg = self.suggestions_for(&errors, g, org);
+                    self.review(g, &msgs[idx], reason, &errors, sugg).await;
+                }
+            }
+        }
+    }
+
+    async fn void_invoices(&self, groups: &mut [Group], msgs: &[Message]) {
+        let todo: Vec<usize> = (0..groups.len())
+            .filter(|&i| groups[i].live() && groups[i].void)
+            .collect();
+        for chunk in todo.chunks(self.shared.config.batch_size) {
+            let docs: Vec<Value> = chunk
+                .iter()
+                .map(|&i| serde_json::json!({"InvoiceID": groups[i].led.entry.invoice_id, "Status": "VOIDED"}))
+                .collect();
+            let resp = self
+                .client
+                .call(
+                    Method::POST,
+                    "/Invoices",
+                    &[("summarizeErrors", "false".into())],
+                    Some(envelope("Invoices", &docs)),
+                )
+                .await;
+            let els = match resp {
+                Ok(v) => element_list(&v, "Invoices"),
+                Err(e) => {
+                    for &i in chunk {
+                        self.call_failed(&mut groups[i], msgs, &e).await;
+                    }
+                    continue;
+                }
+            };
+            for (n, &i) in chunk.iter().enumerate() {
+                let g = &mut groups[i];
+                let el = els.get(n).cloned().unwrap_or_default();
+                let errors = element_errors(&el).join("; ");
+                if element_ok(&el)
+                    || errors.contains("valid status") && str_at(&el, "Status") == "VOIDED"
+                {
+                    g.led.entry.voided = true;
+                    let id = g.led.entry.invoice_id.clone();
+                    let number = g.led.entry.invoice_number.clone();
+                    let f = self.fact(
+                        g,
+                        XeroDocumentKind::Invoice,
+                        XeroVerb::Voided,
+                        &id,
+                        &number,
+                        Some(dec_at(&el, "Total")),
+                        Some(Decimal::ZERO),
+                        "VOIDED",
+                    );
+                    g.facts.push(f);
+                    metrics::counter!(m::WRITES, "tenant" => self.tenant().to_owned(), "kind" => "invoice", "verb" => "Voided").increment(1);
+                } else {
+                    let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                    self.review(g, &msgs[idx], ReasonClass::Policy, &errors, vec![])
+                        .await;
+                }
+            }
+        }
+    }
+
+    async fn call_failed(&self, g: &mut Group, msgs: &[Message], e: &XeroError) {
+        match e {
+            XeroError::Validation(text) => {
+                let text = text.clone();
+                let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                self.review(g, &msgs[idx], ReasonClass::XeroValidation, &text, vec![])
+                    .await;
+            }
+            other => g.transient(other.to_string()),
+        }
+    }
+
+    /// Writes every changed ledger entry (compare-and-set); a lost race means retry later.
+    async fn save(&self, groups: &mut [Group]) {
+        for g in groups.iter_mut() {
+            if matches!(g.fail, Some(Fail::Transient(_)))
+                && g.led.entry == Versioned::default().entry
+            {
+                continue;
+            }
+            let before = ledger::read(&self.shared.ledger, &g.key).await.ok();
+            if before
+                .as_ref()
+                .is_some_and(|b| b.entry == g.led.entry && b.revision == g.led.revision)
+            {
+                continue;
+            }
+            if let Err(e) = ledger::write(&self.shared.ledger, &g.key, &mut g.led).await {
+                tracing::warn!(key = %g.key, error = %e, "Ledger changed underneath; will retry.");
+                g.transient(format!("ledger compare-and-set: {e}"));
+                g.facts.clear();
+            }
+        }
+    }
+
+    async fn payments(
+        &self,
+        groups: &mut [Group],
+        msgs: &[Message],
+        mapping: &Effective,
+        org: &OrgSettings,
+    ) {
+        // Payments sent before without a confirmed answer: find them before paying again.
+        let unsure: Vec<usize> = (0..groups.len())
+            .filter(|&i| {
+                groups[i].live()
+                    && !groups[i].led.entry.payments_in_flight.is_empty()
+                    && !groups[i].led.entry.invoice_id.is_empty()
+            })
+            .collect();
+        for chunk in unsure.chunks(40) {
+            let ids: Vec<String> = chunk
+                .iter()
+                .map(|&i| groups[i].led.entry.invoice_id.clone())
+                .collect();
+            match self
+                .client
+                .call(
+                    Method::GET,
+                    "/Invoices",
+                    &[("IDs", ids.join(",")), ("page", "1".into())],
+                    None,
+                )
+                .await
+            {
+                Ok(v) => {
+                    let list = element_list(&v, "Invoices");
+                    for &i in chunk {
+                        let g = &mut groups[i];
+                        let inv = list
+                            .iter()
+                            .find(|x| str_at(x, "InvoiceID") == g.led.entry.invoice_id)
+                            .cloned()
+                            .unwrap_or_default();
+                        let number = g.led.entry.invoice_number.clone();
+                        for src in std::mem::take(&mut g.led.entry.payments_in_flight) {
+                            let reference = docs::payment_reference(&number, &src);
+                            if let Some(p) = element_list(&inv, "Payments")
+                                .iter()
+                                .find(|p| str_at(p, "Reference") == reference)
+                            {
+                                g.led.entry.payments.insert(
+                                    src,
+                                    PaymentEntry {
+                                        payment_id: str_at(p, "PaymentID"),
+                                        amount: dec_at(p, "Amount"),
+                                    },
+                                );
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    for &i in chunk {
+                        groups[i].transient(e.to_string());
+                    }
+                }
+            }
+        }
+        // What to pay, never more than is due.
+        let mut todo: Vec<(usize, String, docs::XPayment)> = Vec::new();
+        for (i, g) in groups.iter_mut().enumerate() {
+            if !g.live() || !g.converge || g.led.entry.invoice_id.is_empty() || g.led.entry.voided {
+                continue;
+            }
+            let Some(order) = g.order.as_ref().and_then(|(e, _)| e.order.clone()) else {
+                continue;
+            };
+            if order.status == OrderStatus::Cancelled as i32 {
+                continue;
+            }
+            let mut due = g.led.entry.amount_due();
+            for p in &order.payments {
+                if !p.received || g.led.entry.payments.contains_key(&p.id) {
+                    continue;
+                }
+                let amount = p
+                    .amount
+                    .as_ref()
+                    .and_then(|a| docs::dec(&a.amount).ok())
+                    .unwrap_or_default();
+                let amount = amount.min(due);
+                if amount <= Decimal::ZERO {
+                    continue;
+                }
+                due -= amount;
+                let account = mapping.mapping.payment_account(&p.method).to_owned();
+                if !org.payment_account(&account) {
+                    let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                    let sugg: Vec<Suggestion> = org
+                        .accounts
+                        .iter()
+                        .filter(|a| a.active && a.payments)
+                        .map(|a| Suggestion {
+                            field: "Account.Code".into(),
+                            current_value: account.clone(),
+                            suggested_value: a.code.clone(),
+                            score: if a.kind == "BANK" { 0.8 } else { 0.6 },
+                            reason: format!("\"{}\" accepts payments", a.name),
+                        })
+                        .collect();
+                    self.review(
+                        g,
+                        &msgs[idx],
+                        ReasonClass::Mapping,
+                        &format!(
+                            "payment account {account:?} for method {:?} cannot receive payments",
+                            p.method
+                        ),
+                        sugg,
+                    )
+                    .await;
+                    break;
+                }
+                let date = docs::day_in(org.timezone, &p.received_at).unwrap_or_else(|| {
+                    chrono::Utc::now().with_timezone(&org.timezone).date_naive()
+                });
+                let reference = docs::payment_reference(&g.led.entry.invoice_number, &p.id);
+                g.led.entry.payments_in_flight.push(p.id.clone());
+                todo.push((
+                    i,
+                    p.id.clone(),
+                    docs::payment(&g.led.entry.invoice_id, &account, date, amount, &reference),
+                ));
+            }
+        }
+        todo.retain(|(i, _, _)| groups[*i].live());
+        if todo.is_empty() {
+            return;
+        }
+        // Record the intent first, so a crash between Xero and the ledger is looked up, not repeated.
+        self.save(groups).await;
+        todo.retain(|(i, _, _)| groups[*i].live());
+        for chunk in todo.chunks(self.shared.config.batch_size) {
+            let body: Vec<&docs::XPayment> = chunk.iter().map(|(_, _, p)| p).collect();
+            let resp = self
+                .client
+                .call(
+                    Method::PUT,
+                    "/Payments",
+                    &[("summarizeErrors", "false".into())],
+                    Some(envelope("Payments", &body)),
+                )
+                .await;
+            let els = match resp {
+                Ok(v) => element_list(&v, "Payments"),
+                Err(e) => {
+                    for (i, _, _) in chunk {
+                        let g = &mut groups[*i];
+                        self.call_failed(g, msgs, &e).await;
+                    }
+                    continue;
+                }
+            };
+            for (n, (i, src, p)) in chunk.iter().enumerate() {
+                let g = &mut groups[*i];
+                let el = els.get(n).cloned().unwrap_or_default();
+                g.led.entry.payments_in_flight.retain(|x| x != src);
+                if element_ok(&el) {
+                    let id = str_at(&el, "PaymentID");
+                    g.led.entry.payments.insert(
+                        src.clone(),
+                        PaymentEntry {
+                            payment_id: id.clone(),
+                            amount: p.amount,
+                        },
+                    );
+                    let due = el.pointer("/Invoice/AmountDue").map(|v| {
+                        ledgerline_platform::json::parse_decimal_text(&v.to_string())
+                            .unwrap_or_default()
+                    });
+                    let number = g.led.entry.invoice_number.clone();
+                    let f = self.fact(
+                        g,
+                        XeroDocumentKind::Payment,
+                        XeroVerb::Recorded,
+                        &id,
+                        &number,
+                        Some(p.amount),
+                        due,
+                        "AUTHORISED",
+                    );
+                    g.facts.push(f);
+                    metrics::counter!(m::WRITES, "tenant" => self.tenant().to_owned(), "kind" => "payment", "verb" => "Recorded").increment(1);
+                } else {
+                    let errors = element_errors(&el).join("; ");
+                    if g.live() {
+                        let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                        self.review(
+                            g,
+                            &msgs[idx],
+                            ReasonClass::XeroValidation,
+                            &format!("payment {src}: {errors}"),
+                            vec![],
+                        )
+                        .await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn refunds(
+        &self,
+        groups: &mut [Group],
+        msgs: &[Message],
+        mapping: &Effective,
+        org: &OrgSettings,
+    ) {
+        // Credit notes to create.
+        let mut todo: Vec<(usize, usize, docs::CreditDoc)> = Vec::new();
+        for (gi, g) in groups.iter_mut().enumerate() {
+            if !g.live() || g.refunds.is_empty() {
+                continue;
+            }
+            if g.led.entry.invoice_id.is_empty() {
+                g.transient("refund before its invoice exists");
+                continue;
+            }
+            for ri in 0..g.refunds.len() {
+                let (ev, idx) = g.refunds[ri].clone();
+                let rid = ev.refund.as_ref().map(|r| r.id.clone()).unwrap_or_default();
+                if g.led.entry.credit_notes.contains_key(&rid) {
+                    continue;
+                }
+                match docs::credit_note(
+                    &ev,
+                    &g.store,
+                    &g.led.entry.contact_id,
+                    &mapping.mapping,
+                    org,
+                ) {
+                    Ok(d) => todo.push((gi, ri, d)),
+                    Err(p) => {
+                        self.problem(g, &msgs[idx], p).await;
+                        break;
+                    }
+                }
+            }
+        }
+        todo.retain(|(gi, _, _)| groups[*gi].live());
+        for chunk in todo.chunks(self.shared.config.batch_size) {
+            let unitdp4 = chunk.iter().any(|(_, _, d)| d.unitdp4);
+            let body: Vec<&docs::XDocument> = chunk.iter().map(|(_, _, d)| &d.doc).collect();
+            let mut query = vec![("summarizeErrors", "false".to_owned())];
+            if unitdp4 {
+                query.push(("unitdp", "4".into()));
+            }
+            let resp = self
+                .client
+                .call(
+                    Method::PUT,
+                    "/CreditNotes",
+                    &query,
+                    Some(envelope("CreditNotes", &body)),
+                )
+                .await;
+            let els = match resp {
+                Ok(v) => element_list(&v, "CreditNotes"),
+                Err(e) => {
+                    for (gi, _, _) in chunk {
+                        let g = &mut groups[*gi];
+                        self.call_failed(g, msgs, &e).await;
+                    }
+                    continue;
+                }
+            };
+            for (n, (gi, ri, d)) in chunk.iter().enumerate() {
+                let g = &mut groups[*gi];
+                if !g.live() {
+                    continue;
+                }
+                let (ev, idx) = g.refunds[*ri].clone();
+                let rid = ev.refund.as_ref().map(|r| r.id.clone()).unwrap_or_default();
+                let mut el = els.get(n).cloned().unwrap_or_default();
+                let errors = element_errors(&el).join("; ");
+                if !element_ok(&el) && errors.contains("must be unique") {
+                    match self
+                        .client
+                        .call(
+                            Method::GET,
+                            "/CreditNotes",
+                            &[("where", format!("CreditNoteNumber==\"{}\"", d.number))],
+                            None,
+                        )
+                        .await
+                    {
+                        Ok(v) => {
+                            el = element_list(&v, "CreditNotes")
+                                .into_iter()
+                                .next()
+                                .unwrap_or_default()
+                        }
+                        Err(e) => {
+                            g.transient(e.to_string());
+                            continue;
+                        }
+                    }
+                } else if !element_ok(&el) {
+                    self.review(
+                        g,
+                        &msgs[idx],
+                        ReasonClass::XeroValidation,
+                        &format!("credit note {}: {errors}", d.number),
+                        vec![],
+                    )
+                    .await;
+                    continue;
+                }
+                let id = str_at(&el, "CreditNoteID");
+                if id.is_empty() {
+                    g.transient("credit note not found after 'must be unique'");
+                    continue;
+                }
+                g.led.entry.credit_notes.insert(
+                    rid,
+                    CreditEntry {
+                        credit_note_id: id.clone(),
+                        number: d.number.clone(),
+                        total: d.total,
+                        ..Default::default()
+                    },
+                );
+                let f = self.fact(
+                    g,
+                    XeroDocumentKind::CreditNote,
+                    XeroVerb::Created,
+                    &id,
+                    &d.number,
+                    Some(d.total),
+                    None,
+                    "AUTHORISED",
+                );
+                g.facts.push(f);
+                metrics::counter!(m::WRITES, "tenant" => self.tenant().to_owned(), "kind" => "credit_note", "verb" => "Created").increment(1);
+            }
+        }
+        self.save(groups).await;
+        // Allocate to the invoice what it still owes; refund the rest as a payment.
+        let mut refunds: Vec<(usize, String, docs::XPayment)> = Vec::new();
+        #[allow(clippy::needless_range_loop)] // `groups[gi]` is re-borrowed per credit note.
+        for gi in 0..groups.len() {
+            if !groups[gi].live() {
+                continue;
+            }
+            let pending: Vec<String> = groups[gi]
+                .led
+                .entry
+                .credit_notes
+                .iter()
+                .filter(|(_, c)| !c.done)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for rid in pending {
+                let g = &mut groups[gi];
+                let c = g.led.entry.credit_notes[&rid].clone();
+                let due = g.led.entry.amount_due();
+                let left = c.total - c.allocated - c.refunded;
+                let alloc = left.min(due);
+                let date = chrono::Utc::now().with_timezone(&org.timezone).date_naive();
+                if alloc > Decimal::ZERO {
+                    let body = serde_json::json!({"Allocations": [{"Invoice": {"InvoiceID": g.led.entry.invoice_id}, "Amount": Value::Null, "Date": date.to_string()}]});
+                    let body = body.to_string().replace(
+                        "\"Amount\":null",
+                        &format!("\"Amount\":{}", alloc.normalize()),
+                    );
+                    match self
+                        .client
+                        .call(
+                            Method::PUT,
+                            &format!("/CreditNotes/{}/Allocations", c.credit_note_id),
+                            &[("summarizeErrors", "false".into())],
+                            Some(body.into_bytes()),
+                        )
+                        .await
+                    {
+                        Ok(v) => {
+                            let el = element_list(&v, "Allocations")
+                                .into_iter()
+                                .next()
+                                .unwrap_or_default();
+                            if element_ok(&el) {
+                                if let Some(ce) = g.led.entry.credit_notes.get_mut(&rid) {
+                                    ce.allocated += alloc;
+                                }
+                                let id = str_at(&el, "AllocationID");
+                                let f = self.fact(
+                                    g,
+                                    XeroDocumentKind::Allocation,
+                                    XeroVerb::Created,
+                                    &id,
+                                    &c.number,
+                                    Some(alloc),
+                                    None,
+                                    "AUTHORISED",
+                                );
+                                g.facts.push(f);
+                            } else {
+                                let errors = element_errors(&el).join("; ");
+                                let idx = g.refunds.first().map_or(g.msgs[0], |(_, i)| *i);
+                                self.review(
+                                    g,
+                                    &msgs[idx],
+                                    ReasonClass::XeroValidation,
+                                    &format!("allocation of {}: {errors}", c.number),
+                                    vec![],
+                                )
+                                .await;
+                                continue;
+                            }
+                        }
+                        Err(e) => {
+                            self.call_failed(g, msgs, &e).await;
+                            continue;
+                        }
+                    }
+                }
+                let rest = left - alloc.max(Decimal::ZERO);
+                if rest > Decimal::ZERO {
+                    let method = g
+                        .refunds
+                        .iter()
+                        .find(|(r, _)| r.refund.as_ref().is_some_and(|x| x.id == rid))
+                        .and_then(|(r, _)| r.refund.as_ref().map(|x| x.method.clone()))
+                        .unwrap_or_default();
+                    let account = mapping.mapping.payment_account(&method).to_owned();
+                    refunds.push((
+                        gi,
+                        rid.clone(),
+                        docs::XPayment {
+                            invoice: None,
+                            credit_note: Some(
+                                serde_json::json!({"CreditNoteID": c.credit_note_id}),
+                            ),
+                            account: serde_json::json!({"Code": account}),
+                            date: date.to_string(),
+                            amount: rest,
+                            reference: format!("{} refund", c.number),
+                        },
+                    ));
+                } else if let Some(ce) = g.led.entry.credit_notes.get_mut(&rid) {
+                    ce.done = true;
+                }
+            }
+        }
+        for chunk in refunds.chunks(self.shared.config.batch_size) {
+            let body: Vec<&docs::XPayment> = chunk.iter().map(|(_, _, p)| p).collect();
+            let resp = self
+                .client
+                .call(
+                    Method::PUT,
+                    "/Payments",
+                    &[("summarizeErrors", "false".into())],
+                    Some(envelope("Payments", &body)),
+                )
+                .await;
+            let els = match resp {
+                Ok(v) => element_list(&v, "Payments"),
+                Err(e) => {
+                    for (gi, _, _) in chunk {
+                        groups[*gi].transient(e.to_string());
+                    }
+                    continue;
+                }
+            };
+            for (n, (gi, rid, p)) in chunk.iter().enumerate() {
+                let g = &mut groups[*gi];
+                let el = els.get(n).cloned().unwrap_or_default();
+                if element_ok(&el) {
+                    if let Some(ce) = g.led.entry.credit_notes.get_mut(rid) {
+                        ce.refunded += p.amount;
+                        ce.done = true;
+                    }
+                    let id = str_at(&el, "PaymentID");
+                    let f = self.fact(
+                        g,
+                        XeroDocumentKind::Payment,
+                        XeroVerb::Recorded,
+                        &id,
+                        rid,
+                        Some(p.amount),
+                        None,
+                        "AUTHORISED",
+                    );
+                    g.facts.push(f);
+                } else if g.live() {
+                    let errors = element_errors(&el).join("; ");
+                    let idx = g.msgs[0];
+                    self.review(
+                        g,
+                        &msgs[idx],
+                        ReasonClass::XeroValidation,
+                        &format!("refund payment {rid}: {errors}"),
+                        vec![],
+                    )
+                    .await;
+                }
+            }
+        }
+    }
+
+    fn dry_run(&self, groups: &[Group], mapping: &Effective, org: &OrgSettings) {
+        for g in groups {
+            if let Some(order) = g.order.as_ref().and_then(|(e, _)| e.order.as_ref()) {
+                match docs::invoice(order, "<contact>", &mapping.mapping, org) {
+                    Ok(d) => {
+                        tracing::info!(order = %order.number, invoice = %serde_json::to_string(&d.doc).unwrap_or_default(), "Dry run: would write this invoice.")
+                    }
+                    Err(p) => {
+                        tracing::info!(order = %order.number, error = %p.error, "Dry run: would send this order to review.")
+                    }
+                }
+            }
+        }
+    }
+
+    fn money(&self, g: &Group, amount: Decimal) -> Money {
+        let currency = g
+            .order
+            .as_ref()
+            .and_then(|(e, _)| e.order.as_ref())
+            .map(|o| o.currency.clone())
+            .or_else(|| g.refunds.first().map(|(r, _)| r.currency.clone()))
+            .unwrap_or_default();
+        Money {
+            amount: amount.to_string(),
+            currency,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fact(
+        &self,
+        g: &Group,
+        kind: XeroDocumentKind,
+        verb: XeroVerb,
+        xero_id: &str,
+        number: &str,
+        total: Option<Decimal>,
+        due: Option<Decimal>,
+        status: &str,
+    ) -> XeroFact {
+        let source = g
+            .order
+            .as_ref()
+            .and_then(|(e, _)| e.meta.as_ref())
+            .or_else(|| g.refunds.first().and_then(|(r, _)| r.meta.as_ref()))
+            .map(|m| m.event_id.clone())
+            .unwrap_or_default();
+        let id_src = format!(
+            "{}|{:?}|{:?}|{xero_id}|{}|{}",
+            self.tenant(),
+            kind,
+            verb,
+            g.version(),
+            g.led.entry.content_hash
+        );
+        XeroFact {
+            fact_id: format!("xf-{}", &hex(&Sha256::digest(id_src.as_bytes()))[..40]),
+            tenant_id: self.tenant().to_owned(),
+            kind: kind as i32,
+            verb: verb as i32,
+            xero_id: xero_id.to_owned(),
+            number: number.to_owned(),
+            store: g.store.clone(),
+            order_key: format!("{}/{}", g.store, g.order_id()),
+            order_version: g.version(),
+            mapping_revision: g.revision(),
+            total: total.map(|t| self.money(g, t)),
+            amount_due: due.map(|t| self.money(g, t)),
+            tax: None,
+            status: status.to_owned(),
+            written_at: chrono::Utc::now().to_rfc3339(),
+            source_event_id: source,
+        }
+    }
+
+    async fn dead_letter(
+        &self,
+        msg: &Message,
+        reason: ReasonClass,
+        error: &str,
+        suggestions: Vec<Suggestion>,
+        store: &str,
+        entity: &str,
+    ) {
+        let mut original_headers = BTreeMap::new();
+        if let Some(h) = &msg.headers {
+            for (k, vs) in h.iter() {
+                if let Some(v) = vs.first() {
+                    original_headers.insert(k.to_string(), v.as_str().to_owned());
+                }
+            }
+        }
+        let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
+        let id_src = format!(
+            "{}|{}|{:?}|{error}",
+            msg.subject,
+            hex(&Sha256::digest(&msg.payload)),
+            reason
+        );
+        let dl = DeadLetter {
+            id: format!("dl-{}", &hex(&Sha256::digest(id_src.as_bytes()))[..40]),
+            stage: Stage::XeroWriter as i32,
+            reason_class: reason as i32,
+            error: error.to_owned(),
+            original_subject: msg.subject.to_string(),
+            original_headers: original_headers.into_iter().collect(),
+            original_payload: msg.payload.to_vec(),
+            attempts: delivered.max(0) as u32,
+            suggestions,
+            failed_at: chrono::Utc::now().to_rfc3339(),
+            store: store.to_owned(),
+            entity_key: entity.to_owned(),
+            tenant: self.tenant().to_owned(),
+        };
+        tracing::warn!(subject = %msg.subject, reason = ?reason, error, "Sent to the review queue.");
+        metrics::counter!(m::DEAD_LETTERS, "tenant" => self.tenant().to_owned(), "reason" => format!("{reason:?}")).increment(1);
+        let subject = subjects::dlq(Stage::XeroWriter, reason);
+        if let Err(e) = self
+            .shared
+            .publisher
+            .publish_proto(subject, &dl.id, &dl, Default::default())
+            .await
+        {
+            tracing::error!(error = %e, "Dead letter not stored.");
+        }
+    }
+}

@@ -1,0 +1,498 @@
+//! The Xero HTTP client for one tenant: OAuth token (shared through the XERO_TOKENS bucket),
+//! rate budget, circuit breaker, `Idempotency-Key` derived from the request, and errors typed by
+//! what the caller does next.
+
+use crate::budget::{Breaker, Budget};
+use async_nats::jetstream::kv;
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Why a call did not produce a usable answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum XeroError {
+    /// Try again later: 5xx, connection trouble, timeout (the request may have been applied),
+    /// the breaker is open, or we are stopping.
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Xero refused the request as a whole (400); retrying the same request cannot help.
+    #[error("validation: {0}")]
+    Validation(String),
+    /// 404.
+    #[error("not found")]
+    NotFound,
+    /// 401/403 after a fresh token: the connection is revoked or the tenant is wrong.
+    #[error("authorisation: {0}")]
+    Auth(String),
+}
+
+impl XeroError {
+    /// True when the same work can succeed later.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Transient(_) | Self::Auth(_))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredToken {
+    access_token: String,
+    /// Unix seconds.
+    expires_at: i64,
+    /// Lifetime in seconds when issued (to refresh at 80 % of it).
+    lifetime: i64,
+}
+
+impl StoredToken {
+    fn fresh(&self) -> bool {
+        let margin = (self.lifetime / 5).clamp(1, 60);
+        chrono::Utc::now().timestamp() + margin < self.expires_at
+    }
+}
+
+/// Connection settings shared by every tenant's client.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// HTTP client.
+    pub http: reqwest::Client,
+    /// Accounting API base URL.
+    pub api_url: String,
+    /// Identity base URL.
+    pub identity_url: String,
+    /// Client id.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: SecretString,
+    /// Per-call timeout.
+    pub timeout: Duration,
+}
+
+impl Endpoint {
+    /// Requests a client_credentials token (for `tenant`, a sandbox extension Xero ignores).
+    async fn fetch_token(&self, tenant: Option<&str>) -> Result<StoredToken, XeroError> {
+        #[derive(Deserialize)]
+        struct Resp {
+            access_token: String,
+            expires_in: i64,
+        }
+        // Form-encoded by hand: both values are plain tokens (a grant name and a uuid).
+        let mut form = "grant_type=client_credentials".to_owned();
+        if let Some(t) =
+            tenant.filter(|t| t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        {
+            form.push_str("&tenant_id=");
+            form.push_str(t);
+        }
+        let resp = self
+            .http
+            .post(format!("{}/connect/token", self.identity_url))
+            .basic_auth(&self.client_id, Some(self.client_secret.expose_secret()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| XeroError::Transient(format!("token request: {e}")))?;
+        let status = resp.status();
+        if status.is_server_error() {
+            return Err(XeroError::Transient(format!("token endpoint {status}")));
+        }
+        if !status.is_success() {
+            let body = resp.text().await.unwrap_or_default();
+            return Err(XeroError::Auth(format!("token endpoint {status}: {body}")));
+        }
+        let r: Resp = resp
+            .json()
+            .await
+            .map_err(|e| XeroError::Transient(format!("token response: {e}")))?;
+        metrics::counter!("xero_writer_calls_total", "endpoint" => "/connect/token", "status" => status.as_u16().to_string()).increment(1);
+        Ok(StoredToken {
+            access_token: r.access_token,
+            expires_at: chrono::Utc::now().timestamp() + r.expires_in,
+            lifetime: r.expires_in,
+        })
+    }
+
+    /// `GET /connections`: the tenant ids this client reaches.
+    pub async fn connections(&self) -> Result<Vec<String>, XeroError> {
+        let token = self.fetch_token(None).await?;
+        let base = self
+            .api_url
+            .trim_end_matches('/')
+            .trim_end_matches("/api.xro/2.0")
+            .to_owned();
+        let resp = self
+            .http
+            .get(format!("{base}/connections"))
+            .bearer_auth(&token.access_token)
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| XeroError::Transient(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(XeroError::Transient(format!(
+                "connections: {}",
+                resp.status()
+            )));
+        }
+        let list: Vec<Value> = resp
+            .json()
+            .await
+            .map_err(|e| XeroError::Transient(e.to_string()))?;
+        Ok(list
+            .iter()
+            .filter_map(|c| c.get("tenantId").and_then(Value::as_str))
+            .map(str::to_ascii_lowercase)
+            .collect())
+    }
+}
+
+/// The client for one tenant.
+#[derive(Debug)]
+pub struct Client {
+    endpoint: Endpoint,
+    tenant: String,
+    tokens: Option<kv::Store>,
+    token: Mutex<Option<StoredToken>>,
+    /// The tenant's budget.
+    pub budget: Arc<Budget>,
+    /// The tenant's breaker.
+    pub breaker: Arc<Breaker>,
+    cancel: CancellationToken,
+}
+
+/// Derives a request's `Idempotency-Key` from its content (64 hex chars, under Xero's 128).
+pub fn idempotency_key(
+    method: &Method,
+    path: &str,
+    query: &[(&str, String)],
+    body: &[u8],
+) -> String {
+    let mut h = Sha256::new();
+    h.update(method.as_str());
+    h.update(b"\n");
+    h.update(path);
+    for (k, v) in query {
+        h.update(b"\n");
+        h.update(k);
+        h.update(b"=");
+        h.update(v);
+    }
+    h.update(b"\n");
+    h.update(body);
+    hex(&h.finalize())
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn endpoint_label(path: &str) -> String {
+    // `/Invoices/<id>` → `/Invoices/{id}` keeps label cardinality low.
+    let mut out = String::new();
+    for (i, seg) in path.split('/').filter(|s| !s.is_empty()).enumerate() {
+        out.push('/');
+        out.push_str(if i % 2 == 1 { "{id}" } else { seg });
+    }
+    out
+}
+
+impl Client {
+    /// A client for `tenant`.
+    pub fn new(
+        endpoint: Endpoint,
+        tenant: &str,
+        tokens: Option<kv::Store>,
+        budget: Arc<Budget>,
+        breaker: Arc<Breaker>,
+        cancel: CancellationToken,
+    ) -> Self {
+        Self {
+            endpoint,
+            tenant: tenant.to_owned(),
+            tokens,
+            token: Mutex::new(None),
+            budget,
+            breaker,
+            cancel,
+        }
+    }
+
+    /// The tenant id.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    async fn access_token(&self, force: bool) -> Result<String, XeroError> {
+        if !force
+            && let Some(t) = self.token.lock().unwrap_or_else(|e| e.into_inner()).clone()
+            && t.fresh()
+        {
+            return Ok(t.access_token);
+        }
+        let key = format!("cc.{}", self.tenant);
+        // Another replica may have refreshed already.
+        let mut revision = None;
+        if let Some(kv) = &self.tokens
+            && let Ok(Some(entry)) = kv.entry(&key).await
+        {
+            revision = Some(entry.revision);
+            if entry.operation == kv::Operation::Put
+                && let Ok(t) = serde_json::from_slice::<StoredToken>(&entry.value)
+                && t.fresh()
+                && !force
+            {
+                *self.token.lock().unwrap_or_else(|e| e.into_inner()) = Some(t.clone());
+                return Ok(t.access_token);
+            }
+        }
+        let t = self.endpoint.fetch_token(Some(&self.tenant)).await?;
+        if let Some(kv) = &self.tokens {
+            let bytes = serde_json::to_vec(&t).unwrap_or_default();
+            let written = match revision {
+                Some(r) => kv.update(&key, bytes.into(), r).await.is_ok(),
+                None => kv.create(&key, bytes.into()).await.is_ok(),
+            };
+            if !written {
+                // Lost the race: the winner's token is as good as ours; use it if readable.
+                if let Ok(Some(v)) = kv.get(&key).await
+                    && let Ok(w) = serde_json::from_slice::<StoredToken>(&v)
+                    && w.fresh()
+                {
+                    *self.token.lock().unwrap_or_else(|e| e.into_inner()) = Some(w.clone());
+                    return Ok(w.access_token);
+                }
+            }
+        }
+        *self.token.lock().unwrap_or_else(|e| e.into_inner()) = Some(t.clone());
+        Ok(t.access_token)
+    }
+
+    /// One Accounting API call with budget, breaker, retries of 429/409 and short 5xx retries.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Value, XeroError> {
+        let body_bytes = body;
+        let idem = body_bytes
+            .as_ref()
+            .map(|b| idempotency_key(&method, path, query, b));
+        let label = endpoint_label(path);
+        let mut force_token = false;
+        let mut server_errors = 0u32;
+        loop {
+            if self.breaker.is_open() {
+                return Err(XeroError::Transient("circuit breaker open".into()));
+            }
+            let Some(_permit) = self.budget.acquire(&self.cancel).await else {
+                return Err(XeroError::Transient("stopping".into()));
+            };
+            let token = match self.access_token(force_token).await {
+                Ok(t) => t,
+                Err(e) => {
+                    if matches!(e, XeroError::Transient(_)) {
+                        self.breaker.failure();
+                    }
+                    return Err(e);
+                }
+            };
+            let mut req = self
+                .endpoint
+                .http
+                .request(method.clone(), format!("{}{path}", self.endpoint.api_url))
+                .bearer_auth(token)
+                .header("xero-tenant-id", &self.tenant)
+                .header("accept", "application/json")
+                .timeout(self.endpoint.timeout);
+            if !query.is_empty() {
+                req = req.query(query);
+            }
+            if let (Some(b), Some(k)) = (&body_bytes, &idem) {
+                req = req
+                    .header("content-type", "application/json")
+                    .header("Idempotency-Key", k)
+                    .body(b.clone());
+            }
+            let started = std::time::Instant::now();
+            let result = req.send().await;
+            let resp = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    metrics::counter!("xero_writer_calls_total", "endpoint" => label.clone(), "status" => "error").increment(1);
+                    self.breaker.failure();
+                    server_errors += 1;
+                    if server_errors < 3 && !self.breaker.is_open() {
+                        self.backoff(server_errors).await;
+                        continue;
+                    }
+                    return Err(XeroError::Transient(format!("{method} {path}: {e}")));
+                }
+            };
+            let status = resp.status();
+            metrics::counter!("xero_writer_calls_total", "endpoint" => label.clone(), "status" => status.as_u16().to_string()).increment(1);
+            metrics::histogram!("xero_writer_call_duration_seconds", "endpoint" => label.clone())
+                .record(started.elapsed().as_secs_f64());
+            let header_u32 = |name: &str| {
+                resp.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u32>().ok())
+            };
+            self.budget.observe(
+                header_u32("x-minlimit-remaining"),
+                header_u32("x-daylimit-remaining"),
+            );
+            if status.as_u16() == 429 {
+                let retry = header_u32("retry-after").unwrap_or(1).max(1);
+                let problem = resp
+                    .headers()
+                    .get("x-rate-limit-problem")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("unknown")
+                    .to_owned();
+                self.budget
+                    .pause(Duration::from_secs(u64::from(retry)), &problem);
+                continue;
+            }
+            let text = match resp.text().await {
+                Ok(t) => t,
+                Err(e) => {
+                    // The request was sent; the answer was lost. Callers look up before
+                    // creating again (or the same Idempotency-Key replays the answer).
+                    self.breaker.failure();
+                    return Err(XeroError::Transient(format!(
+                        "{method} {path}: response lost: {e}"
+                    )));
+                }
+            };
+            match status.as_u16() {
+                200..=299 => {
+                    self.breaker.success();
+                    if text.trim().is_empty() {
+                        return Ok(Value::Null);
+                    }
+                    return serde_json::from_str(&text)
+                        .map_err(|e| XeroError::Transient(format!("unreadable response: {e}")));
+                }
+                401 if !force_token => {
+                    force_token = true;
+                    continue;
+                }
+                401 | 403 => {
+                    self.breaker.success();
+                    return Err(XeroError::Auth(format!("{status}: {text}")));
+                }
+                404 => {
+                    self.breaker.success();
+                    return Err(XeroError::NotFound);
+                }
+                409 => {
+                    // Same Idempotency-Key still in progress: wait for its answer.
+                    self.backoff(1).await;
+                    continue;
+                }
+                400..=499 => {
+                    self.breaker.success();
+                    return Err(XeroError::Validation(validation_text(&text)));
+                }
+                _ => {
+                    self.breaker.failure();
+                    server_errors += 1;
+                    if server_errors < 3 && !self.breaker.is_open() {
+                        self.backoff(server_errors).await;
+                        continue;
+                    }
+                    return Err(XeroError::Transient(format!("{method} {path}: {status}")));
+                }
+            }
+        }
+    }
+
+    async fn backoff(&self, attempt: u32) {
+        let d = Duration::from_millis(100 * 2u64.pow(attempt.min(5)));
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = self.cancel.cancelled() => {}
+        }
+    }
+}
+
+/// The messages of a 400 body (a ValidationException lists them per element).
+pub fn validation_text(text: &str) -> String {
+    let Ok(v) = serde_json::from_str::<Value>(text) else {
+        return text.to_owned();
+    };
+    let mut msgs = Vec::new();
+    if let Some(els) = v.get("Elements").and_then(Value::as_array) {
+        for el in els {
+            msgs.extend(element_errors(el));
+        }
+    }
+    if msgs.is_empty() {
+        v.get("Message")
+            .and_then(Value::as_str)
+            .unwrap_or(text)
+            .to_owned()
+    } else {
+        msgs.join("; ")
+    }
+}
+
+/// The validation messages of one element of a `summarizeErrors=false` answer.
+pub fn element_errors(el: &Value) -> Vec<String> {
+    el.get("ValidationErrors")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| m.get("Message").and_then(Value::as_str))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// True when an element of a `summarizeErrors=false` answer was saved.
+pub fn element_ok(el: &Value) -> bool {
+    let status = el
+        .get("StatusAttributeString")
+        .and_then(Value::as_str)
+        .unwrap_or("OK");
+    status != "ERROR" && element_errors(el).is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_keys_follow_content() {
+        let a = idempotency_key(&Method::PUT, "/Invoices", &[], b"{}");
+        let b = idempotency_key(&Method::PUT, "/Invoices", &[], b"{ }");
+        assert_ne!(a, b);
+        assert_eq!(a, idempotency_key(&Method::PUT, "/Invoices", &[], b"{}"));
+        assert!(a.len() <= 128);
+    }
+
+    #[test]
+    fn labels_hide_ids() {
+        assert_eq!(endpoint_label("/Invoices/abc"), "/Invoices/{id}");
+        assert_eq!(
+            endpoint_label("/CreditNotes/x/Allocations"),
+            "/CreditNotes/{id}/Allocations"
+        );
+    }
+
+    #[test]
+    fn validation_bodies() {
+        let body = r#"{"ErrorNumber":10,"Type":"ValidationException","Elements":[{"ValidationErrors":[{"Message":"Invoice # must be unique."}]}]}"#;
+        assert_eq!(validation_text(body), "Invoice # must be unique.");
+    }
+}

@@ -1,0 +1,7 @@
+//! xero-writer against a real nats-server and the real xero-sandbox over HTTP.
+
+// Not every test uses every helper.
+#[allow(dead_code)]
+mod helpers;
+
+mod converge;
