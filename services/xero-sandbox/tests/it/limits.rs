@@ -116,7 +116,7 @@ async fn more_than_five_concurrent_calls_are_refused() {
     let mut c = config();
     c.concurrent_limit = 5;
     let s = TestSandbox::start_with(c).await;
-    s.settings(json!({"latency_ms": 400})).await;
+    s.settings(json!({"latency_ms": 800})).await;
     let calls: Vec<_> = (0..8)
         .map(|_| s.req(reqwest::Method::GET, "/Organisation").send())
         .collect();
