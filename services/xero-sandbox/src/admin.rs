@@ -274,7 +274,7 @@ async fn mint_token(State(app): State<Arc<App>>, h: HeaderMap, body: String) -> 
             tenants: tenants.clone(),
             auth_event_id: Uuid::new_v4(),
             expires: Utc::now() + ChronoDuration::from_std(life).unwrap_or_default(),
-            scope: "accounting.transactions accounting.contacts accounting.settings".into(),
+            scope: crate::auth::ALL_SCOPES.into(),
         },
     );
     axum::Json(json!({"access_token": token, "token_type": "Bearer", "expires_in": life.as_secs_f64().ceil() as u64, "tenants": tenants}))

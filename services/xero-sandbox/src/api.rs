@@ -1,7 +1,7 @@
 //! `/api.xro/2.0/...`: auth, faults, rate limits and idempotency around the resource handlers.
 //! Paths are matched case-insensitively, as Xero does.
 
-use crate::auth::authorize;
+use crate::auth::{AuthError, authorize};
 use crate::idempotency::{self, Lookup};
 use crate::limits::{Problem, Refusal};
 use crate::resp::{Resp, bad_request, not_found};
@@ -138,10 +138,21 @@ async fn handle_inner(
         );
         return (Outcome::Normal(r), None, endpoint);
     }
-    let (tenant, _token) = match authorize(app, headers) {
+    let (tenant, scope) = match authorize(app, headers) {
         Ok(t) => t,
         Err(e) => return (Outcome::Normal(e.response()), None, endpoint),
     };
+    if !crate::auth::scope_allows(
+        &scope,
+        method,
+        segs.first().map(String::as_str).unwrap_or(""),
+    ) {
+        return (
+            Outcome::Normal(AuthError::Unauthorized.response()),
+            Some(tenant),
+            endpoint,
+        );
+    }
 
     // Forced 429s come before counting, like a limit the caller cannot see.
     {

@@ -87,7 +87,27 @@ fn random_token() -> String {
     format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple())
 }
 
-/// Checks the bearer token and picks the tenant; returns (tenant id, token).
+/// Every broad scope: what a token gets when it asks for none.
+pub const ALL_SCOPES: &str = "accounting.transactions accounting.contacts accounting.settings";
+
+/// Whether `scope` (space-separated, broad or granular) allows `method` on a resource (the first
+/// path segment, lower-cased).
+pub fn scope_allows(scope: &str, method: &axum::http::Method, resource: &str) -> bool {
+    let family: &[&str] = match resource {
+        "invoices" | "creditnotes" => &["accounting.transactions", "accounting.invoices"],
+        "payments" => &["accounting.transactions", "accounting.payments"],
+        "contacts" => &["accounting.contacts"],
+        _ => &["accounting.settings"],
+    };
+    let read = method == axum::http::Method::GET;
+    scope.split_whitespace().any(|granted| {
+        family
+            .iter()
+            .any(|f| granted == *f || (read && granted.strip_suffix(".read") == Some(f)))
+    })
+}
+
+/// Checks the bearer token and picks the tenant; returns (tenant id, granted scope).
 pub fn authorize(app: &App, headers: &HeaderMap) -> Result<(Uuid, String), AuthError> {
     let token = headers
         .get("authorization")
@@ -131,7 +151,7 @@ pub fn authorize(app: &App, headers: &HeaderMap) -> Result<(Uuid, String), AuthE
     if !t.connected {
         return Err(AuthError::Forbidden);
     }
-    Ok((tenant, token))
+    Ok((tenant, at.scope.clone()))
 }
 
 fn token_error(err: &str) -> Response {
@@ -193,9 +213,10 @@ pub async fn token(State(app): State<Arc<App>>, headers: HeaderMap, body: String
                     None => return token_error("invalid_request"),
                 },
             };
-            let scope = form.get("scope").cloned().unwrap_or_else(|| {
-                "accounting.transactions accounting.contacts accounting.settings".into()
-            });
+            let scope = form
+                .get("scope")
+                .cloned()
+                .unwrap_or_else(|| ALL_SCOPES.into());
             (
                 GrantKind::ClientCredentials,
                 vec![tenant],
@@ -366,7 +387,7 @@ pub async fn authorize_redirect(
             scope: q
                 .scope
                 .clone()
-                .unwrap_or_else(|| "offline_access accounting.transactions".into()),
+                .unwrap_or_else(|| format!("offline_access {ALL_SCOPES}")),
             expires: Utc::now() + ChronoDuration::from_std(life).unwrap_or_default(),
         },
     );

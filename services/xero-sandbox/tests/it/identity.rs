@@ -177,9 +177,17 @@ async fn unknown_or_disconnected_tenant_gets_403() {
 }
 
 async fn auth_code(s: &TestSandbox) -> (String, String) {
+    auth_code_with(
+        s,
+        "offline_access%20accounting.settings%20accounting.transactions",
+    )
+    .await
+}
+
+async fn auth_code_with(s: &TestSandbox, scope: &str) -> (String, String) {
     let r = s
         .client
-        .get(format!("{}/identity/authorize?response_type=code&client_id=ledgerline-sandbox&redirect_uri=http://localhost/cb&scope=offline_access&state=xyz", s.base))
+        .get(format!("{}/identity/authorize?response_type=code&client_id=ledgerline-sandbox&redirect_uri=http://localhost/cb&scope={scope}&state=xyz", s.base))
         .send()
         .await
         .unwrap();
@@ -254,7 +262,6 @@ async fn refresh_tokens_rotate_with_a_grace_period_then_invalid_grant() {
     assert_eq!(v["error"], "invalid_grant");
     let (st, _) = token_call(&s, "grant_type=refresh_token&refresh_token=nope").await;
     assert_eq!(st, 400);
-    let _ = Method::GET;
 }
 
 #[tokio::test]
@@ -273,4 +280,38 @@ async fn revoking_a_refresh_token_ends_the_grant() {
     let (st, v) = token_call(&s, &format!("grant_type=refresh_token&refresh_token={rt}")).await;
     assert_eq!(st, 400);
     assert_eq!(v["error"], "invalid_grant");
+}
+
+#[tokio::test]
+async fn scopes_limit_what_a_token_may_call() {
+    let s = TestSandbox::start().await;
+    let (token, _) = auth_code_with(
+        &s,
+        "offline_access%20accounting.settings.read%20accounting.invoices",
+    )
+    .await;
+    let call = |m: reqwest::Method, path: &str| {
+        let r = s
+            .client
+            .request(m, s.url(path))
+            .bearer_auth(&token)
+            .header("xero-tenant-id", s.tenants[0].to_string());
+        async move { r.send().await.unwrap() }
+    };
+    assert_eq!(call(Method::GET, "/Organisation").await.status(), 200);
+    assert_eq!(
+        call(Method::GET, "/Invoices").await.status(),
+        200,
+        "granular accounting.invoices"
+    );
+    let r = call(Method::GET, "/Contacts").await;
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["Detail"], "AuthorizationUnsuccessful");
+    assert_eq!(call(Method::GET, "/Payments").await.status(), 401);
+    assert_eq!(
+        call(Method::PUT, "/Currencies").await.status(),
+        401,
+        "settings.read cannot write"
+    );
 }
