@@ -72,6 +72,8 @@ struct Group {
     refunds: Vec<(RefundEvent, usize)>,
     msgs: Vec<usize>,
     led: Versioned,
+    /// The entry as last read or written (to skip writes that change nothing).
+    saved: Option<ledger::Entry>,
     fail: Option<Fail>,
     contact: Option<ContactSpec>,
     inv: Option<InvoiceDoc>,
@@ -342,8 +344,13 @@ impl TenantWorker {
             let decoded = match decode(msg) {
                 Ok(d) => d,
                 Err((reason, error)) => {
-                    self.dead_letter(msg, reason, &error, vec![], "", "").await;
-                    outcome[i] = Some(AckKind::Term);
+                    outcome[i] = Some(
+                        if self.dead_letter(msg, reason, &error, vec![], "", "").await {
+                            AckKind::Term
+                        } else {
+                            AckKind::Nak(Some(Duration::from_secs(1)))
+                        },
+                    );
                     continue;
                 }
             };
@@ -371,6 +378,7 @@ impl TenantWorker {
                     refunds: vec![],
                     msgs: vec![],
                     led: Versioned::default(),
+                    saved: None,
                     fail: None,
                     contact: None,
                     inv: None,
@@ -401,7 +409,10 @@ impl TenantWorker {
 
         for g in groups.iter_mut() {
             match ledger::read(&self.shared.ledger, &g.key).await {
-                Ok(v) => g.led = v,
+                Ok(v) => {
+                    g.saved = Some(v.entry.clone());
+                    g.led = v;
+                }
                 Err(e) => g.transient(format!("ledger read: {e}")),
             }
         }
@@ -452,16 +463,18 @@ impl TenantWorker {
                     None | Some(Fail::Dead) => AckKind::Ack,
                     Some(Fail::Transient(why)) => {
                         let delivered = msgs[i].info().map(|i| i.delivered).unwrap_or(1);
-                        if delivered >= self.max_deliver {
-                            self.dead_letter(
-                                &msgs[i],
-                                ReasonClass::Exhausted,
-                                why,
-                                vec![],
-                                &g.store,
-                                &g.key,
-                            )
-                            .await;
+                        if delivered >= self.max_deliver
+                            && self
+                                .dead_letter(
+                                    &msgs[i],
+                                    ReasonClass::Exhausted,
+                                    why,
+                                    vec![],
+                                    &g.store,
+                                    &g.key,
+                                )
+                                .await
+                        {
                             AckKind::Term
                         } else {
                             tracing::debug!(key = %g.key, why, "Will retry.");
@@ -548,8 +561,14 @@ impl TenantWorker {
         error: &str,
         suggestions: Vec<Suggestion>,
     ) {
-        self.dead_letter(msg, reason, error, suggestions, &g.store, &g.key)
-            .await;
+        if !self
+            .dead_letter(msg, reason, error, suggestions, &g.store, &g.key)
+            .await
+        {
+            // Never ack what is not stored somewhere.
+            g.transient("dead letter not stored");
+            return;
+        }
         g.fail = Some(Fail::Dead);
         if g.version() > 0 {
             g.led.entry.reviewed_version = g.version();
@@ -1018,22 +1037,19 @@ impl TenantWorker {
     /// Writes every changed ledger entry (compare-and-set); a lost race means retry later.
     async fn save(&self, groups: &mut [Group]) {
         for g in groups.iter_mut() {
-            if matches!(g.fail, Some(Fail::Transient(_)))
-                && g.led.entry == Versioned::default().entry
-            {
+            // Unread (the read failed) or unchanged: nothing to write.
+            if g.saved.as_ref().is_none_or(|s| *s == g.led.entry) {
                 continue;
             }
-            let before = ledger::read(&self.shared.ledger, &g.key).await.ok();
-            if before
-                .as_ref()
-                .is_some_and(|b| b.entry == g.led.entry && b.revision == g.led.revision)
-            {
-                continue;
-            }
-            if let Err(e) = ledger::write(&self.shared.ledger, &g.key, &mut g.led).await {
-                tracing::warn!(key = %g.key, error = %e, "Ledger changed underneath; will retry.");
-                g.transient(format!("ledger compare-and-set: {e}"));
-                g.facts.clear();
+            match ledger::write(&self.shared.ledger, &g.key, &mut g.led).await {
+                Ok(()) => g.saved = Some(g.led.entry.clone()),
+                Err(e) => {
+                    tracing::warn!(key = %g.key, error = %e, "Ledger changed underneath; will retry.");
+                    g.transient(format!("ledger compare-and-set: {e}"));
+                    g.facts.clear();
+                    // Stop writing this order in this batch: another writer owns it now.
+                    g.saved = None;
+                }
             }
         }
     }
@@ -1628,7 +1644,7 @@ impl TenantWorker {
         suggestions: Vec<Suggestion>,
         store: &str,
         entity: &str,
-    ) {
+    ) -> bool {
         let mut original_headers = BTreeMap::new();
         if let Some(h) = &msg.headers {
             for (k, vs) in h.iter() {
@@ -1662,13 +1678,17 @@ impl TenantWorker {
         tracing::warn!(subject = %msg.subject, reason = ?reason, error, "Sent to the review queue.");
         metrics::counter!(m::DEAD_LETTERS, "tenant" => self.tenant().to_owned(), "reason" => format!("{reason:?}")).increment(1);
         let subject = subjects::dlq(Stage::XeroWriter, reason);
-        if let Err(e) = self
+        match self
             .shared
             .publisher
             .publish_proto(subject, &dl.id, &dl, Default::default())
             .await
         {
-            tracing::error!(error = %e, "Dead letter not stored.");
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "Dead letter not stored; the event will be retried.");
+                false
+            }
         }
     }
 }

@@ -90,6 +90,19 @@ impl Sandbox {
             .unwrap()
     }
 
+    /// The sandbox's request log (last 2,000 API calls).
+    pub async fn requests(&self) -> Vec<Value> {
+        reqwest::Client::new()
+            .get(format!("{}/admin/requests?limit=2000", self.base))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// A token for direct API calls (setting up pre-existing documents).
     pub async fn token(&self) -> String {
         let v = self.admin_post("/tokens", serde_json::json!({})).await;
