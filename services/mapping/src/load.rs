@@ -322,6 +322,9 @@ fn validate(m: &Mapping) -> Result<(), Invalid> {
     {
         return bad("invoice.credit_note_number", "must contain {return}");
     }
+    if m.invoice.default_due_days > 366 {
+        return bad("invoice.default_due_days", "at most 366 days");
+    }
     account_code("payments.default_account", &m.payments.default_account)?;
     for (method, code) in &m.payments.methods {
         account_code(&format!("payments.methods.\"{method}\""), code)?;

@@ -153,6 +153,14 @@ pub struct InvoiceRules {
     pub reference: String,
     /// CreditNoteNumber for a return; must contain `{return}`.
     pub credit_note_number: String,
+    /// Days from the invoice date to its due date when neither the order's `DueDate` nor the
+    /// contact's payment terms say.
+    #[serde(default = "default_due_days")]
+    pub default_due_days: u32,
+}
+
+const fn default_due_days() -> u32 {
+    20
 }
 
 /// `[payments]`.

@@ -94,9 +94,41 @@ impl Pipeline {
             .map(|v| v.as_str());
         let mut facts = Facts::default();
         let started = Instant::now();
-        let result = transform_with_facts(payload, store_header, &effective, &mut facts);
+        // A panic is a bug on some input: it must not kill the worker, and after max_deliver
+        // attempts the input is dead-lettered instead of blocking a slot forever.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            transform_with_facts(payload, store_header, &effective, &mut facts)
+        }));
         metrics::histogram!("ledgerline_normalizer_transform_seconds")
             .record(started.elapsed().as_secs_f64());
+        let result = match result {
+            Ok(r) => r,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(panic = %what, delivered, "Transform panicked.");
+                if delivered < self.max_deliver {
+                    metrics::counter!("ledgerline_normalizer_raw_total", "outcome" => "retry")
+                        .increment(1);
+                    return Handled::Retry;
+                }
+                return self
+                    .dead_letter(
+                        subject,
+                        raw_headers,
+                        payload,
+                        delivered,
+                        &facts,
+                        &effective,
+                        ReasonClass::Exhausted,
+                        format!("transform panicked on every one of {delivered} attempts: {what}"),
+                    )
+                    .await;
+            }
+        };
         let events = match result {
             Ok(events) => events,
             Err(error) => {
