@@ -38,8 +38,11 @@ pub struct RefreshToken {
     pub auth_event_id: Uuid,
     pub scope: String,
     pub grace_until: Option<DateTime<Utc>>,
-    /// The token that replaced this one, returned again when the old one is retried in grace.
+    /// The token that replaced this one.
     pub replaced_by: Option<String>,
+    /// Unused refresh tokens expire after 60 days (scaled).
+    #[serde(default)]
+    pub expires: Option<DateTime<Utc>>,
 }
 
 /// A consent-shortcut authorization code.
@@ -200,6 +203,8 @@ pub async fn token(State(app): State<Arc<App>>, headers: HeaderMap, body: String
     let now = Utc::now();
     let expires = now + ChronoDuration::from_std(lifetime).unwrap_or_default();
     let expires_in = lifetime.as_secs_f64().ceil().max(1.0) as u64;
+    let refresh_expiry =
+        now + ChronoDuration::from_std(settings.scaled_secs(60 * 86_400)).unwrap_or_default();
     let mut store = app.store.lock().unwrap();
     let grant = form.get("grant_type").map(String::as_str).unwrap_or("");
     let (kind, tenants, auth_event_id, scope, refresh) = match grant {
@@ -248,6 +253,7 @@ pub async fn token(State(app): State<Arc<App>>, headers: HeaderMap, body: String
                     scope: c.scope.clone(),
                     grace_until: None,
                     replaced_by: None,
+                    expires: Some(refresh_expiry),
                 },
             );
             (
@@ -263,7 +269,7 @@ pub async fn token(State(app): State<Arc<App>>, headers: HeaderMap, body: String
             let Some(r) = store.auth.refresh.get(&old).cloned() else {
                 return token_error("invalid_grant");
             };
-            if let Some(until) = r.grace_until
+            if let Some(until) = r.grace_until.into_iter().chain(r.expires).min()
                 && until <= now
             {
                 store.auth.refresh.remove(&old);
@@ -288,6 +294,7 @@ pub async fn token(State(app): State<Arc<App>>, headers: HeaderMap, body: String
                     scope: r.scope.clone(),
                     grace_until: None,
                     replaced_by: None,
+                    expires: Some(refresh_expiry),
                 },
             );
             (
