@@ -83,6 +83,10 @@ impl Ctx<'_> {
                 (c, round2(gross, s) - c)
             } else if let Some(d) = l.discount_amount {
                 (round2(gross - d, s), d)
+            } else if let (Some(sent), None) = (l.line_amount, l.unit_amount) {
+                // Only LineAmount (and perhaps Quantity) sent: Xero keeps the amount and derives
+                // the unit price from it.
+                (round2(sent, s), Decimal::ZERO)
             } else {
                 (round2(gross, s), Decimal::ZERO)
             };

@@ -772,3 +772,16 @@ async fn single_payment_post_and_organisation_actions() {
             .any(|a| a["Name"] == "UseMulticurrency")
     );
 }
+
+#[tokio::test]
+async fn a_line_amount_without_unit_amount_is_kept() {
+    let s = TestSandbox::start().await;
+    let c = s.contact("Amount Only Ltd").await;
+    let (st, v) = s.put("/Invoices?unitdp=4", json!({"Invoices": [{"Type": "ACCREC", "Contact": {"ContactID": c},
+        "LineItems": [{"Description": "x", "Quantity": 3, "LineAmount": 10, "AccountCode": "200"}]}]})).await;
+    assert_eq!(st, 200, "{v}");
+    let l = &v["Invoices"][0]["LineItems"][0];
+    assert_eq!(d(&l["LineAmount"]), ds("10"));
+    assert_eq!(d(&l["UnitAmount"]), ds("3.3333"));
+    assert_eq!(d(&v["Invoices"][0]["SubTotal"]), ds("10"));
+}
