@@ -4,6 +4,7 @@
 
 use crate::xero::{Client, element_errors, element_ok, hex};
 use async_nats::jetstream::kv;
+use futures::StreamExt;
 use ledgerline_contract::v1::{Customer, Order};
 use ledgerline_mapping::{GuestPolicy, Mapping};
 use reqwest::Method;
@@ -171,16 +172,25 @@ pub async fn resolve(
         .iter()
         .map(|s| (s.contact_number.clone(), s.identity.clone()))
         .collect();
+    let mut unique: Vec<ContactSpec> = Vec::new();
     for s in specs {
-        if out.contains_key(&s.contact_number)
-            || misses
-                .iter()
-                .any(|m: &ContactSpec| m.contact_number == s.contact_number)
-        {
-            continue;
+        if !unique.iter().any(|u| u.contact_number == s.contact_number) {
+            unique.push(s);
         }
-        let store = store_of.get(&s.contact_number).cloned().unwrap_or_default();
-        match cache.get(cache_key(&tenant, &store, &s.identity)).await {
+    }
+    // Cache reads side by side.
+    let reads: Vec<_> = unique
+        .iter()
+        .map(|s| {
+            let store = store_of.get(&s.contact_number).cloned().unwrap_or_default();
+            let key = cache_key(&tenant, &store, &s.identity);
+            let cache = cache.clone();
+            async move { cache.get(key).await }
+        })
+        .collect();
+    let cached: Vec<_> = futures::stream::iter(reads).buffered(64).collect().await;
+    for (s, hit) in unique.into_iter().zip(cached) {
+        match hit {
             Ok(Some(v)) if !v.is_empty() => {
                 out.insert(
                     s.contact_number.clone(),
@@ -190,6 +200,7 @@ pub async fn resolve(
             _ => misses.push(s),
         }
     }
+    let cached_ids: std::collections::HashSet<String> = out.keys().cloned().collect();
     // One search per chunk: by ContactNumber, and by email for the "exactly one" rule.
     let mut to_create = Vec::new();
     for chunk in misses.chunks(20) {
@@ -350,18 +361,23 @@ pub async fn resolve(
         }
         round = retry;
     }
-    for (number, r) in &out {
-        if let Resolved::Id(id, _) = r
-            && let Some(store) = store_of.get(number)
-            && let Some(identity) = identities.get(number)
-        {
-            let _ = cache
-                .put(
-                    cache_key(&tenant, store, identity),
-                    id.clone().into_bytes().into(),
-                )
-                .await;
-        }
-    }
+    let puts: Vec<_> = out
+        .iter()
+        .filter_map(|(number, r)| match r {
+            // Only new knowledge is written; cache hits are already there.
+            Resolved::Id(id, _) if !cached_ids.contains(number) => {
+                let key = cache_key(&tenant, store_of.get(number)?, identities.get(number)?);
+                let (cache, id) = (cache.clone(), id.clone());
+                Some(async move {
+                    let _ = cache.put(key, id.into_bytes().into()).await;
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    futures::stream::iter(puts)
+        .buffer_unordered(64)
+        .collect::<Vec<()>>()
+        .await;
     out
 }

@@ -176,6 +176,9 @@ fn envelope<T: serde::Serialize>(key: &str, items: &[T]) -> Vec<u8> {
     format!("{{\"{key}\":[{}]}}", parts.join(",")).into_bytes()
 }
 
+/// KV reads/writes and fact publishes in flight at once.
+const KV_PARALLEL: usize = 64;
+
 fn nak_delay(delivered: i64) -> Duration {
     let exp = delivered.clamp(1, 6) as u32 - 1;
     Duration::from_millis(500 * 2u64.pow(exp)).min(Duration::from_secs(30))
@@ -407,8 +410,20 @@ impl TenantWorker {
         }
         metrics::counter!(m::EVENTS, "tenant" => tenant.clone()).increment(msgs.len() as u64);
 
-        for g in groups.iter_mut() {
-            match ledger::read(&self.shared.ledger, &g.key).await {
+        // KV round trips run side by side; Xero calls stay batched and sequential.
+        let reads: Vec<_> = groups
+            .iter()
+            .map(|g| {
+                let (kv, key) = (self.shared.ledger.clone(), g.key.clone());
+                async move { ledger::read(&kv, &key).await }
+            })
+            .collect();
+        let reads: Vec<_> = futures::stream::iter(reads)
+            .buffered(KV_PARALLEL)
+            .collect()
+            .await;
+        for (g, r) in groups.iter_mut().zip(reads) {
+            match r {
                 Ok(v) => {
                     g.saved = Some(v.entry.clone());
                     g.led = v;
@@ -441,20 +456,28 @@ impl TenantWorker {
         if !self.shared.config.dry_run {
             self.save(&mut groups).await;
         }
-        for g in &groups {
-            if g.live() {
-                for f in &g.facts {
-                    let subject = subjects::xero(&tenant, f.kind(), f.verb());
-                    if let Err(e) = self
-                        .shared
-                        .publisher
-                        .publish_proto(subject, &f.fact_id, f, Default::default())
+        let publishes: Vec<_> = groups
+            .iter()
+            .filter(|g| g.live())
+            .flat_map(|g| g.facts.iter().cloned())
+            .map(|f| {
+                let publisher = self.shared.publisher.clone();
+                let subject = subjects::xero(&tenant, f.kind(), f.verb());
+                async move {
+                    if let Err(e) = publisher
+                        .publish_proto(subject, &f.fact_id, &f, Default::default())
                         .await
                     {
                         tracing::warn!(error = %e, "Fact not published.");
                     }
                 }
-            }
+            })
+            .collect();
+        futures::stream::iter(publishes)
+            .buffer_unordered(KV_PARALLEL)
+            .collect::<Vec<()>>()
+            .await;
+        for g in &groups {
             for &i in &g.msgs {
                 if outcome[i].is_some() {
                     continue;
@@ -1036,13 +1059,34 @@ impl TenantWorker {
 
     /// Writes every changed ledger entry (compare-and-set); a lost race means retry later.
     async fn save(&self, groups: &mut [Group]) {
-        for g in groups.iter_mut() {
-            // Unread (the read failed) or unchanged: nothing to write.
-            if g.saved.as_ref().is_none_or(|s| *s == g.led.entry) {
-                continue;
-            }
-            match ledger::write(&self.shared.ledger, &g.key, &mut g.led).await {
-                Ok(()) => g.saved = Some(g.led.entry.clone()),
+        // Unread (the read failed) or unchanged entries need no write.
+        let todo: Vec<(usize, String, Versioned)> = groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| g.saved.as_ref().is_some_and(|s| *s != g.led.entry))
+            .map(|(i, g)| (i, g.key.clone(), g.led.clone()))
+            .collect();
+        let writes: Vec<_> = todo
+            .into_iter()
+            .map(|(i, key, mut v)| {
+                let kv = self.shared.ledger.clone();
+                async move {
+                    let r = ledger::write(&kv, &key, &mut v).await;
+                    (i, v, r)
+                }
+            })
+            .collect();
+        let results: Vec<(usize, Versioned, Result<(), String>)> = futures::stream::iter(writes)
+            .buffer_unordered(KV_PARALLEL)
+            .collect()
+            .await;
+        for (i, v, r) in results {
+            let g = &mut groups[i];
+            match r {
+                Ok(()) => {
+                    g.led = v;
+                    g.saved = Some(g.led.entry.clone());
+                }
                 Err(e) => {
                     tracing::warn!(key = %g.key, error = %e, "Ledger changed underneath; will retry.");
                     g.transient(format!("ledger compare-and-set: {e}"));

@@ -4,5 +4,6 @@
 #[allow(dead_code)]
 mod helpers;
 
+mod bench;
 mod converge;
 mod faults;
