@@ -316,7 +316,7 @@ pub fn dead_letter_entry(
         original_headers,
         original_payload: payload.to_vec(),
         attempts: delivered.max(1) as u32,
-        suggestions: vec![],
+        suggestions: facts.suggestions.clone(),
         failed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         store,
         entity_key: facts.entity_key.clone(),

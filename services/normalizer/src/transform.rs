@@ -7,7 +7,7 @@ use crate::error::TransformError;
 use crate::lines::{self, Kind, Line};
 use ledgerline_contract::v1::{
     Address, Customer, CustomerEvent, CustomerEventType, EventMeta, LineItem, LineKind, Money,
-    Order, OrderEvent, OrderEventType, Payment, Refund, RefundEvent, Totals,
+    Order, OrderEvent, OrderEventType, Payment, Refund, RefundEvent, Suggestion, Totals,
 };
 use ledgerline_contract::{Schema, subjects};
 use ledgerline_mapping::{Effective, Mapping};
@@ -72,12 +72,14 @@ impl Message {
 }
 
 /// What the transform learnt about its input, for DLQ entries and logs even when it fails.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Facts {
     /// Store named in the body.
     pub store: String,
     /// The order/return/account key, when it could be read.
     pub entity_key: String,
+    /// Mapping rules that would have let a MAPPING failure through, best first.
+    pub suggestions: Vec<Suggestion>,
 }
 
 /// Transforms one raw body. `header_store` is `X-Clarity-Store` (the store the webhook arrived
@@ -135,7 +137,16 @@ pub fn transform_with_facts(
         EventType::ReturnCompleted => {
             let r: clarity::SalesReturn = parse_data(data, "SalesReturn")?;
             facts.entity_key = r.custom_key.clone();
-            Ok(vec![ctx.refund(&r)?])
+            let out = ctx.refund(&r).map(|c| vec![c]);
+            if let Err(TransformError::Mapping(_)) = &out {
+                facts.suggestions = suggest(
+                    &r.sales_items,
+                    r.currency_key.as_deref(),
+                    r.tax_included,
+                    ctx.mapping,
+                );
+            }
+            out
         }
         EventType::AccountCreated | EventType::AccountUpdated => {
             let a: clarity::Account = parse_data(data, "Account")?;
@@ -150,7 +161,16 @@ pub fn transform_with_facts(
         _ => {
             let o: clarity::SalesOrder = parse_data(data, "SalesOrder")?;
             facts.entity_key = o.custom_key.clone();
-            ctx.order(&o, ty)
+            let out = ctx.order(&o, ty);
+            if let Err(TransformError::Mapping(_)) = &out {
+                facts.suggestions = suggest(
+                    &o.sales_items,
+                    o.currency_key.as_deref(),
+                    o.tax_included,
+                    ctx.mapping,
+                );
+            }
+            out
         }
     }
 }
@@ -579,4 +599,77 @@ fn clean_opt(s: &Option<String>) -> String {
 /// Trimmed and lower-cased; the identity of a guest.
 pub fn normalize_email(e: &str) -> String {
     e.trim().to_lowercase()
+}
+
+/// Rules that would let a MAPPING failure through: for a tax code the mapping lacks, the mapped
+/// code whose rate equals the items' effective rate (tax ÷ net); for a currency not allowed,
+/// allowing it.
+fn suggest(
+    items: &[clarity::SalesItem],
+    currency: Option<&str>,
+    tax_included: Option<bool>,
+    mapping: &Mapping,
+) -> Vec<Suggestion> {
+    let mut out: Vec<Suggestion> = Vec::new();
+    for item in items.iter().filter(|i| i.product_is_taxable) {
+        let code = item.product_tax_code.as_deref().unwrap_or("").trim();
+        if mapping.tax_code(code).is_some()
+            || out.iter().any(|s| s.field == format!("tax_codes.{code}"))
+        {
+            continue;
+        }
+        let discount: Decimal = item.discounts.iter().map(|d| d.discount_total).sum();
+        let tax = item.extended_tax_amount.unwrap_or_default();
+        let gross = item.quantity * item.unit_sold_price;
+        // Tax-inclusive prices hold the tax: the net is what is left after taking it out.
+        let net = if tax_included.unwrap_or(false) {
+            gross - tax
+        } else {
+            gross
+        } - discount;
+        if net <= Decimal::ZERO {
+            continue;
+        }
+        let effective = (tax / net).round_dp(4);
+        let best = mapping
+            .tax_codes
+            .iter()
+            .min_by_key(|(_, t)| (t.rate - effective).abs())
+            .filter(|(_, t)| (t.rate - effective).abs() <= Decimal::new(5, 3));
+        let (value, score, reason) = match best {
+            Some((known, t)) => (
+                format!("rate = \"{}\", tax_type = \"{}\"", t.rate, t.tax_type),
+                0.9,
+                format!(
+                    "items with {code} are taxed at an effective {effective}, the rate of {known}"
+                ),
+            ),
+            None => (
+                format!("rate = \"{effective}\", tax_type = \"?\""),
+                0.4,
+                format!(
+                    "items with {code} are taxed at an effective {effective}; no mapped code has that rate"
+                ),
+            ),
+        };
+        out.push(Suggestion {
+            field: format!("tax_codes.{code}"),
+            current_value: String::new(),
+            suggested_value: value,
+            score,
+            reason,
+        });
+    }
+    let code = currency.unwrap_or("").trim().to_ascii_uppercase();
+    if iso_currency::Currency::from_code(&code).is_some() && !mapping.currency_allowed(&code) {
+        out.push(Suggestion {
+            field: "currency.allowed".to_owned(),
+            current_value: mapping.currency.allowed.join(","),
+            suggested_value: format!("add \"{code}\""),
+            score: 0.5,
+            reason: format!("orders arrive in {code}"),
+        });
+    }
+    out.sort_by(|a, b| b.score.total_cmp(&a.score));
+    out
 }

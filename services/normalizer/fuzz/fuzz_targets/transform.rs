@@ -19,8 +19,18 @@ fuzz_target!(|data: &[u8]| {
                     .lines
                     .iter()
                     .map(|l| {
-                        l.line_total.as_ref().unwrap().amount.parse::<rust_decimal::Decimal>().unwrap()
-                            + l.tax_amount.as_ref().unwrap().amount.parse::<rust_decimal::Decimal>().unwrap()
+                        l.line_total
+                            .as_ref()
+                            .unwrap()
+                            .amount
+                            .parse::<rust_decimal::Decimal>()
+                            .unwrap()
+                            + l.tax_amount
+                                .as_ref()
+                                .unwrap()
+                                .amount
+                                .parse::<rust_decimal::Decimal>()
+                                .unwrap()
                     })
                     .sum();
                 let total = order.totals.unwrap().total.unwrap().amount;

@@ -5,7 +5,7 @@
 //! the clarity-sim inputs from their fixed seeds); review the diff before committing.
 
 use ledgerline_mapping::Effective;
-use normalizer::transform::transform;
+use normalizer::transform::{Facts, transform, transform_with_facts};
 use std::path::{Path, PathBuf};
 
 fn dir() -> PathBuf {
@@ -72,12 +72,21 @@ fn golden_outputs() {
     let mut mismatches = Vec::new();
     for input in &inputs {
         let body = std::fs::read(input).unwrap();
-        let value = match transform(&body, None, &effective) {
+        let mut facts = Facts::default();
+        let value = match transform_with_facts(&body, None, &effective, &mut facts) {
             Ok(events) => {
                 serde_json::Value::Array(events.iter().map(normalizer::json::canonical).collect())
             }
             Err(e) => {
-                serde_json::json!({ "dead_letter": e.reason().as_str_name(), "error": e.to_string() })
+                let mut v = serde_json::json!({ "dead_letter": e.reason().as_str_name(), "error": e.to_string() });
+                if !facts.suggestions.is_empty() {
+                    v["suggestions"] = facts
+                        .suggestions
+                        .iter()
+                        .map(|s| serde_json::json!({ "field": s.field, "suggested_value": s.suggested_value, "score": s.score, "reason": s.reason }))
+                        .collect();
+                }
+                v
             }
         };
         let text = serde_json::to_string_pretty(&value).unwrap() + "\n";

@@ -120,6 +120,11 @@ async fn every_reason_class_is_dead_lettered_and_the_consumer_goes_on() {
         );
         assert_eq!(dl.store, "main");
         assert!(!dl.error.is_empty());
+        if reason == ReasonClass::Mapping {
+            let s = &dl.suggestions[0];
+            assert_eq!(s.field, "tax_codes.GST12");
+            assert!(s.suggested_value.contains("OUTPUT2"), "{s:?}");
+        }
     }
     let dlq = stack.messages("DLQ").await;
     assert_eq!(dlq[0].subject.as_str(), "dlq.normalizer.malformed");
