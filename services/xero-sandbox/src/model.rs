@@ -541,6 +541,13 @@ pub struct Payment {
     pub invoice: Option<InvoiceRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credit_note: Option<CreditNoteLink>,
+    /// Set when the payment belongs to a batch payment.
+    #[serde(
+        rename = "BatchPaymentID",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub batch_payment_id: Option<Uuid>,
     pub has_account: bool,
     #[serde(default)]
     pub has_validation_errors: bool,
@@ -548,6 +555,34 @@ pub struct Payment {
     pub updated_date_utc: DateTime<Utc>,
     #[serde(flatten)]
     pub outcome: Outcome,
+}
+
+/// One bank-statement line paying several invoices (`RECBATCH` or `PAYBATCH`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BatchPayment {
+    #[serde(rename = "BatchPaymentID")]
+    pub batch_payment_id: Uuid,
+    pub account: AccountRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(with = "day")]
+    pub date: NaiveDate,
+    #[serde(rename = "Type")]
+    pub kind: String,
+    pub status: String,
+    #[serde(with = "decimal")]
+    pub total_amount: Decimal,
+    pub is_reconciled: bool,
+    pub payments: Vec<Payment>,
+    #[serde(rename = "UpdatedDateUTC", with = "instant")]
+    pub updated_date_utc: DateTime<Utc>,
+    #[serde(
+        rename = "ValidationErrors",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub validation_errors: Vec<Message>,
 }
 
 /// `pagination` block of paged lists.

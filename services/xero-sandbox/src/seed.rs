@@ -134,6 +134,7 @@ pub fn tenant(s: TenantSeed) -> Tenant {
         invoices: Vec::new(),
         credit_notes: Vec::new(),
         payments: Vec::new(),
+        batch_payments: Vec::new(),
         daily_rates: s.daily_rates.unwrap_or_else(|| {
             BTreeMap::from([
                 ("AUD".to_string(), dec!(0.9150)),

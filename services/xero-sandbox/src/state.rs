@@ -31,6 +31,8 @@ pub struct Tenant {
     pub invoices: Vec<Invoice>,
     pub credit_notes: Vec<CreditNote>,
     pub payments: Vec<Payment>,
+    #[serde(default)]
+    pub batch_payments: Vec<BatchPayment>,
     /// Foreign units per base unit, used when a document omits `CurrencyRate`.
     pub daily_rates: BTreeMap<String, Decimal>,
     pub next_invoice_number: u32,

@@ -156,3 +156,14 @@ pub(super) fn bad_date(s: &Option<String>) -> Option<String> {
         _ => None,
     }
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub(super) struct BatchPaymentIn {
+    pub(super) account: Option<RefIn>,
+    pub(super) date: Option<String>,
+    pub(super) reference: Option<String>,
+    pub(super) is_reconciled: Option<bool>,
+    pub(super) status: Option<String>,
+    pub(super) payments: Vec<PaymentIn>,
+}

@@ -36,6 +36,7 @@ pub fn dispatch(app: &Arc<App>, tenant_id: Uuid, req: &Req, settings: &Settings)
             return not_found();
         };
         let mut ctx = Ctx {
+            deleting_batch: false,
             t,
             req,
             settings,
@@ -51,6 +52,8 @@ pub fn dispatch(app: &Arc<App>, tenant_id: Uuid, req: &Req, settings: &Settings)
 }
 
 struct Ctx<'a> {
+    /// True while a whole batch payment is being deleted (its payments may then go).
+    deleting_batch: bool,
     t: &'a mut Tenant,
     req: &'a Req<'a>,
     settings: &'a Settings,
@@ -286,6 +289,34 @@ impl Ctx<'_> {
             (Method::PUT, ["payments"]) | (Method::POST, ["payments"]) => {
                 self.batch("Payments", Self::payment_element, false)
             }
+            (Method::GET, ["batchpayments"]) => {
+                let docs: Vec<_> = self
+                    .t
+                    .batch_payments
+                    .iter()
+                    .map(|b| (b, b.updated_date_utc))
+                    .collect();
+                self.list("BatchPayments", docs, |b| ser(*b), false, true)
+            }
+            (Method::GET, ["batchpayments", id]) => {
+                let id = id.to_string();
+                match self
+                    .t
+                    .batch_payments
+                    .iter()
+                    .find(|b| b.batch_payment_id.to_string() == id)
+                {
+                    Some(b) => self.one("BatchPayments", &b.clone()),
+                    None => not_found(),
+                }
+            }
+            (Method::PUT, ["batchpayments"]) => {
+                self.batch("BatchPayments", Self::batch_payment_element, false)
+            }
+            (Method::POST, ["batchpayments", id]) => match id.parse::<Uuid>() {
+                Ok(id) => self.delete_batch_payment(id),
+                Err(_) => not_found(),
+            },
             (Method::POST, ["payments", id]) => {
                 let Ok(id) = id.parse::<Uuid>() else {
                     return not_found();

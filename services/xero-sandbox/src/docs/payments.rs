@@ -123,6 +123,7 @@ impl Ctx<'_> {
             account: account_ref,
             invoice: None,
             credit_note: None,
+            batch_payment_id: None,
             has_account: true,
             has_validation_errors: false,
             updated_date_utc: now,
@@ -281,6 +282,10 @@ impl Ctx<'_> {
             ));
         } else if p.status == "DELETED" {
             errors.push(Message::new("This payment has already been deleted"));
+        } else if p.batch_payment_id.is_some() && !self.deleting_batch {
+            errors.push(Message::new(
+                "Payments that are part of a batch payment cannot be deleted individually; delete the batch",
+            ));
         }
         if !errors.is_empty() {
             p.has_validation_errors = true;
@@ -337,5 +342,247 @@ impl Ctx<'_> {
             p.outcome.status_attribute_string = Some("OK".into());
         }
         (ser(&p), true)
+    }
+
+    /// `PUT /BatchPayments` element: every payment is checked first, then all are applied.
+    pub(super) fn batch_payment_element(
+        &mut self,
+        raw: &RawValue,
+        _upsert: bool,
+        _target: Option<Uuid>,
+    ) -> (String, bool) {
+        let input: BatchPaymentIn = match parse_el(raw) {
+            Ok(c) => c,
+            Err(e) => return (error_json(&e), false),
+        };
+        let mut errors = Vec::new();
+        if let Some(e) = bad_date(&input.date) {
+            errors.push(Message::new(e));
+        }
+        let date = input
+            .date
+            .as_deref()
+            .and_then(parse_day)
+            .unwrap_or_else(|| self.t.today());
+        self.check_lock(date, &mut errors);
+        let acct = input.account.as_ref();
+        let account = self.t.accounts.iter().find(|a| {
+            acct.and_then(|r| r.account_id)
+                .is_some_and(|id| id == a.account_id)
+                || acct
+                    .and_then(|r| r.code.as_deref())
+                    .is_some_and(|c| c.eq_ignore_ascii_case(&a.code))
+        });
+        let account_ref = match account {
+            Some(a)
+                if a.status == "ACTIVE" && (a.kind == "BANK" || a.enable_payments_to_account) =>
+            {
+                AccountRef {
+                    account_id: a.account_id,
+                    code: a.code.clone(),
+                }
+            }
+            _ => {
+                errors.push(Message::new(
+                    "A batch payment needs a bank account or one with payments enabled",
+                ));
+                AccountRef {
+                    account_id: EMPTY,
+                    code: String::new(),
+                }
+            }
+        };
+        if input.payments.is_empty() {
+            errors.push(Message::new(
+                "A batch payment must contain at least one payment",
+            ));
+        }
+        // Resolve and check every payment against what is still owing, counting earlier lines.
+        let mut planned: Vec<(usize, Decimal)> = Vec::new();
+        let mut kinds = std::collections::BTreeSet::new();
+        for p in &input.payments {
+            let r = p.invoice.as_ref();
+            let idx = self.t.invoices.iter().position(|i| {
+                r.and_then(|r| r.invoice_id)
+                    .is_some_and(|id| id == i.invoice_id)
+                    || r.and_then(|r| r.invoice_number.as_deref())
+                        .is_some_and(|n| n.eq_ignore_ascii_case(&i.invoice_number))
+            });
+            let amount = p.amount.unwrap_or_default();
+            let Some(i) = idx else {
+                errors.push(Message::new("Invoice could not be found"));
+                continue;
+            };
+            let inv = &self.t.invoices[i];
+            kinds.insert(inv.kind.clone());
+            let already: Decimal = planned
+                .iter()
+                .filter(|(j, _)| *j == i)
+                .map(|(_, a)| *a)
+                .sum();
+            if inv.status != "AUTHORISED" {
+                errors.push(Message::new(
+                    "Payments can only be made against Authorised documents.",
+                ));
+            } else if amount <= Decimal::ZERO {
+                errors.push(Message::new("Payment amount must be greater than zero"));
+            } else if amount + already > inv.amount_due {
+                errors.push(Message::new(
+                    "Payment amount exceeds the amount outstanding on this document",
+                ));
+            }
+            if inv.currency_code != self.t.org.base_currency {
+                errors.push(Message::new(
+                    "Batch payments are only supported in the base currency",
+                ));
+            }
+            planned.push((i, amount));
+        }
+        if kinds.len() > 1 {
+            errors.push(Message::new(
+                "A batch payment cannot mix sales invoices and bills",
+            ));
+        }
+        let kind = if kinds.contains("ACCPAY") {
+            "PAYBATCH"
+        } else {
+            "RECBATCH"
+        };
+        let now = Utc::now();
+        let mut batch = BatchPayment {
+            batch_payment_id: EMPTY,
+            account: account_ref.clone(),
+            reference: input.reference.clone(),
+            date,
+            kind: kind.into(),
+            status: "AUTHORISED".into(),
+            total_amount: planned.iter().map(|(_, a)| *a).sum(),
+            is_reconciled: input.is_reconciled.unwrap_or(false),
+            payments: Vec::new(),
+            updated_date_utc: now,
+            validation_errors: Vec::new(),
+        };
+        if input
+            .status
+            .as_deref()
+            .is_some_and(|s| !s.eq_ignore_ascii_case("AUTHORISED"))
+        {
+            errors.push(Message::new("A new batch payment must be AUTHORISED"));
+        }
+        if !errors.is_empty() {
+            batch.validation_errors = errors;
+            return (ser(&batch), false);
+        }
+        batch.batch_payment_id = Uuid::new_v4();
+        for (i, amount) in planned {
+            let payment_id = Uuid::new_v4();
+            let inv = &mut self.t.invoices[i];
+            inv.amount_paid += amount;
+            inv.amount_due -= amount;
+            inv.payments.push(PaymentRef {
+                payment_id,
+                date,
+                amount,
+                currency_rate: Decimal::ONE,
+                reference: batch.reference.clone(),
+                has_account: false,
+                has_validation_errors: false,
+            });
+            if inv.amount_due.is_zero() {
+                inv.status = "PAID".into();
+                inv.fully_paid_on_date = Some(date);
+            }
+            inv.updated_date_utc = now;
+            inv.updated_date_utc_string = now;
+            let payment = Payment {
+                payment_id,
+                date,
+                amount,
+                bank_amount: amount,
+                currency_rate: Decimal::ONE,
+                reference: batch.reference.clone(),
+                is_reconciled: batch.is_reconciled,
+                status: "AUTHORISED".into(),
+                payment_type: if inv.kind == "ACCPAY" {
+                    "ACCPAYPAYMENT"
+                } else {
+                    "ACCRECPAYMENT"
+                }
+                .into(),
+                account: account_ref.clone(),
+                invoice: Some(invoice_ref(inv)),
+                credit_note: None,
+                batch_payment_id: Some(batch.batch_payment_id),
+                has_account: true,
+                has_validation_errors: false,
+                updated_date_utc: now,
+                outcome: Outcome::default(),
+            };
+            let id = inv.invoice_id;
+            self.touch(Category::Invoice, EventKind::Update, id);
+            self.t.payments.push(payment.clone());
+            batch.payments.push(payment);
+        }
+        self.t.batch_payments.push(batch.clone());
+        (ser(&batch), true)
+    }
+
+    /// `POST /BatchPayments/{id}` with `Status: DELETED`: deletes every payment of the batch.
+    pub(super) fn delete_batch_payment(&mut self, id: Uuid) -> Resp {
+        let Some(bi) = self
+            .t
+            .batch_payments
+            .iter()
+            .position(|b| b.batch_payment_id == id)
+        else {
+            return not_found();
+        };
+        let els = match elements(self.req.body, "BatchPayments") {
+            Ok(e) => e,
+            Err(r) => return r,
+        };
+        let wanted: Option<String> = els
+            .first()
+            .and_then(|r| parse_el::<BatchPaymentIn>(r).ok())
+            .and_then(|b| b.status)
+            .map(|s| s.to_ascii_uppercase());
+        if wanted.as_deref() != Some("DELETED") {
+            return bad_request("Batch payments can only be deleted; send Status DELETED");
+        }
+        if self.t.batch_payments[bi].status == "DELETED" {
+            return bad_request("This batch payment has already been deleted");
+        }
+        let ids: Vec<Uuid> = self.t.batch_payments[bi]
+            .payments
+            .iter()
+            .map(|p| p.payment_id)
+            .collect();
+        self.deleting_batch = true;
+        let delete = PaymentIn {
+            status: Some("DELETED".into()),
+            ..Default::default()
+        };
+        for pid in ids {
+            self.delete_payment(pid, &delete, false);
+        }
+        self.deleting_batch = false;
+        let now = Utc::now();
+        let payments: Vec<Payment> = self.t.batch_payments[bi]
+            .payments
+            .iter()
+            .filter_map(|p| {
+                self.t
+                    .payments
+                    .iter()
+                    .find(|x| x.payment_id == p.payment_id)
+                    .cloned()
+            })
+            .collect();
+        let b = &mut self.t.batch_payments[bi];
+        b.status = "DELETED".into();
+        b.updated_date_utc = now;
+        b.payments = payments;
+        let out = b.clone();
+        envelope(self.provider, "BatchPayments", &[ser(&out)], None::<&()>)
     }
 }

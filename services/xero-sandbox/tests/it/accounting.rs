@@ -785,3 +785,63 @@ async fn a_line_amount_without_unit_amount_is_kept() {
     assert_eq!(d(&l["UnitAmount"]), ds("3.3333"));
     assert_eq!(d(&v["Invoices"][0]["SubTotal"]), ds("10"));
 }
+
+#[tokio::test]
+async fn batch_payments_pay_several_invoices_and_are_deleted_whole() {
+    let s = TestSandbox::start().await;
+    let c = s.contact("Batch Pay Ltd").await;
+    let a = s.invoice(&c, "10").await; // 11.50
+    let b = s.invoice(&c, "20").await; // 23.00
+    let body = |amount_b: &str| {
+        json!({"BatchPayments": [{"Account": {"Code": "090"}, "Date": "2026-11-23", "Reference": "payout 7",
+        "Payments": [{"Invoice": {"InvoiceID": a["InvoiceID"]}, "Amount": dec("11.50")}, {"Invoice": {"InvoiceID": b["InvoiceID"]}, "Amount": dec(amount_b)}]}]})
+    };
+    let (st, v) = s.put("/BatchPayments", body("23.01")).await;
+    assert_eq!(st, 400, "one overpaying line fails the whole batch");
+    assert_eq!(
+        s.get("/Payments").await.1["Payments"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0,
+        "{v}"
+    );
+    let (st, v) = s.put("/BatchPayments", body("20")).await;
+    assert_eq!(st, 200, "{v}");
+    crate::spec::validate_schema(&v, "BatchPayments");
+    let batch = &v["BatchPayments"][0];
+    assert_eq!(batch["Type"], "RECBATCH");
+    assert_eq!(d(&batch["TotalAmount"]), ds("31.50"));
+    let id = batch["BatchPaymentID"].as_str().unwrap().to_string();
+    let (_, inv) = s
+        .get(&format!("/Invoices/{}", a["InvoiceID"].as_str().unwrap()))
+        .await;
+    assert_eq!(inv["Invoices"][0]["Status"], "PAID");
+    // Its payments cannot be deleted one by one, only the batch as a whole.
+    let pay = batch["Payments"][0]["PaymentID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, _) = s
+        .post(
+            &format!("/Payments/{pay}"),
+            json!({"Payments": [{"Status": "DELETED"}]}),
+        )
+        .await;
+    assert_eq!(st, 400);
+    let (st, v) = s
+        .post(
+            &format!("/BatchPayments/{id}"),
+            json!({"Status": "DELETED"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["BatchPayments"][0]["Status"], "DELETED");
+    let (_, inv) = s
+        .get(&format!("/Invoices/{}", a["InvoiceID"].as_str().unwrap()))
+        .await;
+    assert_eq!(inv["Invoices"][0]["Status"], "AUTHORISED");
+    assert_eq!(d(&inv["Invoices"][0]["AmountDue"]), ds("11.5"));
+    let (_, list) = s.get("/BatchPayments").await;
+    assert_eq!(list["BatchPayments"].as_array().unwrap().len(), 1);
+}

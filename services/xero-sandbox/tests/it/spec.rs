@@ -108,6 +108,11 @@ pub fn check(spec: &Value, v: &Value, schema: &Value, path: &str, errs: &mut Vec
     }
 }
 
+/// Asserts that a response body matches a named schema of xero_accounting.yaml.
+pub fn validate_schema(body: &Value, schema_name: &str) {
+    validate(body, schema_name)
+}
+
 fn validate(body: &Value, schema_name: &str) {
     validate_with(body, schema_name, None)
 }
