@@ -109,7 +109,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
         .pool_max_idle_per_host(conns)
         .timeout(Duration::from_secs(30))
         .build()?;
-    // Pre-sign the exact count, or for a duration about 5000/s (at most 200k copies, ~1 GiB);
+    // Pre-sign the exact count, or for a duration about 10000/s (at most 200k copies, ~1 GiB);
     // a run that outpaces the pool signs further copies on the fly and says so. Timestamps stay
     // valid for 300 s, so longer runs are refused.
     if cfg.duration.is_some_and(|d| d > Duration::from_secs(280)) {
@@ -124,7 +124,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
                 .duration
                 .unwrap_or(Duration::from_secs(20))
                 .as_secs_f64();
-            ((secs * 5000.0) as usize).clamp(1000, 200_000)
+            ((secs * 10_000.0) as usize).clamp(1000, 200_000)
         }
     };
     let unbounded = cfg.requests.is_none();

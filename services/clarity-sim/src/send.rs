@@ -9,7 +9,6 @@
 //! is on.
 
 use crate::event::{Event, sign_event_with};
-use crate::model::EventType;
 use crate::store::Store;
 use bytes::Bytes;
 use ledgerline_platform::standard_webhooks::{Secret, unix_now};
@@ -40,7 +39,8 @@ pub struct Faults {
     /// The middle third is signed with the next and the current key, the last third with the
     /// next key alone when one was given (else still both).
     pub rotate: bool,
-    /// One in 50 events (at least one) is followed by an extra, unique, oversize event (expect 413).
+    /// One in 50 events (at least one) is followed by an extra copy under a new id, padded past
+    /// `oversize_bytes` with a long note (expect 413).
     pub oversize: bool,
     /// Deliveries go out in bursts of `burst_size` at once, paced to the same average rate.
     pub burst: bool,
@@ -387,14 +387,12 @@ impl Sender {
         let mut v: serde_json::Value = serde_json::from_slice(&e.body).unwrap_or_default();
         let id = format!("evt_OVERSIZE{:016X}", rng.random::<u64>());
         v["id"] = serde_json::Value::String(id.clone());
-        v["type"] = serde_json::Value::String(EventType::SalesOrderUpdated.as_str().to_owned());
         v["data"]["Notes"] = serde_json::json!([{
             "ID": 1, "Note1": "x".repeat(self.cfg.oversize_bytes), "CreatedDate": "2026-11-20T00:00:00.000Z"
         }]);
         let body = serde_json::to_vec(&v).unwrap_or_default();
         Event {
             id,
-            event_type: EventType::SalesOrderUpdated,
             body: Bytes::from(body),
             ..e.clone()
         }
