@@ -34,6 +34,8 @@ pub enum Lookup {
 #[derive(Debug, Default)]
 pub struct IdempotencyStore {
     entries: HashMap<String, Entry>,
+    /// When expired entries were last swept; sweeping on every call would be O(n) per call.
+    swept: Option<Instant>,
 }
 
 /// Hashes what makes two requests "the same": tenant, method, path and query, body.
@@ -50,8 +52,22 @@ impl IdempotencyStore {
     /// Looks a key up, reserving it when it is new.
     pub fn begin(&mut self, key: &str, fp: [u8; 32], window: Duration) -> Lookup {
         let now = Instant::now();
-        self.entries
-            .retain(|_, e| now.duration_since(e.at) < window);
+        let sweep_every = (window / 10).max(Duration::from_millis(1));
+        if self
+            .swept
+            .is_none_or(|t| now.duration_since(t) >= sweep_every)
+        {
+            self.entries
+                .retain(|_, e| now.duration_since(e.at) < window);
+            self.swept = Some(now);
+        }
+        if self
+            .entries
+            .get(key)
+            .is_some_and(|e| now.duration_since(e.at) >= window)
+        {
+            self.entries.remove(key);
+        }
         match self.entries.get(key) {
             None => {
                 self.entries.insert(
@@ -89,6 +105,7 @@ impl IdempotencyStore {
     /// Forgets everything.
     pub fn reset(&mut self) {
         self.entries.clear();
+        self.swept = None;
     }
 }
 
