@@ -38,7 +38,8 @@ pub mod decimal {
 
     /// Writes the decimal's exact text as a JSON number.
     pub fn serialize<S: serde::Serializer>(value: &Decimal, s: S) -> Result<S::Ok, S::Error> {
-        let raw = RawValue::from_string(value.normalize().to_string()).map_err(serde::ser::Error::custom)?;
+        let raw = RawValue::from_string(value.normalize().to_string())
+            .map_err(serde::ser::Error::custom)?;
         serde::Serialize::serialize(&raw, s)
     }
 
@@ -55,7 +56,10 @@ pub mod opt_decimal {
     use super::*;
 
     /// Writes `Some` as a JSON number and `None` as `null`.
-    pub fn serialize<S: serde::Serializer>(value: &Option<Decimal>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        value: &Option<Decimal>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         match value {
             Some(v) => super::decimal::serialize(v, s),
             None => s.serialize_none(),
@@ -63,12 +67,16 @@ pub mod opt_decimal {
     }
 
     /// Reads a JSON number, a quoted decimal, or `null`.
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Decimal>, D::Error> {
         let raw: Option<Box<RawValue>> = serde::Deserialize::deserialize(d)?;
         match raw {
             None => Ok(None),
             Some(r) if r.get() == "null" => Ok(None),
-            Some(r) => parse_decimal_text(r.get()).map(Some).map_err(D::Error::custom),
+            Some(r) => parse_decimal_text(r.get())
+                .map(Some)
+                .map_err(D::Error::custom),
         }
     }
 }
@@ -88,7 +96,8 @@ mod tests {
 
     #[test]
     fn numbers_keep_every_digit() {
-        let a: Amounts = serde_json::from_str(r#"{"price": 0.1000, "tax": "12.3456789012345678"}"#).unwrap();
+        let a: Amounts =
+            serde_json::from_str(r#"{"price": 0.1000, "tax": "12.3456789012345678"}"#).unwrap();
         assert_eq!(a.price.to_string(), "0.1000");
         assert_eq!(a.tax.unwrap().to_string(), "12.3456789012345678");
         // 0.1 + 0.2 is exactly 0.3 only when no float was involved.
@@ -99,8 +108,14 @@ mod tests {
 
     #[test]
     fn writes_json_numbers() {
-        let a = Amounts { price: Decimal::from_str("19.9900").unwrap(), tax: None };
-        assert_eq!(serde_json::to_string(&a).unwrap(), r#"{"price":19.99,"tax":null}"#);
+        let a = Amounts {
+            price: Decimal::from_str("19.9900").unwrap(),
+            tax: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&a).unwrap(),
+            r#"{"price":19.99,"tax":null}"#
+        );
     }
 
     #[test]

@@ -12,7 +12,14 @@ async fn main() -> anyhow::Result<()> {
     let config = webhook_ingest::Config::from_cli(&cli)?;
     match cli.command {
         None => {
-            let listener = tokio::net::TcpListener::bind(cli.common.listen).await?;
+            let listener = tokio::net::TcpListener::bind(cli.common.listen)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot listen on {} (LISTEN_ADDR / --listen): {e}",
+                        cli.common.listen
+                    )
+                })?;
             let shutdown = ledgerline_platform::shutdown::on_signal();
             webhook_ingest::Ingest::build(config)
                 .await?
