@@ -44,6 +44,9 @@ pub struct Options {
     /// Extra arguments for xero-sandbox (space-separated), e.g. "--time-scale 60".
     #[arg(long, default_value = "")]
     pub sandbox_args: String,
+    /// Extra environment for xero-writer, `KEY=VALUE` (repeatable), e.g. XERO_MINUTE_LIMIT=600.
+    #[arg(long = "writer-env", value_name = "KEY=VALUE")]
+    pub writer_env: Vec<String>,
 }
 
 impl Options {
@@ -57,6 +60,7 @@ impl Options {
             nats_url: None,
             timeout_secs: 300,
             sandbox_args: String::new(),
+            writer_env: Vec::new(),
         }
     }
 }
@@ -113,7 +117,12 @@ impl Stack {
             }
         };
         let writer = match find_workspace_binary("xero-writer") {
-            Some(bin) => Some(Self::start_writer(&bin, &nats_url, &sandbox.base_url())),
+            Some(bin) => Some(Self::start_writer(
+                &bin,
+                &nats_url,
+                &sandbox.base_url(),
+                &opts.writer_env,
+            )),
             None => {
                 missing.push("xero-writer");
                 None
@@ -136,28 +145,33 @@ impl Stack {
         })
     }
 
-    fn start_writer(bin: &std::path::Path, nats_url: &str, sandbox: &str) -> ServiceProcess {
+    fn start_writer(
+        bin: &std::path::Path,
+        nats_url: &str,
+        sandbox: &str,
+        extra: &[String],
+    ) -> ServiceProcess {
         let api = format!("{sandbox}/api.xro/2.0");
-        ServiceProcess::start(
-            bin,
-            &[],
-            &[
-                ("NATS_URL", nats_url),
-                ("XERO_IDENTITY_URL", sandbox),
-                ("XERO_API_URL", &api),
-            ],
-        )
+        let mut env = vec![
+            ("NATS_URL", nats_url),
+            ("XERO_IDENTITY_URL", sandbox),
+            ("XERO_API_URL", api.as_str()),
+        ];
+        env.extend(extra.iter().filter_map(|kv| kv.split_once('=')));
+        ServiceProcess::start(bin, &[], &env)
     }
 
     /// Kills the writer and starts a new one (a crash and a restart).
-    pub fn restart_writer(&mut self) -> anyhow::Result<()> {
+    pub fn restart_writer(&mut self, extra_env: &[String]) -> anyhow::Result<()> {
         if let Some(w) = self.writer.as_mut() {
             w.kill();
         }
+        let bin = binary("xero-writer")?;
         self.writer = Some(Self::start_writer(
-            &binary("xero-writer")?,
+            &bin,
             &self.nats_url,
             &self.sandbox.base_url(),
+            extra_env,
         ));
         Ok(())
     }

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path)
 }
 
 fn yaml(path: &str) -> Value {
@@ -35,18 +37,30 @@ fn str_of<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
 /// Services in docker-compose.yml that build a workspace binary, with their environment.
 fn compose_services() -> Vec<(String, Vec<(String, String)>)> {
     let compose = yaml("docker-compose.yml");
-    let services = compose.get("services").and_then(Value::as_mapping).expect("services");
+    let services = compose
+        .get("services")
+        .and_then(Value::as_mapping)
+        .expect("services");
     services
         .iter()
         .filter_map(|(name, svc)| {
             let bin = str_of(svc, &["build", "args", "SERVICE"])?.to_owned();
-            assert_eq!(name.as_str(), Some(bin.as_str()), "service name matches its binary");
+            assert_eq!(
+                name.as_str(),
+                Some(bin.as_str()),
+                "service name matches its binary"
+            );
             let env = svc
                 .get("environment")
                 .and_then(Value::as_mapping)
                 .map(|m| {
                     m.iter()
-                        .map(|(k, v)| (k.as_str().unwrap().to_owned(), v.as_str().map(str::to_owned).unwrap_or_default()))
+                        .map(|(k, v)| {
+                            (
+                                k.as_str().unwrap().to_owned(),
+                                v.as_str().map(str::to_owned).unwrap_or_default(),
+                            )
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
@@ -58,38 +72,83 @@ fn compose_services() -> Vec<(String, Vec<(String, String)>)> {
 #[test]
 fn compose_names_real_binaries_and_a_jetstream_nats() {
     let compose = yaml("docker-compose.yml");
-    let nats = compose.get("services").and_then(|s| s.get("nats")).expect("a nats service");
+    let nats = compose
+        .get("services")
+        .and_then(|s| s.get("nats"))
+        .expect("a nats service");
     let image = str_of(nats, &["image"]).unwrap();
     let version = image.split(':').nth(1).unwrap();
-    let minor: u32 = version.split('.').nth(1).unwrap().split('-').next().unwrap().parse().unwrap();
-    assert!(version.starts_with("2.") && minor >= 10, "nats image {image} must be 2.10+");
+    let minor: u32 = version
+        .split('.')
+        .nth(1)
+        .unwrap()
+        .split('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        version.starts_with("2.") && minor >= 10,
+        "nats image {image} must be 2.10+"
+    );
     let services = compose_services();
     assert!(!services.is_empty(), "{services:?}");
     for (bin, env) in &services {
         let path = workspace_binary(bin);
-        let help = std::process::Command::new(&path).arg("--help").output().unwrap();
+        let help = std::process::Command::new(&path)
+            .arg("--help")
+            .output()
+            .unwrap();
         assert!(help.status.success(), "{bin} --help");
         if bin != "xero-sandbox" && bin != "clarity-sim" {
-            assert!(env.iter().any(|(k, v)| k == "NATS_URL" && v == "nats://nats:4222"), "{bin} points at nats");
+            assert!(
+                env.iter()
+                    .any(|(k, v)| k == "NATS_URL" && v == "nats://nats:4222"),
+                "{bin} points at nats"
+            );
         }
     }
     let conf = std::fs::read_to_string(repo("deploy/nats/nats-server.conf")).unwrap();
-    assert!(conf.contains("sync_interval: always"), "acked means on disk");
+    assert!(
+        conf.contains("sync_interval: always"),
+        "acked means on disk"
+    );
 }
 
 #[test]
 fn kubernetes_deployments_have_probes_and_drain_time() {
     let docs = k8s_docs();
-    let deployments: Vec<&Value> = docs.iter().filter(|d| str_of(d, &["kind"]) == Some("Deployment")).collect();
+    let deployments: Vec<&Value> = docs
+        .iter()
+        .filter(|d| str_of(d, &["kind"]) == Some("Deployment"))
+        .collect();
     assert!(!deployments.is_empty());
     for d in deployments {
         let name = str_of(d, &["metadata", "name"]).unwrap();
-        let spec = d.get("spec").and_then(|s| s.get("template")).and_then(|t| t.get("spec")).unwrap();
-        let grace = spec.get("terminationGracePeriodSeconds").and_then(Value::as_u64).unwrap_or(30);
-        assert!(grace > 30, "{name}: grace period must exceed the 30 s drain");
+        let spec = d
+            .get("spec")
+            .and_then(|s| s.get("template"))
+            .and_then(|t| t.get("spec"))
+            .unwrap();
+        let grace = spec
+            .get("terminationGracePeriodSeconds")
+            .and_then(Value::as_u64)
+            .unwrap_or(30);
+        assert!(
+            grace > 30,
+            "{name}: grace period must exceed the 30 s drain"
+        );
         let c = &spec.get("containers").and_then(Value::as_sequence).unwrap()[0];
-        assert_eq!(str_of(c, &["readinessProbe", "httpGet", "path"]), Some("/readyz"), "{name}");
-        assert_eq!(str_of(c, &["livenessProbe", "httpGet", "path"]), Some("/healthz"), "{name}");
+        assert_eq!(
+            str_of(c, &["readinessProbe", "httpGet", "path"]),
+            Some("/readyz"),
+            "{name}"
+        );
+        assert_eq!(
+            str_of(c, &["livenessProbe", "httpGet", "path"]),
+            Some("/healthz"),
+            "{name}"
+        );
         let image = str_of(c, &["image"]).unwrap();
         let bin = image.rsplit('/').next().unwrap().split(':').next().unwrap();
         assert_eq!(bin, name, "image names the service");
@@ -112,13 +171,18 @@ fn compose_services_start_and_become_ready() {
             .filter(|(k, _)| k != "LISTEN_ADDR")
             .map(|(k, v)| (k, v.replace("nats://nats:4222", &nats.url())))
             .collect();
-        let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let env_refs: Vec<(&str, &str)> =
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let mut p = ServiceProcess::spawn(&workspace_binary(&bin), &[], &env_refs);
         p.wait_ready(Duration::from_secs(60));
         running.push((bin, p));
     }
     for (bin, mut p) in running {
         let status = p.terminate(Duration::from_secs(40)).expect("exits");
-        assert!(status.success(), "{bin} exits 0 on SIGTERM:\n{}", p.output());
+        assert!(
+            status.success(),
+            "{bin} exits 0 on SIGTERM:\n{}",
+            p.output()
+        );
     }
 }
