@@ -12,6 +12,9 @@ async fn main() -> anyhow::Result<()> {
     let config = webhook_ingest::Config::from_cli(&cli)?;
     match cli.command {
         None => {
+            // Connect first: a socket that accepts while nobody serves it makes senders wait
+            // for their timeout; a refused connection makes them retry at once.
+            let ingest = webhook_ingest::Ingest::build(config).await?;
             let listener = tokio::net::TcpListener::bind(cli.common.listen)
                 .await
                 .map_err(|e| {
@@ -21,10 +24,7 @@ async fn main() -> anyhow::Result<()> {
                     )
                 })?;
             let shutdown = ledgerline_platform::shutdown::on_signal();
-            webhook_ingest::Ingest::build(config)
-                .await?
-                .run(listener, shutdown)
-                .await
+            ingest.run(listener, shutdown).await
         }
         Some(Command::Resync(args)) => webhook_ingest::resync::run_command(config, args).await,
     }
