@@ -89,6 +89,12 @@ pub struct WriterArgs {
     /// A paid order that changes: `review` (dead letter POLICY) or `ignore`.
     #[arg(long, env = "WRITER_PAID_CHANGE", default_value = "review")]
     pub paid_change: String,
+    /// Go-live date (YYYY-MM-DD): orders created before it are left alone.
+    #[arg(long, env = "WRITER_START_DATE")]
+    pub start_date: Option<chrono::NaiveDate>,
+    /// Bearer token for the operator endpoints (pause/resume a tenant). Without one they answer 403.
+    #[arg(long, env = "WRITER_OPERATOR_TOKEN", hide_env_values = true)]
+    pub operator_token: Option<SecretString>,
     /// Delete payments before voiding a cancelled order's invoice (else review).
     #[arg(long, env = "WRITER_VOID_REMOVES_PAYMENTS", default_value_t = false)]
     pub void_removes_payments: bool,
@@ -177,6 +183,10 @@ pub struct Config {
     pub void_removes_payments: bool,
     /// Graceful stop budget.
     pub shutdown_timeout: Duration,
+    /// Go-live date.
+    pub start_date: Option<chrono::NaiveDate>,
+    /// Operator endpoints' bearer token.
+    pub operator_token: Option<SecretString>,
 }
 
 /// Parses `TENANT=STORE[,STORE]`.
@@ -315,6 +325,8 @@ impl Config {
             paid_change_review,
             void_removes_payments: w.void_removes_payments,
             shutdown_timeout: cli.common.shutdown_timeout,
+            start_date: w.start_date,
+            operator_token: w.operator_token.clone(),
         })
     }
 }

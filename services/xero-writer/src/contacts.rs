@@ -142,11 +142,22 @@ pub fn cache_key(tenant: &str, store: &str, identity: &str) -> String {
     )
 }
 
+/// Where a ContactID came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The CONTACTS bucket (no call spent).
+    Cached,
+    /// An existing Xero contact (by ContactNumber, or by the only active contact with the email).
+    Found,
+    /// Created now.
+    Created,
+}
+
 /// How each spec was resolved.
 #[derive(Debug, Clone)]
 pub enum Resolved {
-    /// Found or created; `true` when created now.
-    Id(String, bool),
+    /// Known: from the cache, found in Xero, or created now.
+    Id(String, Origin),
     /// Xero refused it.
     Refused(String),
     /// Try later.
@@ -194,7 +205,7 @@ pub async fn resolve(
             Ok(Some(v)) if !v.is_empty() => {
                 out.insert(
                     s.contact_number.clone(),
-                    Resolved::Id(String::from_utf8_lossy(&v).into_owned(), false),
+                    Resolved::Id(String::from_utf8_lossy(&v).into_owned(), Origin::Cached),
                 );
             }
             _ => misses.push(s),
@@ -262,7 +273,10 @@ pub async fn resolve(
             });
             match hit.and_then(|c| c.get("ContactID")).and_then(Value::as_str) {
                 Some(id) => {
-                    out.insert(s.contact_number.clone(), Resolved::Id(id.to_owned(), false));
+                    out.insert(
+                        s.contact_number.clone(),
+                        Resolved::Id(id.to_owned(), Origin::Found),
+                    );
                 }
                 None => to_create.push(s.clone()),
             }
@@ -318,7 +332,10 @@ pub async fn resolve(
                         .get("ContactID")
                         .and_then(Value::as_str)
                         .unwrap_or_default();
-                    out.insert(s.contact_number.clone(), Resolved::Id(id.to_owned(), true));
+                    out.insert(
+                        s.contact_number.clone(),
+                        Resolved::Id(id.to_owned(), Origin::Created),
+                    );
                     continue;
                 }
                 let errors = element_errors(el).join("; ");
@@ -336,7 +353,7 @@ pub async fn resolve(
                         Ok(v) => v
                             .pointer("/Contacts/0/ContactID")
                             .and_then(Value::as_str)
-                            .map(|id| Resolved::Id(id.to_owned(), false))
+                            .map(|id| Resolved::Id(id.to_owned(), Origin::Found))
                             .unwrap_or(Resolved::Refused(errors.clone())),
                         Err(e) if e.is_transient() => Resolved::Transient(e.to_string()),
                         Err(e) => Resolved::Refused(format!("{errors} ({e})")),

@@ -70,6 +70,9 @@ pub struct Entry {
     /// The invoice was voided.
     #[serde(default)]
     pub voided: bool,
+    /// The order predates the go-live date: nothing is written for it.
+    #[serde(default)]
+    pub before_start: bool,
     /// Version sent to review (a person decides); later redeliveries of it are not reviewed again.
     #[serde(default)]
     pub reviewed_version: u64,

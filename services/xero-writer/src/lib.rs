@@ -43,6 +43,8 @@ pub mod metrics_names {
     pub const REVIEWS: &str = "xero_writer_reviews_total";
     /// Dead letters published.
     pub const DEAD_LETTERS: &str = "xero_writer_dead_letters_total";
+    /// Orders before the go-live date, left alone.
+    pub const BEFORE_START: &str = "xero_writer_orders_before_start_total";
     /// Tracking values left off because the org lacks them.
     pub const TRACKING_DROPPED: &str = "xero_writer_tracking_dropped_total";
 }
@@ -104,17 +106,19 @@ impl Writer {
         let js = ledgerline_platform::nats::jetstream(&self.client);
         let overlay = tokio::spawn(source.clone().follow_overlay(js.clone(), shutdown.clone()));
         let follow = tokio::spawn(source.follow_file(Duration::from_secs(2), shutdown.clone()));
+        let paused: Paused = Default::default();
         let workers = tokio::spawn(run_workers(
             cfg.clone(),
             self.client.clone(),
             self.health.clone(),
             mapping,
+            paused.clone(),
             shutdown.clone(),
         ));
         tracing::info!(addr = %listener.local_addr()?, "xero-writer listening.");
         ledgerline_platform::http::serve(
             listener,
-            axum::Router::new(),
+            operator_routes(cfg.clone(), paused),
             self.health.clone(),
             shutdown.clone(),
         )
@@ -130,11 +134,83 @@ impl Writer {
     }
 }
 
+/// Tenants an operator paused.
+type Paused = Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>;
+
+#[derive(Clone)]
+struct OpsState {
+    config: Arc<Config>,
+    paused: Paused,
+}
+
+/// `GET /tenants/paused`, `POST /tenants/{tenant}/pause` and `/resume` (bearer
+/// `WRITER_OPERATOR_TOKEN`): a paused tenant's consumer is not pulled; its events wait.
+fn operator_routes(config: Arc<Config>, paused: Paused) -> axum::Router {
+    use axum::extract::{Path, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::routing::{get, post};
+    use secrecy::ExposeSecret;
+    fn allowed(s: &OpsState, h: &HeaderMap) -> bool {
+        let Some(want) = &s.config.operator_token else {
+            return false;
+        };
+        h.get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| t.trim() == want.expose_secret())
+    }
+    async fn set(s: OpsState, h: HeaderMap, tenant: String, pause: bool) -> (StatusCode, String) {
+        if !allowed(&s, &h) {
+            return (StatusCode::FORBIDDEN, "operator token required".into());
+        }
+        let mut p = s.paused.lock().unwrap_or_else(|e| e.into_inner());
+        if pause {
+            p.insert(tenant.clone());
+        } else {
+            p.remove(&tenant);
+        }
+        tracing::warn!(%tenant, pause, "Tenant paused or resumed by an operator.");
+        metrics::gauge!("xero_writer_tenant_paused", "tenant" => tenant.clone()).set(if pause {
+            1.0
+        } else {
+            0.0
+        });
+        (
+            StatusCode::OK,
+            format!("{tenant} {}", if pause { "paused" } else { "resumed" }),
+        )
+    }
+    axum::Router::new()
+        .route(
+            "/tenants/paused",
+            get(|State(s): State<OpsState>| async move {
+                let p = s.paused.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                axum::Json(p.into_iter().collect::<Vec<_>>())
+            }),
+        )
+        .route(
+            "/tenants/{tenant}/pause",
+            post(
+                |State(s): State<OpsState>, h: HeaderMap, Path(t): Path<String>| set(s, h, t, true),
+            ),
+        )
+        .route(
+            "/tenants/{tenant}/resume",
+            post(
+                |State(s): State<OpsState>, h: HeaderMap, Path(t): Path<String>| {
+                    set(s, h, t, false)
+                },
+            ),
+        )
+        .with_state(OpsState { config, paused })
+}
+
 async fn run_workers(
     cfg: Arc<Config>,
     client: async_nats::Client,
     health: Health,
     mapping: ledgerline_mapping::MappingHandle,
+    paused: Paused,
     shutdown: CancellationToken,
 ) {
     // Streams and buckets first.
@@ -202,6 +278,7 @@ async fn run_workers(
         ledger,
         contacts: contacts_kv,
         mapping,
+        paused,
     };
     let mut set = tokio::task::JoinSet::new();
     for t in tenants {

@@ -41,6 +41,18 @@ pub struct Shared {
     pub contacts: kv::Store,
     /// The mapping in force.
     pub mapping: MappingHandle,
+    /// Tenants an operator paused (their consumers are not pulled).
+    pub paused: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+}
+
+impl Shared {
+    /// True while an operator has paused `tenant`.
+    pub fn is_paused(&self, tenant: &str) -> bool {
+        self.paused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(tenant)
+    }
 }
 
 /// One tenant's worker.
@@ -206,7 +218,7 @@ impl TenantWorker {
         tracing::info!(%tenant, "Tenant worker started.");
         let mut error_delay = Duration::from_millis(100);
         while !shutdown.is_cancelled() {
-            if self.client.breaker.is_open() {
+            if self.client.breaker.is_open() || self.shared.is_paused(&tenant) {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                     _ = shutdown.cancelled() => break,
@@ -240,6 +252,13 @@ impl TenantWorker {
                 }
             };
             if msgs.is_empty() {
+                continue;
+            }
+            if self.shared.is_paused(&tenant) {
+                // Paused while the pull was waiting: hand them back untouched.
+                for m in msgs {
+                    let _ = m.ack_with(AckKind::Nak(None)).await;
+                }
                 continue;
             }
             self.process(msgs).await;
@@ -548,6 +567,16 @@ impl TenantWorker {
                 metrics::counter!(m::SKIPPED, "tenant" => self.tenant().to_owned()).increment(1);
                 continue;
             }
+            if let Some(start) = cfg.start_date
+                && docs::day_in(org.timezone, &order.created_at).is_some_and(|d| d < start)
+                && g.led.entry.invoice_id.is_empty()
+            {
+                // Before go-live: an earlier integration (or the bookkeeper) owns it.
+                g.led.entry.before_start = true;
+                metrics::counter!(m::BEFORE_START, "tenant" => self.tenant().to_owned())
+                    .increment(1);
+                continue;
+            }
             g.converge = true;
             let cancelled = order.status == OrderStatus::Cancelled as i32;
             if cancelled {
@@ -572,7 +601,6 @@ impl TenantWorker {
             if e.contact_id.is_empty() {
                 g.contact = Some(contacts::spec(&order, &mapping.mapping));
             }
-            let _ = org;
         }
     }
 
@@ -638,12 +666,13 @@ impl TenantWorker {
                 continue;
             }
             match resolved.get(&spec.contact_number) {
-                Some(Resolved::Id(id, created)) => {
+                Some(Resolved::Id(id, origin)) => {
                     g.led.entry.contact_id = id.clone();
-                    let verb = if *created {
-                        XeroVerb::Created
-                    } else {
-                        XeroVerb::Adopted
+                    let verb = match origin {
+                        contacts::Origin::Created => XeroVerb::Created,
+                        contacts::Origin::Found => XeroVerb::Adopted,
+                        // Already announced when it was first written or found.
+                        contacts::Origin::Cached => continue,
                     };
                     let f = self.fact(
                         g,
@@ -1319,7 +1348,9 @@ impl TenantWorker {
                 continue;
             }
             if g.led.entry.invoice_id.is_empty() {
-                g.transient("refund before its invoice exists");
+                if !g.led.entry.before_start {
+                    g.transient("refund before its invoice exists");
+                }
                 continue;
             }
             for ri in 0..g.refunds.len() {

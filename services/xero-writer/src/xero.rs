@@ -387,7 +387,11 @@ impl Client {
                     continue;
                 }
                 401 | 403 => {
-                    self.breaker.success();
+                    // Revoked consent or a disconnected org: the breaker pauses the tenant
+                    // (events wait in JetStream) and probes until it is reconnected.
+                    tracing::error!(tenant = %self.tenant, %status, body = %text, "Xero refused this connection; pausing the tenant until it is reconnected.");
+                    metrics::counter!("xero_writer_auth_failures_total", "tenant" => self.tenant.clone()).increment(1);
+                    self.breaker.failure();
                     return Err(XeroError::Auth(format!("{status}: {text}")));
                 }
                 404 => {

@@ -5,7 +5,7 @@ use ledgerline_contract::v1::{
 };
 use ledgerline_contract::{streams, subjects};
 use ledgerline_platform::publish::Publisher;
-use ledgerline_testkit::{NatsServer, ServiceProcess, wait_until};
+use ledgerline_testkit::{NatsServer, ServiceProcess};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use std::str::FromStr;
@@ -281,10 +281,6 @@ impl Stack {
         .await
         .unwrap()
     }
-}
-
-pub fn wait_sync(timeout: Duration, f: impl FnMut() -> bool) -> bool {
-    wait_until(timeout, f)
 }
 
 pub fn m(a: &str) -> Option<Money> {

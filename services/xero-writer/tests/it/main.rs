@@ -7,3 +7,4 @@ mod helpers;
 mod bench;
 mod converge;
 mod faults;
+mod rules;

@@ -1,0 +1,217 @@
+//! Mapping rules, policies and operating modes.
+
+use crate::helpers::*;
+use ledgerline_contract::v1::{LineKind, OrderEventType, OrderStatus, ReasonClass};
+use rust_decimal_macros::dec;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(30);
+
+async fn wait_dead_letter(stack: &Stack) -> ledgerline_contract::v1::DeadLetter {
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        if let Some(dl) = stack.dead_letters().await.into_iter().next() {
+            return dl;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no dead letter:\n{}",
+            stack.output()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Asserts that `check` stays false for a while (bounded), for "nothing happens" cases.
+async fn stays_absent(stack: &Stack, number: &str) {
+    for _ in 0..10 {
+        assert!(
+            invoice(&stack.sandbox.documents().await, number).is_none(),
+            "{number} was written"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn tax_codes_map_to_tax_types_and_four_decimal_prices_keep_their_digits() {
+    let stack = Stack::start(&[]).await;
+    let o = order(
+        "SO-6000",
+        1,
+        OrderStatus::Confirmed,
+        vec![
+            line(LineKind::Product, "Precise", "3", "3.3333", "GST15"),
+            line(LineKind::Product, "Aussie", "1", "10.00", "GST10"),
+            line(LineKind::Fee, "Export fee", "1", "5.00", "GST0"),
+        ],
+        customer("Kim", "Ng", "kim@example.com"),
+    );
+    assert_eq!(total_of(&o), dec!(27.50));
+    stack
+        .publish(&event(&o, OrderEventType::Created, "t1"))
+        .await;
+    let docs = stack
+        .wait_docs("SO-6000", T, |d| invoice(d, "SO-6000").is_some())
+        .await;
+    let inv = invoice(&docs, "SO-6000").unwrap();
+    let lines = inv["LineItems"].as_array().unwrap();
+    assert_eq!(lines[0]["TaxType"], "OUTPUT2");
+    assert_eq!(
+        d(&lines[0]["UnitAmount"]),
+        dec!(3.3333),
+        "unitdp=4 kept the price"
+    );
+    assert_eq!(lines[1]["TaxType"], "TAX001");
+    assert_eq!(lines[2]["TaxType"], "ZERORATED");
+    assert_eq!(lines[2]["AccountCode"], "260", "fees to other revenue");
+    assert_eq!(d(&inv["Total"]), dec!(27.50));
+    assert_eq!(
+        inv["Date"]
+            .as_str()
+            .map(|s| s.contains("1763550000000") || !s.is_empty()),
+        Some(true)
+    );
+}
+
+#[tokio::test]
+async fn a_tax_inclusive_order_is_invoiced_inclusive_to_the_cent() {
+    let stack = Stack::start(&[]).await;
+    let mut o = order(
+        "SO-6100",
+        1,
+        OrderStatus::Confirmed,
+        vec![
+            line(LineKind::Product, "Gross A", "1", "23.00", "GST15"),
+            line(LineKind::Product, "Gross B", "2", "7.77", "GST15"),
+        ],
+        customer("Inc", "Lusive", "inc@example.com"),
+    );
+    o.tax_included = true;
+    // Inclusive: the total is the sum of the gross lines.
+    o.totals.as_mut().unwrap().total = m("38.54");
+    stack
+        .publish(&event(&o, OrderEventType::Created, "i1"))
+        .await;
+    let docs = stack
+        .wait_docs("SO-6100", T, |d| invoice(d, "SO-6100").is_some())
+        .await;
+    let inv = invoice(&docs, "SO-6100").unwrap();
+    assert_eq!(inv["LineAmountTypes"], "Inclusive");
+    assert_eq!(d(&inv["Total"]), dec!(38.54));
+}
+
+#[tokio::test]
+async fn a_paid_order_that_changes_goes_to_review_and_the_invoice_stays() {
+    let stack = Stack::start(&[]).await;
+    let mut o = simple("SO-6200", "edit@example.com");
+    o.version = 2;
+    o.status = OrderStatus::Paid as i32;
+    let total = total_of(&o);
+    pay(&mut o, "pay-e", total);
+    stack.publish(&event(&o, OrderEventType::Paid, "pe1")).await;
+    stack
+        .wait_docs("paid", T, |d| {
+            invoice(d, "SO-6200").is_some_and(|i| i["Status"] == "PAID")
+        })
+        .await;
+    let mut lines = o.lines.clone();
+    lines.push(line(LineKind::Product, "Added later", "1", "9.00", "GST15"));
+    let mut edited = order(
+        "SO-6200",
+        3,
+        OrderStatus::Paid,
+        lines,
+        o.customer.clone().unwrap(),
+    );
+    edited.payments = o.payments.clone();
+    stack
+        .publish(&event(&edited, OrderEventType::Updated, "pe2"))
+        .await;
+    let dl = wait_dead_letter(&stack).await;
+    assert_eq!(dl.reason_class, ReasonClass::Policy as i32);
+    assert!(dl.error.contains("after its invoice"), "{}", dl.error);
+    let docs = stack.sandbox.documents().await;
+    assert_eq!(d(&invoice(&docs, "SO-6200").unwrap()["Total"]), total);
+}
+
+#[tokio::test]
+async fn orders_before_the_go_live_date_are_left_alone() {
+    let stack = Stack::start(&["--start-date", "2026-11-22"]).await;
+    let mut old = simple("SO-6300", "old@example.com");
+    old.created_at = "2026-11-10T10:00:00+13:00".into();
+    let mut new = simple("SO-6301", "new@example.com");
+    new.created_at = "2026-11-23T10:00:00+13:00".into();
+    stack
+        .publish(&event(&old, OrderEventType::Created, "g1"))
+        .await;
+    stack
+        .publish(&event(&new, OrderEventType::Created, "g2"))
+        .await;
+    let docs = stack
+        .wait_docs("SO-6301", T, |d| invoice(d, "SO-6301").is_some())
+        .await;
+    assert!(invoice(&docs, "SO-6300").is_none());
+    assert!(stack.dead_letters().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_paused_tenant_is_not_pulled_until_resumed() {
+    let stack = Stack::start(&["--operator-token", "op-secret"]).await;
+    let base = stack.writer.as_ref().unwrap().base_url();
+    let http = reqwest::Client::new();
+    let tenant = stack.sandbox.tenant.clone();
+    let r = http
+        .post(format!("{base}/tenants/{tenant}/pause"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "operator token required");
+    let r = http
+        .post(format!("{base}/tenants/{tenant}/pause"))
+        .bearer_auth("op-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    stack
+        .publish(&event(
+            &simple("SO-6400", "pause@example.com"),
+            OrderEventType::Created,
+            "ps1",
+        ))
+        .await;
+    stays_absent(&stack, "SO-6400").await;
+    let r = http
+        .post(format!("{base}/tenants/{tenant}/resume"))
+        .bearer_auth("op-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    stack
+        .wait_docs("resumed", T, |d| invoice(d, "SO-6400").is_some())
+        .await;
+}
+
+#[tokio::test]
+async fn dry_run_computes_and_logs_but_writes_nothing() {
+    let stack = Stack::start(&["--dry-run"]).await;
+    stack
+        .publish(&event(
+            &simple("SO-6500", "dry@example.com"),
+            OrderEventType::Created,
+            "dr1",
+        ))
+        .await;
+    let deadline = tokio::time::Instant::now() + T;
+    while !stack
+        .output()
+        .contains("Dry run: would write this invoice.")
+    {
+        assert!(tokio::time::Instant::now() < deadline, "{}", stack.output());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(stack.output().contains("SO-6500"));
+    assert!(invoices(&stack.sandbox.documents().await).is_empty());
+}
