@@ -7,4 +7,5 @@ mod helpers;
 mod bench;
 mod converge;
 mod faults;
+mod replicas;
 mod rules;

@@ -1,0 +1,87 @@
+//! Start-up without Xero, tenant discovery, and two replicas sharing one tenant.
+
+use crate::helpers::*;
+use ledgerline_contract::v1::{OrderEventType, OrderStatus};
+use ledgerline_testkit::{NatsServer, ServiceProcess};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn starts_ready_with_only_nats_url_and_listen_while_xero_is_down() {
+    let nats = NatsServer::start();
+    let url = nats.url();
+    // Defaults point at 127.0.0.1:5080; point them somewhere closed to be sure Xero is down.
+    let mut w = ServiceProcess::start(
+        binary(),
+        &[],
+        &[
+            ("NATS_URL", url.as_str()),
+            ("XERO_IDENTITY_URL", "http://127.0.0.1:9"),
+            ("XERO_API_URL", "http://127.0.0.1:9/api.xro/2.0"),
+        ],
+    );
+    assert!(w.is_running());
+    let deadline = tokio::time::Instant::now() + T;
+    while !w
+        .output()
+        .contains("Cannot reach Xero to discover the tenant")
+    {
+        assert!(tokio::time::Instant::now() < deadline, "{}", w.output());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn discovers_the_single_tenant_and_gives_it_store_main() {
+    let sandbox = Sandbox::start().await;
+    let mut stack = Stack::start_with(sandbox, &[]).await;
+    stack.writer.as_mut().unwrap().kill();
+    // No --tenant: the writer asks GET /connections.
+    stack.args.drain(0..2);
+    stack.start_writer();
+    stack
+        .publish(&event(
+            &simple("SO-7000", "disc@example.com"),
+            OrderEventType::Created,
+            "d1",
+        ))
+        .await;
+    stack
+        .wait_docs("discovered", T, |d| invoice(d, "SO-7000").is_some())
+        .await;
+}
+
+#[tokio::test]
+async fn two_replicas_share_the_tenant_and_write_everything_once() {
+    let mut stack = Stack::start(&["--batch-size", "5"]).await;
+    let args: Vec<&str> = stack.args.iter().map(String::as_str).collect();
+    let url = stack.nats.url();
+    let second = ServiceProcess::start(binary(), &args, &[("NATS_URL", &url)]);
+    let n = 30;
+    for i in 0..n {
+        let mut o = simple(&format!("SO-8{i:03}"), &format!("r{}@example.com", i % 7));
+        o.version = 2;
+        o.status = OrderStatus::Paid as i32;
+        let total = total_of(&o);
+        pay(&mut o, &format!("pay-{i}"), total);
+        stack
+            .publish(&event(&o, OrderEventType::Paid, &format!("rep-{i}")))
+            .await;
+        // The same snapshot again, as a redelivery would bring it, to make the replicas race.
+        stack
+            .publish(&event(&o, OrderEventType::Paid, &format!("rep-{i}-again")))
+            .await;
+    }
+    let docs = stack
+        .wait_docs("all paid by two replicas", T, |d| {
+            let inv = invoices(d);
+            inv.len() == n && inv.iter().all(|i| i["Status"] == "PAID")
+        })
+        .await;
+    assert_eq!(docs["Payments"].as_array().unwrap().len(), n);
+    assert_eq!(docs["Contacts"].as_array().unwrap().len(), 7);
+    assert!(stack.dead_letters().await.is_empty());
+    drop(second);
+    stack.writer.as_mut().unwrap().kill();
+}
