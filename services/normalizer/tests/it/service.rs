@@ -53,6 +53,16 @@ async fn publishes_canonical_events_once_per_raw_event() {
         metrics.contains("ledgerline_mapping_revision_info"),
         "{metrics}"
     );
+    // SIGTERM: drain and exit 0.
+    let mut stack = stack;
+    let status = stack
+        .normalizer
+        .terminate(std::time::Duration::from_secs(20));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{}",
+        stack.normalizer.output()
+    );
 }
 
 async fn dead_letters(stack: &Stack) -> Vec<DeadLetter> {
