@@ -70,11 +70,14 @@ pub enum Wait {
 impl Budget {
     /// A fresh budget.
     pub fn new(tenant: &str, limits: Limits) -> Self {
+        // Our windows end slightly after Xero's (which restart at the first call after they
+        // end), so a call we count in a new window is in Xero's new window too.
+        let slack = |d: Duration| d + d / 50;
         Self {
             tenant: tenant.to_owned(),
             state: Mutex::new(State {
-                minute: Window::new(limits.minute, limits.minute_window),
-                day: Window::new(limits.day, limits.day_window),
+                minute: Window::new(limits.minute, slack(limits.minute_window)),
+                day: Window::new(limits.day, slack(limits.day_window)),
                 paused_until: None,
             }),
             inflight: std::sync::Arc::new(Semaphore::new(limits.concurrent as usize)),

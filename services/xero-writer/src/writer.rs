@@ -188,6 +188,22 @@ fn envelope<T: serde::Serialize>(key: &str, items: &[T]) -> Vec<u8> {
     format!("{{\"{key}\":[{}]}}", parts.join(",")).into_bytes()
 }
 
+/// Reports the tenant's consumer lag (events not yet delivered, and delivered but unacked).
+async fn report_lag(mut consumer: PullConsumer, tenant: String, shutdown: CancellationToken) {
+    while !shutdown.is_cancelled() {
+        if let Ok(info) = consumer.info().await {
+            metrics::gauge!("xero_writer_consumer_pending", "tenant" => tenant.clone())
+                .set(info.num_pending as f64);
+            metrics::gauge!("xero_writer_consumer_ack_pending", "tenant" => tenant.clone())
+                .set(info.num_ack_pending as f64);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
 /// KV reads/writes and fact publishes in flight at once.
 const KV_PARALLEL: usize = 64;
 
@@ -217,6 +233,11 @@ impl TenantWorker {
         let tenant = self.tenant().to_owned();
         tracing::info!(%tenant, "Tenant worker started.");
         let mut error_delay = Duration::from_millis(100);
+        let lag = tokio::spawn(report_lag(
+            consumer.clone(),
+            tenant.clone(),
+            shutdown.clone(),
+        ));
         while !shutdown.is_cancelled() {
             if self.client.breaker.is_open() || self.shared.is_paused(&tenant) {
                 tokio::select! {
@@ -263,6 +284,7 @@ impl TenantWorker {
             }
             self.process(msgs).await;
         }
+        lag.abort();
         tracing::info!(%tenant, "Tenant worker stopped.");
     }
 

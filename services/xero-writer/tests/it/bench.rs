@@ -96,3 +96,94 @@ fn payments_written(metrics: &str) -> u64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
 }
+
+/// Xero's real limits at time scale 60 (one real second is one Xero minute): orders arrive at
+/// 1,400 per scaled minute from 500 returning customers. Run (release):
+///
+/// ```text
+/// BENCH_SCALED_MINUTES=10 cargo nextest run --release -p xero-writer --run-ignored only bench_scaled --no-capture
+/// ```
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; run explicitly"]
+async fn bench_scaled_limits_orders_per_scaled_minute() {
+    let minutes: u64 = std::env::var("BENCH_SCALED_MINUTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let per_minute = 1400u64;
+    let customers = 500u64;
+    let stack = Stack::start(&["--time-scale", "60", "--max-linger", "400ms"]).await;
+    stack
+        .sandbox
+        .settings(serde_json::json!({"time_scale": 60.0}))
+        .await;
+    let publisher = stack.publisher.clone();
+    let total = per_minute * minutes;
+    let started = Instant::now();
+    let feeder = tokio::spawn(async move {
+        // 14 orders every 10 ms = 1,400 per real second = 1,400 per scaled minute.
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        let mut i = 0u64;
+        while i < total {
+            tick.tick().await;
+            for _ in 0..(per_minute / 100) {
+                let mut o = simple(
+                    &format!("SO-{i:06}"),
+                    &format!("s{}@example.com", i % customers),
+                );
+                o.version = 2;
+                o.status = OrderStatus::Paid as i32;
+                let t = total_of(&o);
+                pay(&mut o, &format!("pay-{i}"), t);
+                let ev = event(&o, OrderEventType::Paid, &format!("scaled-{i}"));
+                publisher
+                    .publish_proto(
+                        ledgerline_contract::subjects::orders("main", OrderEventType::Paid),
+                        &format!("scaled-{i}"),
+                        &ev,
+                        Default::default(),
+                    )
+                    .await
+                    .expect("published");
+                i += 1;
+            }
+        }
+        Instant::now()
+    });
+    let mut per_second = Vec::new();
+    let mut last = 0u64;
+    let deadline = started + Duration::from_secs(minutes * 3 + 30);
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = payments_written(&stack.metrics().await);
+        per_second.push(now - last);
+        last = now;
+        if now >= total || Instant::now() > deadline {
+            break;
+        }
+    }
+    let fed_at = feeder.await.unwrap();
+    let counters = stack.sandbox.counters().await;
+    let calls = total_calls(&counters);
+    let metrics = stack.metrics().await;
+    let token_calls: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("xero_writer_calls_total") && l.contains("/connect/token"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    // Steady state: skip the first two scaled minutes (contacts are created then).
+    let steady: Vec<u64> = per_second
+        .iter()
+        .skip(2)
+        .take(minutes.saturating_sub(2) as usize)
+        .copied()
+        .collect();
+    let avg = steady.iter().sum::<u64>() as f64 / steady.len().max(1) as f64;
+    println!(
+        "BENCH_SCALED minutes={minutes} offered_per_scaled_min={per_minute} feed_seconds={:.1} paid={last}/{total} steady_paid_per_scaled_min={avg:.0} ({:.0}% of 1500) throttled={} api_calls={calls} token_calls={token_calls} calls_per_order={:.4} per_second={per_second:?}",
+        (fed_at - started).as_secs_f64(),
+        avg / 15.0,
+        counters["throttled"],
+        (calls as f64 + token_calls) / last.max(1) as f64,
+    );
+}

@@ -9,3 +9,4 @@ mod converge;
 mod faults;
 mod replicas;
 mod rules;
+mod spec;
