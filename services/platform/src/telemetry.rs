@@ -6,7 +6,7 @@ use crate::config::LogFormat;
 use async_nats::HeaderMap;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{
-    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _,
+    SpanContext, TraceContextExt, TraceFlags, TraceState, TracerProvider as _,
 };
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -98,13 +98,12 @@ impl Extractor for HeaderExtractor<'_> {
 pub fn inject_current(headers: &mut HeaderMap) {
     let mut cx = tracing::Span::current().context();
     if !cx.span().span_context().is_valid() {
+        // A thread-local RNG: this runs once per published message, so no syscall per id.
+        use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator};
+        let ids = RandomIdGenerator::default();
         let sc = SpanContext::new(
-            TraceId::from_bytes(uuid::Uuid::new_v4().into_bytes()),
-            SpanId::from_bytes(
-                uuid::Uuid::new_v4().as_bytes()[..8]
-                    .try_into()
-                    .unwrap_or([1; 8]),
-            ),
+            ids.new_trace_id(),
+            ids.new_span_id(),
             TraceFlags::SAMPLED,
             false,
             TraceState::default(),
