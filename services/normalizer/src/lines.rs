@@ -164,21 +164,41 @@ pub fn build(
     let mut candidates: Vec<(&str, Decimal)> = code_weight.iter().map(|(c, w)| (*c, *w)).collect();
     candidates.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let default_code = mapping.tax.default_code.as_str();
-    if !candidates.iter().any(|(c, _)| *c == default_code) {
-        candidates.push((default_code, Decimal::ZERO));
+    // Then the default, then every other mapped code: an order of untaxed items can still have
+    // taxed shipping, at a rate no item shows.
+    for code in std::iter::once(default_code).chain(mapping.tax_codes.keys().map(String::as_str)) {
+        if !candidates.iter().any(|(c, _)| *c == code) {
+            candidates.push((code, Decimal::ZERO));
+        }
     }
-    let (order_code, order_rate) = candidates
+    // An unallocated discount either reduced the taxed base at the order's rate, or (a return
+    // of untaxed items, a discount on an exempt item) did not touch tax: whichever explains `Tax`.
+    let discount_models: &[bool] = if unallocated > Decimal::ZERO {
+        &[true, false]
+    } else {
+        &[true]
+    };
+    let (order_code, order_rate, discount_taxed) = discount_models
         .iter()
-        .filter_map(|(c, _)| mapping.tax_code(c).map(|t| (*c, t.rate)))
-        .min_by_key(|(_, rate)| {
-            (totals.tax - r2(exact_item_tax + (extras - unallocated) * *rate)).abs()
+        .flat_map(|taxed| {
+            candidates
+                .iter()
+                .filter_map(|(c, _)| mapping.tax_code(c).map(|t| (*c, t.rate, *taxed)))
         })
-        .map(|(c, r)| (c.to_owned(), r))
-        .unwrap_or_else(|| (default_code.to_owned(), Decimal::ZERO));
+        .min_by_key(|(_, rate, taxed)| {
+            let base = if *taxed { extras - unallocated } else { extras };
+            (totals.tax - r2(exact_item_tax + base * *rate)).abs()
+        })
+        .map(|(c, r, t)| (c.to_owned(), r, t))
+        .unwrap_or_else(|| (default_code.to_owned(), Decimal::ZERO, true));
 
-    // The input is checked against the store's own model (an unallocated discount reduces the
-    // tax at the order's rate); the allocation rule applies after that check.
+    // The input is checked against the store's own model; the allocation rule applies after.
     if unallocated > Decimal::ZERO {
+        let (rate, code) = if discount_taxed {
+            (order_rate, order_code.clone())
+        } else {
+            (Decimal::ZERO, String::new())
+        };
         lines.push(Line {
             kind: Kind::Discount,
             item: None,
@@ -186,10 +206,10 @@ pub fn build(
             unit_price: -unallocated,
             discount: Decimal::ZERO,
             line_total: -unallocated,
-            tax_amount: -r2(unallocated * order_rate),
-            tax_rate: order_rate,
-            tax_code: order_code.clone(),
-            taxable: true,
+            tax_amount: -r2(unallocated * rate),
+            tax_rate: rate,
+            tax_code: code,
+            taxable: discount_taxed && !rate.is_zero(),
         });
     }
     for (kind, amount) in [

@@ -151,3 +151,27 @@ fn example_order_is_as_documented() {
     let err = transform(&body, Some("outlet"), &effective).unwrap_err();
     assert_eq!(err.reason(), ledgerline_contract::v1::ReasonClass::Invalid);
 }
+
+/// Every event clarity-sim generates (several seeds, hundreds of orders) normalises under the
+/// default mapping, and every order's lines sum to its total.
+#[test]
+fn every_simulated_event_normalises() {
+    let effective = Effective::defaults();
+    let mut n = 0;
+    for seed in [11, 12, 13, 14] {
+        let events =
+            clarity_sim::Generator::new(seed, clarity_sim::GenConfig::new("main", 250)).events();
+        for e in &events {
+            let out = transform(&e.body, Some("main"), &effective).unwrap_or_else(|err| {
+                panic!(
+                    "seed {seed} {}: {err}\n{}",
+                    e.id,
+                    String::from_utf8_lossy(&e.body)
+                )
+            });
+            assert!(!out.is_empty());
+            n += 1;
+        }
+    }
+    assert!(n > 1000, "{n}");
+}
