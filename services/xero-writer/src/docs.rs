@@ -276,6 +276,15 @@ fn build_lines(
                 track.clone()
             },
         };
+        let rate = rate_pct / Decimal::ONE_HUNDRED;
+        // Canonical discounts are net of tax; a tax-inclusive line's amounts are gross, so
+        // the discount is grossed up at the line's own rate before Xero subtracts it.
+        let discount = if tax_included && !discount.is_zero() {
+            let line_rate = dec(&l.tax_rate).unwrap_or(rate);
+            round2(discount * (Decimal::ONE + line_rate))
+        } else {
+            discount
+        };
         let computed = round2(qty * unit_r - discount);
         if !discount.is_zero() {
             if allow_discount {
@@ -286,7 +295,6 @@ fn build_lines(
                 line.unit_amount = computed;
             }
         }
-        let rate = rate_pct / Decimal::ONE_HUNDRED;
         let tax = if tax_included {
             round2(computed - computed / (Decimal::ONE + rate))
         } else {

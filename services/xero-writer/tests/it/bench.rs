@@ -187,3 +187,69 @@ async fn bench_scaled_limits_orders_per_scaled_minute() {
         (calls as f64 + token_calls) / last.max(1) as f64,
     );
 }
+
+/// Latency from an order event published on ORDERS to the writer's "invoice created" fact
+/// (Xero confirmed it), at 50 orders/s against an unthrottled sandbox. Run (release):
+///
+/// ```text
+/// cargo nextest run --release -p xero-writer --run-ignored only bench_latency --no-capture
+/// ```
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; run explicitly"]
+async fn bench_latency_event_to_invoice_at_50_per_second() {
+    let n = 500usize;
+    let stack = Stack::start(&["--minute-limit", "1000000", "--day-limit", "100000000"]).await;
+    stack
+        .sandbox
+        .settings(serde_json::json!({"minute_limit": 1_000_000, "day_limit": 100_000_000, "concurrent_limit": 100}))
+        .await;
+    let client = async_nats::connect(stack.nats.url()).await.unwrap();
+    let mut facts = client.subscribe("xero.*.invoice.created").await.unwrap();
+    let sent = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let publisher = stack.publisher.clone();
+    let sent2 = sent.clone();
+    let feeder = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        for i in 0..n {
+            tick.tick().await;
+            let number = format!("SO-L{i:05}");
+            let o = simple(&number, &format!("l{}@example.com", i % 100));
+            let ev = event(&o, OrderEventType::Created, &format!("lat-{i}"));
+            sent2.lock().unwrap().insert(number, Instant::now());
+            publisher
+                .publish_proto(
+                    ledgerline_contract::subjects::orders("main", OrderEventType::Created),
+                    &format!("lat-{i}"),
+                    &ev,
+                    Default::default(),
+                )
+                .await
+                .unwrap();
+        }
+    });
+    let mut lat = Vec::with_capacity(n);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    use futures::StreamExt;
+    use prost::Message as _;
+    while lat.len() < n && Instant::now() < deadline {
+        let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(5), facts.next()).await else {
+            break;
+        };
+        let fact = ledgerline_contract::v1::XeroFact::decode(m.payload.as_ref()).unwrap();
+        if let Some(t) = sent.lock().unwrap().get(&fact.number) {
+            lat.push(t.elapsed());
+        }
+    }
+    feeder.await.unwrap();
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    println!(
+        "BENCH_LATENCY orders={} p50_ms={} p90_ms={} p99_ms={} max_ms={}",
+        lat.len(),
+        pct(0.50).as_millis(),
+        pct(0.90).as_millis(),
+        pct(0.99).as_millis(),
+        lat.last().unwrap().as_millis()
+    );
+    assert_eq!(lat.len(), n);
+}

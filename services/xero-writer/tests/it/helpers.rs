@@ -175,11 +175,12 @@ impl Stack {
             sandbox.base.clone(),
             "--xero-api-url".into(),
             format!("{}/api.xro/2.0", sandbox.base),
-            "--max-linger".into(),
-            "200ms".into(),
             "--nats-connect-timeout".into(),
             "10s".into(),
         ];
+        if !extra.contains(&"--max-linger") {
+            args.extend(["--max-linger".to_owned(), "200ms".to_owned()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut stack = Self {
             nats,
