@@ -160,3 +160,64 @@ async fn a_writer_killed_mid_run_loses_nothing_and_duplicates_nothing() {
     assert_eq!(numbers.len(), n);
     assert!(stack.dead_letters().await.is_empty());
 }
+
+#[tokio::test]
+async fn a_disconnected_tenant_pauses_alone_and_resumes_after_reconnecting() {
+    let sandbox = Sandbox::start_tenants(2).await;
+    let (a, b) = (sandbox.tenants[0].clone(), sandbox.tenants[1].clone());
+    let mut stack = Stack::start_with(
+        sandbox,
+        &["--breaker-threshold", "2", "--breaker-cooldown", "300ms"],
+    )
+    .await;
+    // Two tenants: A gets store main, B gets store outlet.
+    stack.writer.as_mut().unwrap().kill();
+    stack.args[1] = format!("{a}=main");
+    stack
+        .args
+        .extend(["--tenant".to_owned(), format!("{b}=outlet")]);
+    stack.start_writer();
+    let outlet = |number: &str| {
+        let mut o = simple(number, &format!("{number}@example.com"));
+        o.store = "outlet".into();
+        event(&o, OrderEventType::Created, &format!("ev-{number}"))
+    };
+    stack.publish(&outlet("OUT-1")).await;
+    let deadline = tokio::time::Instant::now() + T;
+    while invoice(&stack.sandbox.documents_of(&b).await, "OUT-1").is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "{}", stack.output());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stack.sandbox.disconnect(&b).await;
+    for i in 2..6 {
+        stack.publish(&outlet(&format!("OUT-{i}"))).await;
+    }
+    // Tenant A goes on while B is disconnected.
+    stack.publish(&paid("SO-9100", "a@example.com")).await;
+    stack
+        .wait_docs("tenant A unaffected", T, |d| all_paid(d, 1))
+        .await;
+    let deadline = tokio::time::Instant::now() + T;
+    while !stack.output().contains("Xero refused this connection") {
+        assert!(tokio::time::Instant::now() < deadline, "{}", stack.output());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(invoice(&stack.sandbox.documents_of(&b).await, "OUT-2").is_none());
+    stack
+        .sandbox
+        .admin_post(&format!("/tenants/{b}/reconnect"), serde_json::json!({}))
+        .await;
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let docs = stack.sandbox.documents_of(&b).await;
+        if invoices(&docs).len() == 5 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", stack.output());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        stack.dead_letters().await.is_empty(),
+        "no dead letter per order"
+    );
+}

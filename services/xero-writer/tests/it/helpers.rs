@@ -21,15 +21,23 @@ pub fn binary() -> &'static std::path::Path {
 pub struct Sandbox {
     pub base: String,
     pub tenant: String,
+    pub tenants: Vec<String>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Sandbox {
     pub async fn start() -> Self {
+        Self::start_tenants(1).await
+    }
+
+    /// A sandbox with `n` organisations; `tenant` is the first, `tenant_ids()` lists them all.
+    pub async fn start_tenants(n: usize) -> Self {
         ledgerline_platform::tls::install_crypto_provider();
-        let config = xero_sandbox::Config::for_tests();
+        let mut config = xero_sandbox::Config::for_tests();
+        config.tenants = n;
         let sandbox = xero_sandbox::Sandbox::build(config).expect("sandbox builds");
-        let tenant = sandbox.tenant_ids()[0].to_string();
+        let tenants: Vec<String> = sandbox.tenant_ids().iter().map(|t| t.to_string()).collect();
+        let tenant = tenants[0].clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -43,8 +51,52 @@ impl Sandbox {
         Self {
             base,
             tenant,
+            tenants,
             _stop: tx,
         }
+    }
+
+    /// Every tenant's documents.
+    pub async fn documents_of(&self, tenant: &str) -> Value {
+        reqwest::Client::new()
+            .get(format!("{}/admin/tenants/{tenant}/documents", self.base))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .expect("documents")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    /// Disconnects a tenant as an org admin would (Xero answers 403 from then on).
+    pub async fn disconnect(&self, tenant: &str) {
+        let list: Value = reqwest::Client::new()
+            .get(format!("{}/admin/tenants", self.base))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let conn = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["tenant_id"] == tenant)
+            .unwrap()["connection_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let token = self.token().await;
+        let r = reqwest::Client::new()
+            .delete(format!("{}/connections/{conn}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
     }
 
     pub async fn admin_post(&self, path: &str, body: Value) -> Value {
