@@ -277,24 +277,52 @@ fn build_lines(
             },
         };
         let rate = rate_pct / Decimal::ONE_HUNDRED;
-        // Canonical discounts are net of tax; a tax-inclusive line's amounts are gross, so
-        // the discount is grossed up at the line's own rate before Xero subtracts it.
-        let discount = if tax_included && !discount.is_zero() {
-            let line_rate = dec(&l.tax_rate).unwrap_or(rate);
-            round2(discount * (Decimal::ONE + line_rate))
-        } else {
-            discount
+        // Each Xero line amount equals the canonical line amount (net; gross when tax is
+        // included), so what is left between the totals is Xero's per-line tax rounding.
+        let target = match l
+            .line_total
+            .as_ref()
+            .filter(|m| !m.amount.trim().is_empty())
+        {
+            Some(m) => {
+                let net = dec(&m.amount).map_err(bad)?;
+                if tax_included {
+                    net + money(&l.tax_amount).map_err(bad)?
+                } else {
+                    net
+                }
+            }
+            None => {
+                // Canonical discounts are net of tax; grossed up for a tax-inclusive line.
+                let d = if tax_included {
+                    let line_rate = dec(&l.tax_rate).unwrap_or(rate);
+                    round2(discount * (Decimal::ONE + line_rate))
+                } else {
+                    discount
+                };
+                round2(qty * unit_r - d)
+            }
         };
-        let computed = round2(qty * unit_r - discount);
-        if !discount.is_zero() {
-            if allow_discount {
-                line.discount_amount = Some(discount);
+        let plain = round2(qty * unit_r);
+        if plain != target {
+            let d = plain - target;
+            if d > Decimal::ZERO && allow_discount {
+                line.discount_amount = Some(d);
             } else {
-                // Credit notes take no discounts: send the discounted line amount.
+                // Credit notes take no discounts (and a line above its price has none to
+                // give): send the line amount itself, keeping the quantity in the text.
+                if qty != Decimal::ONE {
+                    line.description = format!("{} x {}", qty.normalize(), line.description)
+                        .chars()
+                        .take(4000)
+                        .collect();
+                }
                 line.quantity = Decimal::ONE;
-                line.unit_amount = computed;
+                line.unit_amount = target;
             }
         }
+        let computed =
+            round2(line.quantity * line.unit_amount - line.discount_amount.unwrap_or_default());
         let tax = if tax_included {
             round2(computed - computed / (Decimal::ONE + rate))
         } else {

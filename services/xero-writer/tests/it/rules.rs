@@ -77,19 +77,28 @@ async fn tax_codes_map_to_tax_types_and_four_decimal_prices_keep_their_digits() 
 #[tokio::test]
 async fn a_tax_inclusive_order_is_invoiced_inclusive_to_the_cent() {
     let stack = Stack::start(&[]).await;
+    // As the normalizer emits a tax-included order: gross unit prices, net discounts, net
+    // line totals with their tax.
+    let gross = |desc: &str, qty: &str, unit: &str, discount: &str, net: &str, tax: &str| {
+        let mut l = line(LineKind::Product, desc, qty, unit, "GST15");
+        l.discount = m(discount);
+        l.line_total = m(net);
+        l.tax_amount = m(tax);
+        l
+    };
     let mut o = order(
         "SO-6100",
         1,
         OrderStatus::Confirmed,
         vec![
-            line(LineKind::Product, "Gross A", "1", "23.00", "GST15"),
-            line(LineKind::Product, "Gross B", "2", "7.77", "GST15"),
+            gross("Gross A", "1", "23.00", "0", "20.00", "3.00"),
+            gross("Gross B", "2", "7.77", "0", "13.51", "2.03"),
+            gross("Discounted", "2", "11.50", "2.00", "18.00", "2.70"),
         ],
         customer("Inc", "Lusive", "inc@example.com"),
     );
     o.tax_included = true;
-    // Inclusive: the total is the sum of the gross lines.
-    o.totals.as_mut().unwrap().total = m("38.54");
+    o.totals.as_mut().unwrap().total = m("59.24");
     stack
         .publish(&event(&o, OrderEventType::Created, "i1"))
         .await;
@@ -98,7 +107,15 @@ async fn a_tax_inclusive_order_is_invoiced_inclusive_to_the_cent() {
         .await;
     let inv = invoice(&docs, "SO-6100").unwrap();
     assert_eq!(inv["LineAmountTypes"], "Inclusive");
-    assert_eq!(d(&inv["Total"]), dec!(38.54));
+    assert_eq!(d(&inv["Total"]), dec!(59.24));
+    let lines = inv["LineItems"].as_array().unwrap();
+    assert_eq!(lines.len(), 3, "no rounding line needed");
+    assert_eq!(
+        d(&lines[2]["DiscountAmount"]),
+        dec!(2.30),
+        "the discount, grossed up"
+    );
+    assert_eq!(d(&lines[2]["TaxAmount"]), dec!(2.70));
 }
 
 #[tokio::test]

@@ -99,6 +99,7 @@ fn every_document_the_writer_sends_fits_the_openapi_spec() {
     o.tracking
         .insert("Sales Channel".into(), "Web Store".into());
     o.lines[0].discount = m("1.00");
+    o.lines[0].line_total = m("19.00");
     o.totals.as_mut().unwrap().total = m("27.60");
     o.shipping_address = Some(ledgerline_contract::v1::Address {
         lines: vec!["1 Queen St".into()],
