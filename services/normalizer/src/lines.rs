@@ -199,14 +199,20 @@ pub fn build(
         } else {
             (Decimal::ZERO, String::new())
         };
+        let discount_tax = r2(unallocated * rate);
         lines.push(Line {
             kind: Kind::Discount,
             item: None,
             quantity: Decimal::ONE,
-            unit_price: -unallocated,
+            // Like every other unit price of a tax-inclusive order, the discount line's is gross.
+            unit_price: if tax_included {
+                -(unallocated + discount_tax)
+            } else {
+                -unallocated
+            },
             discount: Decimal::ZERO,
             line_total: -unallocated,
-            tax_amount: -r2(unallocated * rate),
+            tax_amount: -discount_tax,
             tax_rate: rate,
             tax_code: code,
             taxable: discount_taxed && !rate.is_zero(),
@@ -373,4 +379,112 @@ fn allocate(lines: &mut [Line], amount: Decimal) -> Result<(), TransformError> {
         l.tax_amount = r2(l.line_total * l.tax_rate);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clarity::ItemDiscount;
+    use ledgerline_mapping::Effective;
+    use rust_decimal_macros::dec;
+
+    fn item(
+        id: i64,
+        qty: Decimal,
+        price: Decimal,
+        code: &str,
+        taxable: bool,
+        tax: Decimal,
+    ) -> SalesItem {
+        SalesItem {
+            id,
+            sku: None,
+            name: None,
+            quantity: qty,
+            unit_sold_price: price,
+            product_is_taxable: taxable,
+            product_tax_code: Some(code.to_owned()),
+            extended_tax_amount: Some(tax),
+            discounts: vec![],
+            serializable_attributes: Default::default(),
+            sales_order_item_id: None,
+        }
+    }
+
+    fn totals(sub: Decimal, ship: Decimal, disc: Decimal, tax: Decimal) -> Totals {
+        Totals {
+            sub_total: sub,
+            shipping: ship,
+            handling: Decimal::ZERO,
+            fees: Decimal::ZERO,
+            discounts: disc,
+            tax,
+            total: sub + ship + disc + tax,
+        }
+    }
+
+    #[test]
+    fn shipping_takes_the_rate_that_explains_the_tax() {
+        let m = Effective::defaults().mapping;
+        // An untaxed item; shipping taxed at 10 %: no item shows that rate.
+        let items = [item(1, dec!(1), dec!(50), "GST0", false, dec!(0))];
+        let b = build(
+            &items,
+            &totals(dec!(50), dec!(10), dec!(0), dec!(1.00)),
+            false,
+            &m,
+        )
+        .unwrap();
+        assert_eq!(b.order_tax_code, "GST10");
+        assert_eq!(b.lines[1].tax_amount, dec!(1.00));
+    }
+
+    #[test]
+    fn an_untaxed_unallocated_discount_is_recognised() {
+        let m = Effective::defaults().mapping;
+        let items = [item(1, dec!(2), dec!(46), "GST0", false, dec!(0))];
+        let t = totals(dec!(92), dec!(9.53), dec!(-5), dec!(0.95));
+        let b = build(&items, &t, false, &m).unwrap();
+        let d = b.lines.iter().find(|l| l.kind == Kind::Discount).unwrap();
+        assert_eq!(
+            (d.line_total, d.tax_amount, d.taxable),
+            (dec!(-5), dec!(0), false)
+        );
+    }
+
+    #[test]
+    fn allocation_spreads_to_the_cent() {
+        let mut m = Effective::defaults().mapping;
+        m.lines.unallocated_discount = DiscountRule::Allocate;
+        let items = [
+            item(1, dec!(1), dec!(10), "GST15", true, dec!(1.5)),
+            item(2, dec!(1), dec!(10), "GST15", true, dec!(1.5)),
+            item(3, dec!(1), dec!(10), "GST15", true, dec!(1.5)),
+        ];
+        // 10.00 over three equal lines: 3.34 + 3.33 + 3.33.
+        let t = totals(dec!(30), dec!(0), dec!(-10), dec!(3.00));
+        let b = build(&items, &t, false, &m).unwrap();
+        let discounts: Vec<Decimal> = b.lines.iter().map(|l| l.discount).collect();
+        assert_eq!(discounts, [dec!(3.34), dec!(3.33), dec!(3.33)]);
+        let sum: Decimal = b.lines.iter().map(|l| l.line_total + l.tax_amount).sum();
+        assert_eq!(sum, t.total);
+    }
+
+    #[test]
+    fn allocations_beyond_the_line_are_invalid() {
+        let m = Effective::defaults().mapping;
+        let mut it = item(1, dec!(1), dec!(10), "GST15", true, dec!(0));
+        it.discounts = vec![ItemDiscount {
+            slave_name: None,
+            discount_total: dec!(11),
+        }];
+        let err = build(
+            &[it],
+            &totals(dec!(10), dec!(0), dec!(-11), dec!(0)),
+            false,
+            &m,
+        )
+        .unwrap_err();
+        assert!(matches!(err, TransformError::Invalid(_)), "{err}");
+    }
 }
