@@ -126,7 +126,14 @@ impl Config {
         }
         Ok(Self {
             nats: cli.common.nats.clone(),
-            mapping: cli.normalizer.mapping.clone().or(section.mapping),
+            // One mapping for every store for now: the flag, then `[normalizer]`, then the first
+            // store that names one (the writer resolves it the same way).
+            mapping: cli
+                .normalizer
+                .mapping
+                .clone()
+                .or(section.mapping)
+                .or_else(|| file.stores.values().find_map(|s| s.mapping.clone())),
             concurrency,
             publish_timeout: cli.normalizer.publish_timeout,
             retry_delays: cli.normalizer.retry_delays.clone(),
@@ -138,5 +145,42 @@ impl Config {
     pub fn local(nats_url: &str) -> Self {
         let cli = Cli::parse_from(["normalizer", "--nats-url", nats_url]);
         Self::from_cli(&cli).expect("defaults are valid")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapping_from_flag_section_or_store() {
+        let dir = std::env::temp_dir().join(format!("normalizer-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("ledgerline.toml");
+        std::fs::write(
+            &file,
+            "[stores.main]\nmapping = \"/etc/ledgerline/main.toml\"\n[normalizer]\nconcurrency = 4\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+        let c = Config::from_cli(&Cli::parse_from(["normalizer", "--config", path])).unwrap();
+        assert_eq!(
+            c.mapping.as_deref(),
+            Some(std::path::Path::new("/etc/ledgerline/main.toml"))
+        );
+        assert_eq!(c.concurrency, 4);
+        let c = Config::from_cli(&Cli::parse_from([
+            "normalizer",
+            "--config",
+            path,
+            "--mapping",
+            "m.toml",
+        ]))
+        .unwrap();
+        assert_eq!(c.mapping.as_deref(), Some(std::path::Path::new("m.toml")));
+        std::fs::write(&file, "[normalizer]\nconcurency = 4\n").unwrap();
+        let err = Config::from_cli(&Cli::parse_from(["normalizer", "--config", path])).unwrap_err();
+        assert!(err.to_string().contains("[normalizer]"), "{err}");
+        std::fs::remove_dir_all(&dir).ok();
     }
 }
