@@ -28,6 +28,13 @@ async fn main() -> anyhow::Result<()> {
             })
             .await?;
         println!("\n{outcome}");
+        let review = stack.dead_letters().await?;
+        if !review.is_empty() {
+            println!("\nIn review ({}):", review.len());
+            for (subject, error) in review.iter().take(20) {
+                println!("  {subject}: {error}");
+            }
+        }
         if cli.keep_running {
             println!("Stack still running; Ctrl-C to stop.");
             std::future::pending::<()>().await;
