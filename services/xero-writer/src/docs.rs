@@ -188,11 +188,102 @@ fn description(l: &LineItem, kind: LineKind) -> String {
 struct Built {
     lines: Vec<XLine>,
     xero_total: Decimal,
+    /// Tax as Xero will compute it (per line, rounded).
+    xero_tax: Decimal,
     unitdp4: bool,
     dropped_tracking: Vec<String>,
 }
 
+/// Builds the lines; when an untaxed order-level discount leaves Xero's tax above the store's
+/// (the store's item taxes already reflect the discount), the discount is apportioned across
+/// the document's tax codes by their share of the lines, which is how such a discount reduces
+/// each rate's base, and that version is used if it explains the store's tax better.
 fn build_lines(
+    lines: &[LineItem],
+    tax_included: bool,
+    tracking: &[(String, String)],
+    mapping: &Mapping,
+    org: &OrgSettings,
+    allow_discount: bool,
+) -> Result<Built, Problem> {
+    let plain = build_lines_as_is(lines, tax_included, tracking, mapping, org, allow_discount)?;
+    let untaxed_discount = lines
+        .iter()
+        .any(|l| kind_of(l) == LineKind::Discount && !l.taxable);
+    if tax_included || !untaxed_discount {
+        return Ok(plain);
+    }
+    let store_tax: Decimal = lines
+        .iter()
+        .map(|l| money(&l.tax_amount).unwrap_or_default())
+        .sum();
+    let Some(split) = apportion_discounts(lines, mapping) else {
+        return Ok(plain);
+    };
+    match build_lines_as_is(&split, tax_included, tracking, mapping, org, allow_discount) {
+        Ok(alt) if (alt.xero_tax - store_tax).abs() < (plain.xero_tax - store_tax).abs() => Ok(alt),
+        _ => Ok(plain),
+    }
+}
+
+/// Untaxed discount lines split across the taxable lines' codes, in proportion to their amounts.
+fn apportion_discounts(lines: &[LineItem], mapping: &Mapping) -> Option<Vec<LineItem>> {
+    let is_split = |l: &LineItem| kind_of(l) == LineKind::Discount && !l.taxable;
+    let mut bases: Vec<(String, bool, Decimal)> = Vec::new();
+    for l in lines.iter().filter(|l| !is_split(l)) {
+        let amount = money(&l.line_total).ok()?;
+        let key = if l.taxable {
+            l.source_tax_code.clone()
+        } else {
+            String::new()
+        };
+        match bases.iter_mut().find(|(k, _, _)| *k == key) {
+            Some(b) => b.2 += amount,
+            None => bases.push((key, l.taxable, amount)),
+        }
+    }
+    let total: Decimal = bases.iter().map(|b| b.2).sum();
+    if total <= Decimal::ZERO || bases.len() < 2 && bases.first().is_some_and(|b| !b.1) {
+        return None;
+    }
+    let mut out = Vec::new();
+    for l in lines {
+        if !is_split(l) {
+            out.push(l.clone());
+            continue;
+        }
+        let amount = money(&l.line_total).ok()?;
+        let mut left = amount;
+        for (i, (code, taxable, base)) in bases.iter().enumerate() {
+            let part = if i + 1 == bases.len() {
+                left
+            } else {
+                round2(amount * *base / total)
+            };
+            left -= part;
+            if part.is_zero() {
+                continue;
+            }
+            let rate = mapping.tax_code(code).map(|c| c.rate).unwrap_or_default();
+            let mut p = l.clone();
+            p.quantity = "1".into();
+            p.unit_price = Some(ledgerline_contract::v1::Money {
+                amount: part.to_string(),
+                currency: String::new(),
+            });
+            p.line_total = p.unit_price.clone();
+            p.discount = None;
+            p.source_tax_code = code.clone();
+            p.taxable = *taxable;
+            p.tax_rate = rate.to_string();
+            p.tax_amount = None;
+            out.push(p);
+        }
+    }
+    Some(out)
+}
+
+fn build_lines_as_is(
     lines: &[LineItem],
     tax_included: bool,
     tracking: &[(String, String)],
@@ -209,6 +300,7 @@ fn build_lines(
     let dp = if unitdp4 { 4 } else { 2 };
     let mut out = Vec::new();
     let mut total = Decimal::ZERO;
+    let mut tax_total = Decimal::ZERO;
     let mut dropped = Vec::new();
     let mut track = Vec::new();
     for (cat, opt) in tracking.iter().take(2) {
@@ -333,11 +425,13 @@ fn build_lines(
         } else {
             computed + tax
         };
+        tax_total += tax;
         out.push(line);
     }
     Ok(Built {
         lines: out,
         xero_total: total,
+        xero_tax: tax_total,
         unitdp4,
         dropped_tracking: dropped,
     })
@@ -540,8 +634,18 @@ pub fn credit_note(
             return Err(Problem {
                 reason: ReasonClass::Policy,
                 error: format!(
-                    "Xero would total {} but the refund is {amount}; too far apart for a rounding line",
-                    built.xero_total
+                    "Xero would total {} but the refund is {amount} (its lines: net {}, tax {}; its subtotal {}, tax {}); too far apart for a rounding line",
+                    built.xero_total,
+                    lines_src
+                        .iter()
+                        .map(|l| money(&l.line_total).unwrap_or_default())
+                        .sum::<Decimal>(),
+                    lines_src
+                        .iter()
+                        .map(|l| money(&l.tax_amount).unwrap_or_default())
+                        .sum::<Decimal>(),
+                    money(&refund.subtotal).unwrap_or_default(),
+                    money(&refund.tax).unwrap_or_default(),
                 ),
                 suggestions: vec![],
             });

@@ -77,7 +77,11 @@ fn org() -> OrgSettings {
             acct("860", "CURRLIAB", "LIABILITY"),
             acct("090", "BANK", "ASSET"),
         ],
-        tax_rates: vec![rate("OUTPUT2", dec!(15)), rate("NONE", dec!(0))],
+        tax_rates: vec![
+            rate("OUTPUT2", dec!(15)),
+            rate("NONE", dec!(0)),
+            rate("ZERORATED", dec!(0)),
+        ],
         tracking: vec![Tracking {
             name: "Sales Channel".into(),
             options: vec!["Web Store".into()],
@@ -173,4 +177,103 @@ fn every_document_the_writer_sends_fits_the_openapi_spec() {
     check(&spec, &schemas["Invoice"], &void, "Invoice(void)");
     let alloc = serde_json::json!({"Invoice": {"InvoiceID": "00000000-0000-0000-0000-000000000002"}, "Amount": 1.5, "Date": "2026-11-01"});
     check(&spec, &schemas["Allocation"], &alloc, "Allocation");
+}
+
+/// A return as the normalizer emitted it from clarity-sim: item taxes already reflect an
+/// order-level discount that is itself untaxed. Xero taxes each line, so the discount is
+/// apportioned across the tax codes and the credit note totals the refund to the cent.
+#[test]
+fn an_untaxed_order_discount_is_apportioned_so_xero_tax_matches_the_store() {
+    let mapping = ledgerline_mapping::Effective::defaults().mapping;
+    let org = org();
+    let l = |kind: LineKind,
+             qty: &str,
+             unit: &str,
+             code: &str,
+             taxable: bool,
+             total: &str,
+             tax: &str| {
+        let mut x = line(kind, "x", qty, unit, code);
+        x.taxable = taxable;
+        x.line_total = m(total);
+        x.tax_amount = m(tax);
+        x
+    };
+    let lines = vec![
+        l(
+            LineKind::Product,
+            "3",
+            "36.00",
+            "GST15",
+            true,
+            "108.00",
+            "14.58",
+        ),
+        l(
+            LineKind::Product,
+            "1",
+            "1249.00",
+            "GST15",
+            true,
+            "1249.00",
+            "168.62",
+        ),
+        l(
+            LineKind::Product,
+            "1",
+            "3.1275",
+            "GST15",
+            true,
+            "3.13",
+            "0.42",
+        ),
+        l(
+            LineKind::Product,
+            "3",
+            "31.50",
+            "GST0",
+            true,
+            "94.50",
+            "0.00",
+        ),
+        l(
+            LineKind::Discount,
+            "1",
+            "-145.46",
+            "",
+            false,
+            "-145.46",
+            "0.00",
+        ),
+        l(
+            LineKind::Shipping,
+            "1",
+            "21.16",
+            "GST15",
+            true,
+            "21.16",
+            "3.17",
+        ),
+    ];
+    let o = simple("SO-1062", "x@example.com");
+    let ev = refund_event(&o, "r-1062", "RMA-1062", lines, dec!(1517.12));
+    let cn = xero_writer::docs::credit_note(&ev, "main", "c", &mapping, &org).expect("builds");
+    assert_eq!(cn.total, dec!(1517.12));
+    let discounts: Vec<_> = cn
+        .doc
+        .line_items
+        .iter()
+        .filter(|x| x.unit_amount < rust_decimal::Decimal::ZERO)
+        .collect();
+    assert_eq!(discounts.len(), 2, "{:?}", cn.doc.line_items);
+    assert_eq!(discounts[0].tax_type, "OUTPUT2");
+    let rounding = cn
+        .doc
+        .line_items
+        .iter()
+        .find(|x| x.description == "Rounding");
+    assert!(
+        rounding.is_none_or(|r| r.unit_amount.abs() <= dec!(0.05)),
+        "{rounding:?}"
+    );
 }
