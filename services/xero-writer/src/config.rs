@@ -89,6 +89,11 @@ pub struct WriterArgs {
     /// A paid order that changes: `review` (dead letter POLICY) or `ignore`.
     #[arg(long, env = "WRITER_PAID_CHANGE", default_value = "review")]
     pub paid_change: String,
+    /// Static exchange rate for a currency the Xero org lacks, `CODE=RATE` (base-currency units
+    /// per unit of CODE; repeatable, `;` in the environment). Such orders are converted to the
+    /// base currency, the original amount and currency kept in the Reference.
+    #[arg(long = "fx-rate", env = "WRITER_FX_RATES", value_delimiter = ';')]
+    pub fx_rates: Vec<String>,
     /// Go-live date (YYYY-MM-DD): orders created before it are left alone.
     #[arg(long, env = "WRITER_START_DATE")]
     pub start_date: Option<chrono::NaiveDate>,
@@ -185,6 +190,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Go-live date.
     pub start_date: Option<chrono::NaiveDate>,
+    /// Static exchange rates (base units per unit of the code).
+    pub fx_rates: std::collections::BTreeMap<String, rust_decimal::Decimal>,
     /// Operator endpoints' bearer token.
     pub operator_token: Option<SecretString>,
 }
@@ -219,6 +226,28 @@ pub fn parse_tenant(spec: &str) -> Result<TenantConfig, ConfigError> {
         }
     }
     Ok(TenantConfig { tenant, stores })
+}
+
+/// Parses `CODE=RATE` entries.
+pub fn parse_fx(
+    specs: &[String],
+) -> Result<std::collections::BTreeMap<String, rust_decimal::Decimal>, ConfigError> {
+    let mut out = std::collections::BTreeMap::new();
+    for spec in specs.iter().filter(|s| !s.trim().is_empty()) {
+        let bad = || {
+            ConfigError::new(
+                "WRITER_FX_RATES (--fx-rate)",
+                format!("{spec:?} is not CODE=RATE"),
+            )
+        };
+        let (code, rate) = spec.split_once('=').ok_or_else(bad)?;
+        let rate: rust_decimal::Decimal = rate.trim().parse().map_err(|_| bad())?;
+        if rate <= rust_decimal::Decimal::ZERO || code.trim().len() != 3 {
+            return Err(bad());
+        }
+        out.insert(code.trim().to_ascii_uppercase(), rate);
+    }
+    Ok(out)
 }
 
 impl Config {
@@ -326,6 +355,7 @@ impl Config {
             void_removes_payments: w.void_removes_payments,
             shutdown_timeout: cli.common.shutdown_timeout,
             start_date: w.start_date,
+            fx_rates: parse_fx(&w.fx_rates)?,
             operator_token: w.operator_token.clone(),
         })
     }

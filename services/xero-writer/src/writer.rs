@@ -246,6 +246,20 @@ impl TenantWorker {
                 }
                 continue;
             }
+            if matches!(
+                self.client.breaker.state(),
+                crate::budget::BreakerState::HalfOpen
+            ) {
+                // The probe is a cheap read, not an event: events are delivered only while
+                // the breaker is closed, so an outage does not use up their deliveries.
+                let probe = self
+                    .client
+                    .call(reqwest::Method::GET, "/Organisation", &[], None)
+                    .await;
+                if probe.is_err() {
+                    continue;
+                }
+            }
             if let Err(e) = self.ensure_org(&cfg).await {
                 tracing::warn!(%tenant, error = %e, "Cannot read the organisation's settings yet.");
                 tokio::select! {
@@ -256,11 +270,7 @@ impl TenantWorker {
                 continue;
             }
             error_delay = Duration::from_millis(100);
-            let probing = matches!(
-                self.client.breaker.state(),
-                crate::budget::BreakerState::HalfOpen
-            );
-            let max = if probing { 1 } else { cfg.batch_size * 4 };
+            let max = cfg.batch_size * 4;
             let msgs = match self.pull(&consumer, max, &shutdown).await {
                 Ok(m) => m,
                 Err(e) => {
@@ -450,6 +460,24 @@ impl TenantWorker {
             }
         }
         metrics::counter!(m::EVENTS, "tenant" => tenant.clone()).increment(msgs.len() as u64);
+        // A currency the org lacks, with a configured rate: convert to the base currency.
+        let fx = &self.shared.config.fx_rates;
+        let lacks = |c: &str| !c.is_empty() && !org.currencies.iter().any(|x| x == c);
+        for g in groups.iter_mut() {
+            if let Some(o) = g.order.as_mut().and_then(|(e, _)| e.order.as_mut())
+                && lacks(&o.currency)
+                && let Some(rate) = fx.get(&o.currency)
+            {
+                *o = docs::convert_order(o, &org.base_currency, *rate);
+            }
+            for (r, _) in g.refunds.iter_mut() {
+                if lacks(&r.currency)
+                    && let Some(rate) = fx.get(&r.currency)
+                {
+                    *r = docs::convert_refund(r, &org.base_currency, *rate);
+                }
+            }
+        }
 
         // KV round trips run side by side; Xero calls stay batched and sequential.
         let reads: Vec<_> = groups

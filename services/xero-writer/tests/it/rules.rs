@@ -232,3 +232,46 @@ async fn dry_run_computes_and_logs_but_writes_nothing() {
     assert!(stack.output().contains("SO-6500"));
     assert!(invoices(&stack.sandbox.documents().await).is_empty());
 }
+
+#[tokio::test]
+async fn a_currency_the_org_lacks_is_converted_with_the_static_rate_or_reviewed() {
+    let jpy = |number: &str| {
+        let mut o = order(
+            number,
+            1,
+            OrderStatus::Confirmed,
+            vec![line(LineKind::Product, "Tea set", "2", "1500", "GST15")],
+            customer("Yui", "Sato", &format!("{number}@example.jp")),
+        );
+        o.currency = "JPY".into();
+        o
+    };
+    let stack = Stack::start(&["--fx-rate", "JPY=0.0113"]).await;
+    let o = jpy("SO-6600");
+    assert_eq!(total_of(&o), dec!(3450));
+    stack
+        .publish(&event(&o, OrderEventType::Created, "fx1"))
+        .await;
+    let docs = stack
+        .wait_docs("converted", T, |d| invoice(d, "SO-6600").is_some())
+        .await;
+    let inv = invoice(&docs, "SO-6600").unwrap();
+    assert_eq!(inv["CurrencyCode"], "NZD");
+    assert_eq!(d(&inv["Total"]), dec!(38.99), "3,450 JPY at 0.0113");
+    let reference = inv["Reference"].as_str().unwrap();
+    assert!(reference.contains("JPY 3450.00 @ 0.0113"), "{reference}");
+
+    // Without a rate: review, with the base currency suggested.
+    let plain = Stack::start(&[]).await;
+    plain
+        .publish(&event(&jpy("SO-6601"), OrderEventType::Created, "fx2"))
+        .await;
+    let dl = wait_dead_letter(&plain).await;
+    assert_eq!(dl.reason_class, ReasonClass::Mapping as i32);
+    assert!(
+        dl.error.contains("not subscribed to currency JPY"),
+        "{}",
+        dl.error
+    );
+    assert_eq!(dl.suggestions[0].suggested_value, "NZD");
+}
