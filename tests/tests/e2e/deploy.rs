@@ -92,7 +92,18 @@ fn compose_names_real_binaries_and_a_jetstream_nats() {
         "nats image {image} must be 2.10+"
     );
     let services = compose_services();
-    assert!(!services.is_empty(), "{services:?}");
+    for required in [
+        "webhook-ingest",
+        "normalizer",
+        "xero-writer",
+        "xero-sandbox",
+        "clarity-sim",
+    ] {
+        assert!(
+            services.iter().any(|(b, _)| b == required),
+            "{required} missing from docker-compose.yml"
+        );
+    }
     for (bin, env) in &services {
         let path = workspace_binary(bin);
         let help = std::process::Command::new(&path)
@@ -122,7 +133,16 @@ fn kubernetes_deployments_have_probes_and_drain_time() {
         .iter()
         .filter(|d| str_of(d, &["kind"]) == Some("Deployment"))
         .collect();
-    assert!(!deployments.is_empty());
+    let names: Vec<&str> = deployments
+        .iter()
+        .filter_map(|d| str_of(d, &["metadata", "name"]))
+        .collect();
+    for required in ["webhook-ingest", "normalizer", "xero-writer"] {
+        assert!(
+            names.contains(&required),
+            "{required} missing from the Kubernetes manifests"
+        );
+    }
     for d in deployments {
         let name = str_of(d, &["metadata", "name"]).unwrap();
         let spec = d

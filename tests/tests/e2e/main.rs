@@ -3,3 +3,4 @@
 //! group.
 
 mod deploy;
+mod pipeline;
