@@ -63,7 +63,25 @@ fn address(kind: &str, a: &ledgerline_contract::v1::Address) -> Value {
 /// The contact an order posts to.
 pub fn spec(order: &Order, mapping: &Mapping) -> ContactSpec {
     let c: Customer = order.customer.clone().unwrap_or_default();
-    let store = &order.store;
+    spec_for(
+        &c,
+        &order.store,
+        &order.id,
+        order.billing_address.as_ref(),
+        order.shipping_address.as_ref(),
+        mapping,
+    )
+}
+
+/// The contact for a customer (from an order, or a CUSTOMERS event).
+pub fn spec_for(
+    c: &Customer,
+    store: &str,
+    fallback_id: &str,
+    order_billing: Option<&ledgerline_contract::v1::Address>,
+    order_shipping: Option<&ledgerline_contract::v1::Address>,
+    mapping: &Mapping,
+) -> ContactSpec {
     if c.is_guest && mapping.contacts.guests == GuestPolicy::Single {
         return ContactSpec {
             name: mapping.contacts.guest_contact_name.clone(),
@@ -81,7 +99,7 @@ pub fn spec(order: &Order, mapping: &Mapping) -> ContactSpec {
         c.identity_key.clone()
     };
     let identity = if identity.is_empty() {
-        format!("order:{}", order.id)
+        format!("order:{fallback_id}")
     } else {
         identity
     };
@@ -109,18 +127,11 @@ pub fn spec(order: &Order, mapping: &Mapping) -> ContactSpec {
         );
     }
     let mut addresses = Vec::new();
-    let billing = c
-        .billing_address
-        .as_ref()
-        .or(order.billing_address.as_ref());
+    let billing = c.billing_address.as_ref().or(order_billing);
     if let Some(a) = billing {
         addresses.push(address("POBOX", a));
     }
-    if let Some(a) = order
-        .shipping_address
-        .as_ref()
-        .or(c.shipping_address.as_ref())
-    {
+    if let Some(a) = order_shipping.or(c.shipping_address.as_ref()) {
         addresses.push(address("STREET", a));
     }
     ContactSpec {
@@ -132,6 +143,12 @@ pub fn spec(order: &Order, mapping: &Mapping) -> ContactSpec {
         addresses,
         identity,
     }
+}
+
+/// The ContactID in a cache value (`<id>` or `<id> <details hash>`).
+pub fn cached_id(v: &[u8]) -> String {
+    let text = String::from_utf8_lossy(v);
+    text.split(' ').next().unwrap_or_default().to_owned()
 }
 
 /// Cache key in the CONTACTS bucket.
@@ -205,7 +222,7 @@ pub async fn resolve(
             Ok(Some(v)) if !v.is_empty() => {
                 out.insert(
                     s.contact_number.clone(),
-                    Resolved::Id(String::from_utf8_lossy(&v).into_owned(), Origin::Cached),
+                    Resolved::Id(cached_id(&v), Origin::Cached),
                 );
             }
             _ => misses.push(s),

@@ -13,6 +13,7 @@
 pub mod budget;
 pub mod config;
 pub mod contacts;
+pub mod customers;
 pub mod docs;
 pub mod ledger;
 pub mod org;
@@ -85,7 +86,12 @@ impl Writer {
         let specs: Vec<_> = cfg
             .tenants
             .iter()
-            .map(|t| consumers::writer_orders(&t.tenant, &t.stores))
+            .flat_map(|t| {
+                [
+                    consumers::writer_orders(&t.tenant, &t.stores),
+                    consumers::writer_customers(&t.tenant, &t.stores),
+                ]
+            })
             .collect();
         let bucket_list = vec![
             buckets::LEDGER,
@@ -283,24 +289,12 @@ async fn run_workers(
     let mut set = tokio::task::JoinSet::new();
     for t in tenants {
         let spec = consumers::writer_orders(&t.tenant, &t.stores);
-        let consumer = loop {
-            let _ = ledgerline_platform::nats::ensure_consumer(&js, &spec).await;
-            match js
-                .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(
-                    spec.durable.clone(),
-                    spec.stream,
-                )
-                .await
-            {
-                Ok(c) => break c,
-                Err(e) => {
-                    tracing::warn!(error = %e, durable = %spec.durable, "Consumer not available yet.");
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                        _ = shutdown.cancelled() => return,
-                    }
-                }
-            }
+        let Some(consumer) = durable(&js, &spec, &shutdown).await else {
+            return;
+        };
+        let cspec = consumers::writer_customers(&t.tenant, &t.stores);
+        let Some(customers) = durable(&js, &cspec, &shutdown).await else {
+            return;
         };
         let budget = Arc::new(budget::Budget::new(&t.tenant, cfg.limits));
         let breaker = Arc::new(budget::Breaker::new(
@@ -316,8 +310,39 @@ async fn run_workers(
             breaker,
             shutdown.clone(),
         ));
+        set.spawn(
+            customers::CustomerWorker::new(shared.clone(), client.clone())
+                .run(customers, shutdown.clone()),
+        );
         let worker = writer::TenantWorker::new(shared.clone(), client, spec.max_deliver);
         set.spawn(worker.run(consumer, shutdown.clone()));
     }
     while set.join_next().await.is_some() {}
+}
+
+/// The durable consumer of `spec`, created if needed; `None` when stopping.
+async fn durable(
+    js: &async_nats::jetstream::Context,
+    spec: &ledgerline_contract::consumers::ConsumerSpec,
+    shutdown: &CancellationToken,
+) -> Option<async_nats::jetstream::consumer::PullConsumer> {
+    loop {
+        let _ = ledgerline_platform::nats::ensure_consumer(js, spec).await;
+        match js
+            .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(
+                spec.durable.clone(),
+                spec.stream,
+            )
+            .await
+        {
+            Ok(c) => return Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, durable = %spec.durable, "Consumer not available yet.");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = shutdown.cancelled() => return None,
+                }
+            }
+        }
+    }
 }

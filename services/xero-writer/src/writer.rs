@@ -188,6 +188,62 @@ fn envelope<T: serde::Serialize>(key: &str, items: &[T]) -> Vec<u8> {
     format!("{{\"{key}\":[{}]}}", parts.join(",")).into_bytes()
 }
 
+/// Waits for the first message, then lingers for more: briefly while the budget is `ample`,
+/// up to `max_linger` when it is tight, so batches fill instead of spending calls.
+pub(crate) async fn pull_batch(
+    consumer: &PullConsumer,
+    max: usize,
+    ample: bool,
+    max_linger: Duration,
+    shutdown: &CancellationToken,
+) -> Result<Vec<Message>, String> {
+    // Wait for the first message, then linger for more: briefly while the budget is ample,
+    // longer when it is tight so batches fill instead of spending calls.
+    let mut out = Vec::new();
+    let first = consumer
+        .batch()
+        .max_messages(1)
+        .expires(Duration::from_secs(2))
+        .messages()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut first = std::pin::pin!(first);
+    loop {
+        tokio::select! {
+            m = first.next() => match m {
+                Some(Ok(m)) => out.push(m),
+                Some(Err(e)) => return if out.is_empty() { Err(e.to_string()) } else { Ok(out) },
+                None => break,
+            },
+            _ = shutdown.cancelled() => {
+                for m in out { let _ = m.ack_with(AckKind::Nak(None)).await; }
+                return Ok(vec![]);
+            }
+        }
+    }
+    if out.is_empty() || max <= 1 {
+        return Ok(out);
+    }
+    let linger = if ample {
+        Duration::from_millis(30)
+    } else {
+        max_linger
+    };
+    let more = consumer
+        .batch()
+        .max_messages(max - 1)
+        .expires(linger.max(Duration::from_millis(10)))
+        .messages()
+        .await;
+    if let Ok(more) = more {
+        let mut more = std::pin::pin!(more);
+        while let Some(Ok(m)) = more.next().await {
+            out.push(m);
+        }
+    }
+    Ok(out)
+}
+
 /// Reports the tenant's consumer lag (events not yet delivered, and delivered but unacked).
 async fn report_lag(mut consumer: PullConsumer, tenant: String, shutdown: CancellationToken) {
     while !shutdown.is_cancelled() {
@@ -304,53 +360,16 @@ impl TenantWorker {
         max: usize,
         shutdown: &CancellationToken,
     ) -> Result<Vec<Message>, String> {
-        // Wait for the first message, then linger for more: briefly while the budget is ample,
-        // longer when it is tight so batches fill instead of spending calls.
-        let mut out = Vec::new();
-        let first = consumer
-            .batch()
-            .max_messages(1)
-            .expires(Duration::from_secs(2))
-            .messages()
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut first = std::pin::pin!(first);
-        loop {
-            tokio::select! {
-                m = first.next() => match m {
-                    Some(Ok(m)) => out.push(m),
-                    Some(Err(e)) => return if out.is_empty() { Err(e.to_string()) } else { Ok(out) },
-                    None => break,
-                },
-                _ = shutdown.cancelled() => {
-                    for m in out { let _ = m.ack_with(AckKind::Nak(None)).await; }
-                    return Ok(vec![]);
-                }
-            }
-        }
-        if out.is_empty() || max <= 1 {
-            return Ok(out);
-        }
         let budget = &self.client.budget;
         let ample = budget.minute_remaining() * 2 > budget.minute_limit();
-        let linger = if ample {
-            Duration::from_millis(30)
-        } else {
-            self.shared.config.max_linger
-        };
-        let more = consumer
-            .batch()
-            .max_messages(max - 1)
-            .expires(linger.max(Duration::from_millis(10)))
-            .messages()
-            .await;
-        if let Ok(more) = more {
-            let mut more = std::pin::pin!(more);
-            while let Some(Ok(m)) = more.next().await {
-                out.push(m);
-            }
-        }
-        Ok(out)
+        pull_batch(
+            consumer,
+            max,
+            ample,
+            self.shared.config.max_linger,
+            shutdown,
+        )
+        .await
     }
 
     async fn ensure_org(&mut self, cfg: &Config) -> Result<(), XeroError> {
@@ -1770,50 +1789,73 @@ impl TenantWorker {
         store: &str,
         entity: &str,
     ) -> bool {
-        let mut original_headers = BTreeMap::new();
-        if let Some(h) = &msg.headers {
-            for (k, vs) in h.iter() {
-                if let Some(v) = vs.first() {
-                    original_headers.insert(k.to_string(), v.as_str().to_owned());
-                }
+        dead_letter(
+            &self.shared.publisher,
+            self.tenant(),
+            msg,
+            reason,
+            error,
+            suggestions,
+            store,
+            entity,
+        )
+        .await
+    }
+}
+
+/// Stores a dead letter for `msg` on DLQ; false if it could not be stored (then do not ack).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn dead_letter(
+    publisher: &Publisher,
+    tenant: &str,
+    msg: &Message,
+    reason: ReasonClass,
+    error: &str,
+    suggestions: Vec<Suggestion>,
+    store: &str,
+    entity: &str,
+) -> bool {
+    let mut original_headers = BTreeMap::new();
+    if let Some(h) = &msg.headers {
+        for (k, vs) in h.iter() {
+            if let Some(v) = vs.first() {
+                original_headers.insert(k.to_string(), v.as_str().to_owned());
             }
         }
-        let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
-        let id_src = format!(
-            "{}|{}|{:?}|{error}",
-            msg.subject,
-            hex(&Sha256::digest(&msg.payload)),
-            reason
-        );
-        let dl = DeadLetter {
-            id: format!("dl-{}", &hex(&Sha256::digest(id_src.as_bytes()))[..40]),
-            stage: Stage::XeroWriter as i32,
-            reason_class: reason as i32,
-            error: error.to_owned(),
-            original_subject: msg.subject.to_string(),
-            original_headers: original_headers.into_iter().collect(),
-            original_payload: msg.payload.to_vec(),
-            attempts: delivered.max(0) as u32,
-            suggestions,
-            failed_at: chrono::Utc::now().to_rfc3339(),
-            store: store.to_owned(),
-            entity_key: entity.to_owned(),
-            tenant: self.tenant().to_owned(),
-        };
-        tracing::warn!(subject = %msg.subject, reason = ?reason, error, "Sent to the review queue.");
-        metrics::counter!(m::DEAD_LETTERS, "tenant" => self.tenant().to_owned(), "reason" => format!("{reason:?}")).increment(1);
-        let subject = subjects::dlq(Stage::XeroWriter, reason);
-        match self
-            .shared
-            .publisher
-            .publish_proto(subject, &dl.id, &dl, Default::default())
-            .await
-        {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::error!(error = %e, "Dead letter not stored; the event will be retried.");
-                false
-            }
+    }
+    let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
+    let id_src = format!(
+        "{}|{}|{:?}|{error}",
+        msg.subject,
+        hex(&Sha256::digest(&msg.payload)),
+        reason
+    );
+    let dl = DeadLetter {
+        id: format!("dl-{}", &hex(&Sha256::digest(id_src.as_bytes()))[..40]),
+        stage: Stage::XeroWriter as i32,
+        reason_class: reason as i32,
+        error: error.to_owned(),
+        original_subject: msg.subject.to_string(),
+        original_headers: original_headers.into_iter().collect(),
+        original_payload: msg.payload.to_vec(),
+        attempts: delivered.max(0) as u32,
+        suggestions,
+        failed_at: chrono::Utc::now().to_rfc3339(),
+        store: store.to_owned(),
+        entity_key: entity.to_owned(),
+        tenant: tenant.to_owned(),
+    };
+    tracing::warn!(subject = %msg.subject, reason = ?reason, error, "Sent to the review queue.");
+    metrics::counter!(m::DEAD_LETTERS, "tenant" => tenant.to_owned(), "reason" => format!("{reason:?}")).increment(1);
+    let subject = subjects::dlq(Stage::XeroWriter, reason);
+    match publisher
+        .publish_proto(subject, &dl.id, &dl, Default::default())
+        .await
+    {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "Dead letter not stored; the event will be retried.");
+            false
         }
     }
 }

@@ -275,3 +275,75 @@ async fn a_currency_the_org_lacks_is_converted_with_the_static_rate_or_reviewed(
     );
     assert_eq!(dl.suggestions[0].suggested_value, "NZD");
 }
+
+#[tokio::test]
+async fn customer_events_update_the_contact_and_create_new_accounts() {
+    use ledgerline_contract::v1::{CustomerEvent, CustomerEventType, EventMeta};
+    let stack = Stack::start(&[]).await;
+    let b2b = |name: &str, key: &str, version: u64| ledgerline_contract::v1::Customer {
+        identity_key: key.into(),
+        account_id: format!("acct-{key}"),
+        account_key: key.into(),
+        account_name: name.into(),
+        email: format!("{key}@b2b.example").to_ascii_lowercase(),
+        first_name: "Pat".into(),
+        last_name: "Buyer".into(),
+        version,
+        active: true,
+        ..Default::default()
+    };
+    let o = order(
+        "SO-6700",
+        1,
+        OrderStatus::Confirmed,
+        vec![line(LineKind::Product, "Bulk", "10", "5.00", "GST15")],
+        b2b("Acme Ltd", "ACME", 1),
+    );
+    stack
+        .publish(&event(&o, OrderEventType::Created, "c1"))
+        .await;
+    stack
+        .wait_docs("SO-6700", T, |d| invoice(d, "SO-6700").is_some())
+        .await;
+    let publish = |c: ledgerline_contract::v1::Customer, id: &str| {
+        let ev = CustomerEvent {
+            meta: Some(EventMeta {
+                event_id: id.into(),
+                store: "main".into(),
+                ..Default::default()
+            }),
+            r#type: CustomerEventType::Updated as i32,
+            customer: Some(c),
+        };
+        let publisher = stack.publisher.clone();
+        let id = id.to_owned();
+        async move {
+            publisher
+                .publish_proto(
+                    ledgerline_contract::subjects::customers("main", CustomerEventType::Updated),
+                    &id,
+                    &ev,
+                    Default::default(),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    publish(b2b("Acme Limited", "ACME", 2), "cu1").await;
+    publish(b2b("Brand New Co", "NEWCO", 1), "cu2").await;
+    let docs = stack
+        .wait_docs("renamed and created", T, |d| {
+            let names: Vec<&str> = d["Contacts"]
+                .as_array()
+                .map(|c| c.iter().filter_map(|x| x["Name"].as_str()).collect())
+                .unwrap_or_default();
+            names.contains(&"Acme Limited") && names.contains(&"Brand New Co")
+        })
+        .await;
+    assert_eq!(docs["Contacts"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        invoice(&docs, "SO-6700").unwrap()["Contact"]["Name"],
+        "Acme Limited",
+        "the invoice follows its contact"
+    );
+}
