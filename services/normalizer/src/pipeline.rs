@@ -13,6 +13,7 @@ use ledgerline_platform::publish::{PublishError, Publisher};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// What happened to one raw event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +61,8 @@ impl Pipeline {
         let delivered = message.info().map(|i| i.delivered).unwrap_or(1).max(1);
         let span = tracing::info_span!("normalize", subject = %message.subject, delivered);
         ledgerline_platform::telemetry::join_trace(&span, message.headers.as_ref());
-        let _enter = span.enter();
+        // `instrument`, not `enter`: a guard held across an await corrupts the span stack
+        // when the task moves between threads.
         let handled = self
             .handle(
                 message.subject.as_str(),
@@ -68,6 +70,7 @@ impl Pipeline {
                 &message.payload,
                 delivered,
             )
+            .instrument(span)
             .await;
         match handled {
             Handled::Published { .. } | Handled::DeadLettered(_) => Outcome::Ack,
