@@ -145,6 +145,16 @@ pub fn spec_for(
     }
 }
 
+/// The name a contact gets when its own is taken: the email (else the number) in brackets.
+pub fn disambiguated(s: &ContactSpec) -> String {
+    let tag = if s.email_address.is_empty() {
+        &s.contact_number
+    } else {
+        &s.email_address
+    };
+    format!("{} ({tag})", s.name).chars().take(255).collect()
+}
+
 /// The ContactID in a cache value (`<id>` or `<id> <details hash>`).
 pub fn cached_id(v: &[u8]) -> String {
     let text = String::from_utf8_lossy(v);
@@ -378,12 +388,7 @@ pub async fn resolve(
                     out.insert(s.contact_number.clone(), r);
                 } else if errors.contains("already assigned") && attempt == 0 {
                     let mut s2 = s.clone();
-                    let tag = if s.email_address.is_empty() {
-                        s.contact_number.clone()
-                    } else {
-                        s.email_address.clone()
-                    };
-                    s2.name = format!("{} ({tag})", s.name).chars().take(255).collect();
+                    s2.name = disambiguated(s);
                     retry.push(s2);
                 } else {
                     out.insert(s.contact_number.clone(), Resolved::Refused(errors));

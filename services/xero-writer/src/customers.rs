@@ -166,69 +166,88 @@ impl CustomerWorker {
                 }
             }
         }
-        for chunk in updates.chunks(self.shared.config.batch_size) {
-            let body: Vec<Update<'_>> = chunk
-                .iter()
-                .map(|(id, _, spec, _, _)| Update {
-                    contact_id: id,
-                    spec,
-                })
-                .collect();
-            let parts: Vec<String> = body
-                .iter()
-                .map(|u| serde_json::to_string(u).unwrap_or_default())
-                .collect();
-            let body = format!("{{\"Contacts\":[{}]}}", parts.join(","));
-            let resp = self
-                .client
-                .call(
-                    Method::POST,
-                    "/Contacts",
-                    &[("summarizeErrors", "false".into())],
-                    Some(body.into_bytes()),
-                )
-                .await;
-            let els = match resp {
-                Ok(v) => v
-                    .get("Contacts")
-                    .and_then(|c| c.as_array())
-                    .cloned()
-                    .unwrap_or_default(),
-                Err(e) => {
-                    for (_, _, spec, _, _) in chunk {
-                        failed.insert(spec.contact_number.clone(), e.to_string());
-                    }
-                    continue;
-                }
-            };
-            for (n, (id, key, spec, hash, idx)) in chunk.iter().enumerate() {
-                let el = els.get(n).cloned().unwrap_or_default();
-                if element_ok(&el) {
-                    let _ = self
-                        .shared
-                        .contacts
-                        .put(key, format!("{id} {hash}").into_bytes().into())
-                        .await;
-                    facts.push(self.fact(id, spec, XeroVerb::Updated));
-                } else {
-                    // A name taken by another contact, or an archived contact: a person decides.
-                    let errors = element_errors(&el).join("; ");
-                    let stored = dead_letter(
-                        &self.shared.publisher,
-                        &tenant,
-                        &msgs[*idx],
-                        ReasonClass::XeroValidation,
-                        &format!("contact {}: {errors}", spec.name),
-                        vec![],
-                        "",
-                        &spec.contact_number,
+        // A name taken by another contact is retried once as it was disambiguated at creation
+        // (the email in brackets), which keeps such a contact's name as it is.
+        let mut round = updates;
+        for attempt in 0..2 {
+            let mut retry = Vec::new();
+            for chunk in round.chunks(self.shared.config.batch_size) {
+                let body: Vec<Update<'_>> = chunk
+                    .iter()
+                    .map(|(id, _, spec, _, _)| Update {
+                        contact_id: id,
+                        spec,
+                    })
+                    .collect();
+                let parts: Vec<String> = body
+                    .iter()
+                    .map(|u| serde_json::to_string(u).unwrap_or_default())
+                    .collect();
+                let body = format!("{{\"Contacts\":[{}]}}", parts.join(","));
+                let resp = self
+                    .client
+                    .call(
+                        Method::POST,
+                        "/Contacts",
+                        &[("summarizeErrors", "false".into())],
+                        Some(body.into_bytes()),
                     )
                     .await;
-                    if !stored {
-                        failed.insert(spec.contact_number.clone(), "dead letter not stored".into());
+                let els = match resp {
+                    Ok(v) => v
+                        .get("Contacts")
+                        .and_then(|c| c.as_array())
+                        .cloned()
+                        .unwrap_or_default(),
+                    Err(e) => {
+                        for (_, _, spec, _, _) in chunk {
+                            failed.insert(spec.contact_number.clone(), e.to_string());
+                        }
+                        continue;
+                    }
+                };
+                for (n, (id, key, spec, hash, idx)) in chunk.iter().enumerate() {
+                    let el = els.get(n).cloned().unwrap_or_default();
+                    if element_ok(&el) {
+                        let _ = self
+                            .shared
+                            .contacts
+                            .put(key, format!("{id} {hash}").into_bytes().into())
+                            .await;
+                        facts.push(self.fact(id, spec, XeroVerb::Updated));
+                    } else if attempt == 0
+                        && element_errors(&el).join("; ").contains("already assigned")
+                    {
+                        let mut s2 = spec.clone();
+                        s2.name = contacts::disambiguated(spec);
+                        retry.push((id.clone(), key.clone(), s2, hash.clone(), *idx));
+                    } else {
+                        // A name taken by another contact, or an archived contact: a person decides.
+                        let errors = element_errors(&el).join("; ");
+                        let stored = dead_letter(
+                            &self.shared.publisher,
+                            &tenant,
+                            &msgs[*idx],
+                            ReasonClass::XeroValidation,
+                            &format!("contact {}: {errors}", spec.name),
+                            vec![],
+                            "",
+                            &spec.contact_number,
+                        )
+                        .await;
+                        if !stored {
+                            failed.insert(
+                                spec.contact_number.clone(),
+                                "dead letter not stored".into(),
+                            );
+                        }
                     }
                 }
             }
+            if retry.is_empty() {
+                break;
+            }
+            round = retry;
         }
         if !unknown.is_empty() {
             let resolved = contacts::resolve(
