@@ -56,6 +56,97 @@ pub struct Budget {
     tenant: String,
     state: Mutex<State>,
     inflight: std::sync::Arc<Semaphore>,
+    shared: Option<SharedWindows>,
+}
+
+/// The minute and day windows kept in the RATE_BUDGET bucket, so every replica spends from
+/// one budget per tenant (compare-and-set on the entry; wall-clock window starts).
+#[derive(Debug)]
+struct SharedWindows {
+    kv: async_nats::jetstream::kv::Store,
+    key: String,
+    minute: (u32, Duration),
+    day: (u32, Duration),
+    /// What the last take saw: calls left in the minute window and when it started (unix ms).
+    seen: Mutex<(u32, u64)>,
+}
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct SharedState {
+    /// Minute window start, unix ms.
+    ms: u64,
+    /// Calls in it.
+    mu: u32,
+    /// Day window start, unix ms.
+    ds: u64,
+    /// Calls in it.
+    du: u32,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+impl SharedWindows {
+    /// Takes one call, or says how long to wait. Store trouble lets the call go (the local
+    /// 429 handling still protects the tenant) rather than stalling every replica.
+    async fn take(&self) -> Result<(), Wait> {
+        use async_nats::jetstream::kv::Operation;
+        for _ in 0..20 {
+            let entry = match self.kv.entry(&self.key).await {
+                Ok(e) => e,
+                Err(_) => return Ok(()),
+            };
+            let (mut st, rev) = match &entry {
+                Some(e) if e.operation == Operation::Put => (
+                    serde_json::from_slice::<SharedState>(&e.value).unwrap_or_default(),
+                    Some(e.revision),
+                ),
+                Some(e) => (SharedState::default(), Some(e.revision)),
+                None => (SharedState::default(), None),
+            };
+            let now = now_ms();
+            let (mlen, dlen) = (
+                self.minute.1.as_millis() as u64,
+                self.day.1.as_millis() as u64,
+            );
+            if now.saturating_sub(st.ms) >= mlen {
+                st.ms = now;
+                st.mu = 0;
+            }
+            if now.saturating_sub(st.ds) >= dlen {
+                st.ds = now;
+                st.du = 0;
+            }
+            if st.du >= self.day.0 {
+                return Err(Wait::Day(Duration::from_millis(st.ds + dlen - now)));
+            }
+            *self.seen.lock().unwrap_or_else(|e| e.into_inner()) =
+                (self.minute.0.saturating_sub(st.mu + 1), st.ms);
+            metrics::gauge!("xero_writer_budget_minute_remaining", "tenant" => self.key.clone())
+                .set(self.minute.0.saturating_sub(st.mu) as f64);
+            metrics::gauge!("xero_writer_budget_day_remaining", "tenant" => self.key.clone())
+                .set(self.day.0.saturating_sub(st.du) as f64);
+            if st.mu >= self.minute.0 {
+                return Err(Wait::Short(Duration::from_millis(st.ms + mlen - now)));
+            }
+            st.mu += 1;
+            st.du += 1;
+            let bytes: bytes::Bytes = serde_json::to_vec(&st).unwrap_or_default().into();
+            let written = match rev {
+                Some(r) => self.kv.update(&self.key, bytes, r).await.is_ok(),
+                None => self.kv.create(&self.key, bytes).await.is_ok(),
+            };
+            if written {
+                return Ok(());
+            }
+            // Another replica took a call at the same moment: read again.
+        }
+        Err(Wait::Short(Duration::from_millis(5)))
+    }
 }
 
 /// Why a call may not go now.
@@ -81,7 +172,22 @@ impl Budget {
                 paused_until: None,
             }),
             inflight: std::sync::Arc::new(Semaphore::new(limits.concurrent as usize)),
+            shared: None,
         }
+    }
+
+    /// Spends the minute and day windows from the RATE_BUDGET bucket (shared by replicas)
+    /// instead of this process's own count.
+    pub fn shared(mut self, kv: async_nats::jetstream::kv::Store, limits: Limits) -> Self {
+        let slack = |d: Duration| d + d / 50;
+        self.shared = Some(SharedWindows {
+            key: self.tenant.clone(),
+            kv,
+            minute: (limits.minute, slack(limits.minute_window)),
+            day: (limits.day, slack(limits.day_window)),
+            seen: Mutex::new((limits.minute, 0)),
+        });
+        self
     }
 
     /// Takes one call from the windows, or says how long to wait.
@@ -93,6 +199,10 @@ impl Budget {
                 return Err(Wait::Short(until - now));
             }
             s.paused_until = None;
+        }
+        if self.shared.is_some() {
+            // The shared windows decide; this process only keeps pauses and concurrency.
+            return Ok(());
         }
         s.minute.roll(now);
         s.day.roll(now);
@@ -122,7 +232,14 @@ impl Budget {
         };
         let mut reported_day = false;
         loop {
-            match self.try_take() {
+            let taken = match self.try_take() {
+                Ok(()) => match &self.shared {
+                    Some(shared) => shared.take().await,
+                    None => Ok(()),
+                },
+                Err(w) => Err(w),
+            };
+            match taken {
                 Ok(()) => return Some(permit),
                 Err(w) => {
                     let d = match w {
@@ -174,6 +291,11 @@ impl Budget {
 
     /// Calls left in the minute window (for the adaptive linger).
     pub fn minute_remaining(&self) -> u32 {
+        if let Some(shared) = &self.shared {
+            let (left, start) = *shared.seen.lock().unwrap_or_else(|e| e.into_inner());
+            let expired = now_ms().saturating_sub(start) >= shared.minute.1.as_millis() as u64;
+            return if expired { shared.minute.0 } else { left };
+        }
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         s.minute.roll(Instant::now());
         s.minute.remaining()
@@ -181,6 +303,9 @@ impl Budget {
 
     /// The minute limit.
     pub fn minute_limit(&self) -> u32 {
+        if let Some(shared) = &self.shared {
+            return shared.minute.0;
+        }
         self.state
             .lock()
             .unwrap_or_else(|e| e.into_inner())

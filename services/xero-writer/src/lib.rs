@@ -270,10 +270,11 @@ async fn run_workers(
         let js = js.clone();
         async move { js.get_key_value(spec.bucket).await }
     };
-    let (Ok(ledger), Ok(contacts_kv), Ok(tokens)) = (
+    let (Ok(ledger), Ok(contacts_kv), Ok(tokens), Ok(rate_kv)) = (
         kv(buckets::LEDGER).await,
         kv(buckets::CONTACTS).await,
         kv(buckets::XERO_TOKENS).await,
+        kv(buckets::RATE_BUDGET).await,
     ) else {
         tracing::error!("Buckets missing after topology was ready.");
         return;
@@ -296,7 +297,9 @@ async fn run_workers(
         let Some(customers) = durable(&js, &cspec, &shutdown).await else {
             return;
         };
-        let budget = Arc::new(budget::Budget::new(&t.tenant, cfg.limits));
+        let budget = Arc::new(
+            budget::Budget::new(&t.tenant, cfg.limits).shared(rate_kv.clone(), cfg.limits),
+        );
         let breaker = Arc::new(budget::Breaker::new(
             &t.tenant,
             cfg.breaker_threshold,

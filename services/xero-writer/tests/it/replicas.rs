@@ -85,3 +85,48 @@ async fn two_replicas_share_the_tenant_and_write_everything_once() {
     drop(second);
     stack.writer.as_mut().unwrap().kill();
 }
+
+#[tokio::test]
+async fn replicas_spend_one_shared_budget_and_are_never_throttled() {
+    let sandbox = Sandbox::start().await;
+    // Xero's windows at time scale 60 (a minute lasts a second), with a small minute limit.
+    sandbox
+        .settings(serde_json::json!({"time_scale": 60.0, "minute_limit": 12}))
+        .await;
+    let mut stack = Stack::start_with(
+        sandbox,
+        &[
+            "--time-scale",
+            "60",
+            "--minute-limit",
+            "12",
+            "--batch-size",
+            "5",
+        ],
+    )
+    .await;
+    let args: Vec<&str> = stack.args.iter().map(String::as_str).collect();
+    let url = stack.nats.url();
+    let second = ServiceProcess::start(binary(), &args, &[("NATS_URL", &url)]);
+    let n = 40;
+    for i in 0..n {
+        let mut o = simple(&format!("SO-8{i:03}"), &format!("q{i}@example.com"));
+        o.version = 2;
+        o.status = OrderStatus::Paid as i32;
+        let total = total_of(&o);
+        pay(&mut o, &format!("pay-{i}"), total);
+        stack
+            .publish(&event(&o, OrderEventType::Paid, &format!("rb-{i}")))
+            .await;
+    }
+    stack
+        .wait_docs("all paid within the shared budget", T, |d| {
+            let inv = invoices(d);
+            inv.len() == n && inv.iter().all(|i| i["Status"] == "PAID")
+        })
+        .await;
+    let counters = stack.sandbox.counters().await;
+    assert_eq!(counters["throttled"], 0, "{counters}");
+    drop(second);
+    stack.writer.as_mut().unwrap().kill();
+}
