@@ -14,16 +14,27 @@ struct Window {
     start: Instant,
     used: u32,
     limit: u32,
+    /// Xero's window length.
+    nominal: Duration,
+    /// Ours: nominal plus a dead zone in which no call is sent, so a call we count in one
+    /// window never reaches Xero in its next one (Xero restarts a window at the first call
+    /// after the last one ended; so do we).
     len: Duration,
 }
 
+/// The dead zone after a window: 2 % of a minute window, and the same span after a day window.
+fn dead_zone(minute: Duration) -> Duration {
+    minute / 50
+}
+
 impl Window {
-    fn new(limit: u32, len: Duration) -> Self {
+    fn new(limit: u32, nominal: Duration, dead: Duration) -> Self {
         Self {
             start: Instant::now(),
             used: 0,
             limit,
-            len,
+            nominal,
+            len: nominal + dead,
         }
     }
 
@@ -35,7 +46,9 @@ impl Window {
     }
 
     fn wait(&self, now: Instant) -> Option<Duration> {
-        (self.used >= self.limit).then(|| (self.start + self.len).saturating_duration_since(now))
+        let in_dead_zone = self.used > 0 && now.duration_since(self.start) >= self.nominal;
+        (self.used >= self.limit || in_dead_zone)
+            .then(|| (self.start + self.len).saturating_duration_since(now))
     }
 
     fn remaining(&self) -> u32 {
@@ -67,6 +80,8 @@ struct SharedWindows {
     key: String,
     minute: (u32, Duration),
     day: (u32, Duration),
+    /// See [`Window`]: no call goes out between a window's nominal end and this much later.
+    dead: Duration,
     /// What the last take saw: calls left in the minute window and when it started (unix ms).
     seen: Mutex<(u32, u64)>,
 }
@@ -109,20 +124,29 @@ impl SharedWindows {
                 None => (SharedState::default(), None),
             };
             let now = now_ms();
+            let dead = self.dead.as_millis() as u64;
             let (mlen, dlen) = (
                 self.minute.1.as_millis() as u64,
                 self.day.1.as_millis() as u64,
             );
-            if now.saturating_sub(st.ms) >= mlen {
-                st.ms = now;
-                st.mu = 0;
-            }
-            if now.saturating_sub(st.ds) >= dlen {
-                st.ds = now;
-                st.du = 0;
+            for (start, used, len) in [
+                (&mut st.ms, &mut st.mu, mlen),
+                (&mut st.ds, &mut st.du, dlen),
+            ] {
+                let age = now.saturating_sub(*start);
+                if age >= len + dead {
+                    *start = now;
+                    *used = 0;
+                } else if age >= len && *used > 0 {
+                    // The dead zone after Xero's window: nothing goes out until ours ends.
+                    let wait = (*start + len + dead).saturating_sub(now);
+                    return Err(Wait::Short(Duration::from_millis(wait.max(1))));
+                }
             }
             if st.du >= self.day.0 {
-                return Err(Wait::Day(Duration::from_millis(st.ds + dlen - now)));
+                return Err(Wait::Day(Duration::from_millis(
+                    (st.ds + dlen + dead).saturating_sub(now),
+                )));
             }
             *self.seen.lock().unwrap_or_else(|e| e.into_inner()) =
                 (self.minute.0.saturating_sub(st.mu + 1), st.ms);
@@ -131,7 +155,9 @@ impl SharedWindows {
             metrics::gauge!("xero_writer_budget_day_remaining", "tenant" => self.key.clone())
                 .set(self.day.0.saturating_sub(st.du) as f64);
             if st.mu >= self.minute.0 {
-                return Err(Wait::Short(Duration::from_millis(st.ms + mlen - now)));
+                return Err(Wait::Short(Duration::from_millis(
+                    (st.ms + mlen + dead).saturating_sub(now),
+                )));
             }
             st.mu += 1;
             st.du += 1;
@@ -163,12 +189,12 @@ impl Budget {
     pub fn new(tenant: &str, limits: Limits) -> Self {
         // Our windows end slightly after Xero's (which restart at the first call after they
         // end), so a call we count in a new window is in Xero's new window too.
-        let slack = |d: Duration| d + d / 50;
+        let dead = dead_zone(limits.minute_window);
         Self {
             tenant: tenant.to_owned(),
             state: Mutex::new(State {
-                minute: Window::new(limits.minute, slack(limits.minute_window)),
-                day: Window::new(limits.day, slack(limits.day_window)),
+                minute: Window::new(limits.minute, limits.minute_window, dead),
+                day: Window::new(limits.day, limits.day_window, dead),
                 paused_until: None,
             }),
             inflight: std::sync::Arc::new(Semaphore::new(limits.concurrent as usize)),
@@ -179,12 +205,12 @@ impl Budget {
     /// Spends the minute and day windows from the RATE_BUDGET bucket (shared by replicas)
     /// instead of this process's own count.
     pub fn shared(mut self, kv: async_nats::jetstream::kv::Store, limits: Limits) -> Self {
-        let slack = |d: Duration| d + d / 50;
         self.shared = Some(SharedWindows {
             key: self.tenant.clone(),
             kv,
-            minute: (limits.minute, slack(limits.minute_window)),
-            day: (limits.day, slack(limits.day_window)),
+            minute: (limits.minute, limits.minute_window),
+            day: (limits.day, limits.day_window),
+            dead: dead_zone(limits.minute_window),
             seen: Mutex::new((limits.minute, 0)),
         });
         self
@@ -293,7 +319,8 @@ impl Budget {
     pub fn minute_remaining(&self) -> u32 {
         if let Some(shared) = &self.shared {
             let (left, start) = *shared.seen.lock().unwrap_or_else(|e| e.into_inner());
-            let expired = now_ms().saturating_sub(start) >= shared.minute.1.as_millis() as u64;
+            let expired = now_ms().saturating_sub(start)
+                >= (shared.minute.1 + shared.dead).as_millis() as u64;
             return if expired { shared.minute.0 } else { left };
         }
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
