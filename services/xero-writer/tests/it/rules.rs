@@ -347,3 +347,33 @@ async fn customer_events_update_the_contact_and_create_new_accounts() {
         "the invoice follows its contact"
     );
 }
+
+#[tokio::test]
+async fn an_archived_contact_is_not_posted_to_and_goes_to_review() {
+    let sandbox = Sandbox::start().await;
+    // The bookkeeper archived this customer's contact in Xero.
+    sandbox
+        .api_put(
+            "/Contacts",
+            serde_json::json!({"Contacts":[{"Name":"Old Customer","ContactNumber":"main:old@example.com","EmailAddress":"old@example.com","ContactStatus":"ARCHIVED"}]}),
+        )
+        .await;
+    let stack = Stack::start_with(sandbox, &[]).await;
+    stack
+        .publish(&event(
+            &simple("SO-6800", "old@example.com"),
+            OrderEventType::Created,
+            "ar1",
+        ))
+        .await;
+    let dl = wait_dead_letter(&stack).await;
+    assert_eq!(dl.reason_class, ReasonClass::XeroValidation as i32);
+    assert!(dl.error.contains("archived"), "{}", dl.error);
+    let docs = stack.sandbox.documents().await;
+    assert!(invoices(&docs).is_empty());
+    assert_eq!(
+        docs["Contacts"].as_array().unwrap().len(),
+        1,
+        "no duplicate contact"
+    );
+}
