@@ -221,3 +221,26 @@ async fn a_disconnected_tenant_pauses_alone_and_resumes_after_reconnecting() {
         "no dead letter per order"
     );
 }
+
+#[tokio::test]
+async fn an_expired_token_is_refreshed_without_losing_work() {
+    let stack = Stack::start(&[]).await;
+    stack.publish(&paid("SO-9500", "t1@example.com")).await;
+    stack.wait_docs("first", T, |d| all_paid(d, 1)).await;
+    // Every token Xero issued is now expired: the next call gets 401 TokenExpired.
+    stack
+        .sandbox
+        .admin_post("/tokens/expire", serde_json::json!({}))
+        .await;
+    stack.publish(&paid("SO-9501", "t2@example.com")).await;
+    stack.wait_docs("second", T, |d| all_paid(d, 2)).await;
+    assert!(stack.dead_letters().await.is_empty());
+    // The refreshed token is in the XERO_TOKENS bucket for other replicas.
+    let kv = stack.js.get_key_value("xero_tokens").await.unwrap();
+    let entry = kv
+        .entry(format!("cc.{}", stack.sandbox.tenant))
+        .await
+        .unwrap()
+        .expect("token stored");
+    assert!(entry.revision >= 2, "refreshed by compare-and-set");
+}
