@@ -112,3 +112,51 @@ async fn resync_twice_stores_each_order_version_once() {
     }
     assert_eq!(seen.len(), orders);
 }
+
+#[tokio::test]
+async fn the_resync_command_stores_each_order_version_once() {
+    let (api, orders) = store_api(30).await;
+    let stack = Stack::start(&[]);
+    let nats_url = stack.nats.url();
+    let run = move || {
+        let out = std::process::Command::new(binary())
+            .args([
+                "--store",
+                &format!("main={SECRET}"),
+                "--store-api",
+                &format!("main={api}"),
+            ])
+            .args([
+                "--store-api-credentials",
+                "main=sync:pw",
+                "resync",
+                "--store",
+                "main",
+                "--quiet",
+            ])
+            .env("NATS_URL", &nats_url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = tokio::task::spawn_blocking(run.clone()).await.unwrap();
+    assert!(
+        first.contains(&format!(
+            "{orders} orders read, {orders} stored, 0 already stored"
+        )),
+        "{first}"
+    );
+    let second = tokio::task::spawn_blocking(run).await.unwrap();
+    assert!(
+        second.contains(&format!(
+            "{orders} orders read, 0 stored, {orders} already stored"
+        )),
+        "{second}"
+    );
+    assert_eq!(stack.raw_count().await as usize, orders);
+}
