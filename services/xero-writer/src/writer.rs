@@ -874,21 +874,8 @@ impl TenantWorker {
                     .iter()
                     .map(|&i| &groups[i].inv.as_ref().expect("doc").doc)
                     .collect();
-                let mut query = vec![("summarizeErrors", "false".to_owned())];
-                if unitdp4 {
-                    query.push(("unitdp", "4".into()));
-                }
-                let resp = self
-                    .client
-                    .call(
-                        Method::PUT,
-                        "/Invoices",
-                        &query,
-                        Some(envelope("Invoices", &docs)),
-                    )
-                    .await;
-                let els = match resp {
-                    Ok(v) => element_list(&v, "Invoices"),
+                let els = match self.invoices_call(Method::PUT, &docs, unitdp4).await {
+                    Ok(els) => els,
                     Err(e) => {
                         for &i in chunk {
                             self.call_failed(&mut groups[i], msgs, &e).await;
@@ -1042,21 +1029,8 @@ impl TenantWorker {
                     d
                 })
                 .collect();
-            let mut query = vec![("summarizeErrors", "false".to_owned())];
-            if unitdp4 {
-                query.push(("unitdp", "4".into()));
-            }
-            let resp = self
-                .client
-                .call(
-                    Method::POST,
-                    "/Invoices",
-                    &query,
-                    Some(envelope("Invoices", &docs)),
-                )
-                .await;
-            let els = match resp {
-                Ok(v) => element_list(&v, "Invoices"),
+            let els = match self.invoices_call(Method::POST, &docs, unitdp4).await {
+                Ok(els) => els,
                 Err(e) => {
                     for &i in chunk {
                         self.call_failed(&mut groups[i], msgs, &e).await;
@@ -1141,6 +1115,29 @@ impl TenantWorker {
                 }
             }
         }
+    }
+
+    /// One batched `/Invoices` call (`PUT` creates, `POST` updates) with per-element results.
+    async fn invoices_call<T: serde::Serialize>(
+        &self,
+        method: Method,
+        docs: &[T],
+        unitdp4: bool,
+    ) -> Result<Vec<Value>, XeroError> {
+        let mut query = vec![("summarizeErrors", "false".to_owned())];
+        if unitdp4 {
+            query.push(("unitdp", "4".into()));
+        }
+        let v = self
+            .client
+            .call(
+                method,
+                "/Invoices",
+                &query,
+                Some(envelope("Invoices", docs)),
+            )
+            .await?;
+        Ok(element_list(&v, "Invoices"))
     }
 
     async fn call_failed(&self, g: &mut Group, msgs: &[Message], e: &XeroError) {
