@@ -20,7 +20,6 @@ pub use error::TransformError;
 pub use pipeline::{Handled, Pipeline};
 
 use axum::Router;
-use ledgerline_contract::streams::Limits;
 use ledgerline_contract::{buckets, consumers};
 use ledgerline_mapping::{MappingHandle, MappingSource};
 use ledgerline_platform::consume::RunConfig;
@@ -73,10 +72,7 @@ impl Normalizer {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
-        let limits = Limits {
-            replicas: self.config.nats.replicas,
-            ..Limits::default()
-        };
+        let limits = self.config.nats.limits();
         let js = ledgerline_platform::nats::jetstream(&self.client);
         let spec = consumers::normalizer();
         let tasks = vec![

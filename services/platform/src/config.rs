@@ -127,9 +127,27 @@ pub struct NatsArgs {
     /// Replicas for streams and buckets this service creates (3 in a cluster).
     #[arg(long = "nats-replicas", env = "NATS_REPLICAS", default_value_t = 1)]
     pub replicas: usize,
+    /// Multiplies every stream's default size limit (the same value on every service: each
+    /// one applies the topology, and the last to start wins).
+    #[arg(
+        long = "nats-stream-size-factor",
+        env = "NATS_STREAM_SIZE_FACTOR",
+        default_value_t = 1
+    )]
+    pub stream_size_factor: u32,
     /// How long to keep trying to reach NATS at start-up before giving up.
     #[arg(long = "nats-connect-timeout", env = "NATS_CONNECT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
+}
+
+impl NatsArgs {
+    /// The stream limits every service applies.
+    pub fn limits(&self) -> ledgerline_contract::streams::Limits {
+        ledgerline_contract::streams::Limits {
+            replicas: self.replicas.max(1),
+            max_bytes_factor: self.stream_size_factor.max(1),
+        }
+    }
 }
 
 impl std::fmt::Debug for NatsArgs {
@@ -146,6 +164,7 @@ impl std::fmt::Debug for NatsArgs {
             .field("tls_cert", &self.tls_cert)
             .field("tls_required", &self.tls_required)
             .field("replicas", &self.replicas)
+            .field("stream_size_factor", &self.stream_size_factor)
             .finish_non_exhaustive()
     }
 }

@@ -16,7 +16,6 @@ pub use config::{Cli, Command, Config};
 use axum::Router;
 use axum::routing::post;
 use ledgerline_contract::buckets;
-use ledgerline_contract::streams::Limits;
 use ledgerline_platform::http::Health;
 use ledgerline_platform::publish::Publisher;
 use std::sync::Arc;
@@ -97,10 +96,7 @@ impl Ingest {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
-        let limits = Limits {
-            replicas: self.state.config.nats.replicas,
-            ..Limits::default()
-        };
+        let limits = self.state.config.nats.limits();
         let js = self.state.publisher.jetstream().clone();
         let tasks = [
             tokio::spawn(ledgerline_platform::nats::keep_topology(

@@ -213,14 +213,11 @@ pub async fn http_resync(
 /// `webhook-ingest resync --store --since`: the same resync from the command line, with a
 /// progress bar.
 pub async fn run_command(config: Config, args: ResyncArgs) -> anyhow::Result<()> {
+    let limits = config.nats.limits();
     let ingest = crate::Ingest::build(config).await?;
     let js = ingest.state.publisher.jetstream().clone();
-    ledgerline_platform::nats::ensure_stream(
-        &js,
-        &ledgerline_contract::streams::RAW,
-        Default::default(),
-    )
-    .await?;
+    ledgerline_platform::nats::ensure_stream(&js, &ledgerline_contract::streams::RAW, limits)
+        .await?;
     let bar = if args.quiet {
         indicatif::ProgressBar::hidden()
     } else {

@@ -22,7 +22,7 @@ pub mod xero;
 
 pub use config::{Cli, Config, TenantConfig};
 
-use ledgerline_contract::{buckets, consumers, streams};
+use ledgerline_contract::{buckets, consumers};
 use ledgerline_platform::http::Health;
 use ledgerline_platform::publish::Publisher;
 use std::sync::Arc;
@@ -79,10 +79,7 @@ impl Writer {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let cfg = self.config.clone();
-        let limits = streams::Limits {
-            replicas: cfg.nats.replicas,
-            ..Default::default()
-        };
+        let limits = cfg.nats.limits();
         let specs: Vec<_> = cfg
             .tenants
             .iter()
