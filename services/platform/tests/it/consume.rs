@@ -89,8 +89,17 @@ async fn stop_finishes_and_acks_in_flight_work() {
         1,
         "the in-flight handler finished"
     );
+    // Acks are asynchronous in JetStream: the server applies the one flushed at the stop shortly
+    // after, so poll (bounded) for it.
     let mut c = consumer;
-    let info = c.info().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let info = loop {
+        let info = c.info().await.unwrap().clone();
+        if info.ack_floor.stream_sequence == 1 || tokio::time::Instant::now() >= deadline {
+            break info;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(
         info.ack_floor.stream_sequence, 1,
         "the in-flight message was acked"
