@@ -89,15 +89,17 @@ async fn two_replicas_share_the_tenant_and_write_everything_once() {
 #[tokio::test]
 async fn replicas_spend_one_shared_budget_and_are_never_throttled() {
     let sandbox = Sandbox::start().await;
-    // Xero's windows at time scale 60 (a minute lasts a second), with a small minute limit.
+    // Xero's windows at time scale 15 (a minute lasts 4 s), with a small minute limit. At 60
+    // the writer's dead zone after a window is 20 ms, which scheduling jitter on a busy CI
+    // machine can exceed; at 15 it is 80 ms.
     sandbox
-        .settings(serde_json::json!({"time_scale": 60.0, "minute_limit": 12}))
+        .settings(serde_json::json!({"time_scale": 15.0, "minute_limit": 12}))
         .await;
     let mut stack = Stack::start_with(
         sandbox,
         &[
             "--time-scale",
-            "60",
+            "15",
             "--minute-limit",
             "12",
             "--batch-size",
