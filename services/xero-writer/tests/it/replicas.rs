@@ -89,17 +89,17 @@ async fn two_replicas_share_the_tenant_and_write_everything_once() {
 #[tokio::test]
 async fn replicas_spend_one_shared_budget_and_are_never_throttled() {
     let sandbox = Sandbox::start().await;
-    // Xero's windows at time scale 15 (a minute lasts 4 s), with a small minute limit. At 60
+    // Xero's windows at time scale 6 (a minute lasts 10 s), with a small minute limit. At 60
     // the writer's dead zone after a window is 20 ms, which scheduling jitter on a busy CI
-    // machine can exceed; at 15 it is 80 ms.
+    // machine can exceed (seen: 4 × 429); at 6 it is 200 ms.
     sandbox
-        .settings(serde_json::json!({"time_scale": 15.0, "minute_limit": 12}))
+        .settings(serde_json::json!({"time_scale": 6.0, "minute_limit": 12}))
         .await;
     let mut stack = Stack::start_with(
         sandbox,
         &[
             "--time-scale",
-            "15",
+            "6",
             "--minute-limit",
             "12",
             "--batch-size",
@@ -110,7 +110,7 @@ async fn replicas_spend_one_shared_budget_and_are_never_throttled() {
     let args: Vec<&str> = stack.args.iter().map(String::as_str).collect();
     let url = stack.nats.url();
     let second = ServiceProcess::start(binary(), &args, &[("NATS_URL", &url)]);
-    let n = 40;
+    let n = 20;
     for i in 0..n {
         let mut o = simple(&format!("SO-8{i:03}"), &format!("q{i}@example.com"));
         o.version = 2;
