@@ -1068,17 +1068,8 @@ impl TenantWorker {
                 .iter()
                 .map(|&i| serde_json::json!({"InvoiceID": groups[i].led.entry.invoice_id, "Status": "VOIDED"}))
                 .collect();
-            let resp = self
-                .client
-                .call(
-                    Method::POST,
-                    "/Invoices",
-                    &[("summarizeErrors", "false".into())],
-                    Some(envelope("Invoices", &docs)),
-                )
-                .await;
-            let els = match resp {
-                Ok(v) => element_list(&v, "Invoices"),
+            let els = match self.invoices_call(Method::POST, &docs, false).await {
+                Ok(els) => els,
                 Err(e) => {
                     for &i in chunk {
                         self.call_failed(&mut groups[i], msgs, &e).await;
@@ -1117,7 +1108,8 @@ impl TenantWorker {
         }
     }
 
-    /// One batched `/Invoices` call (`PUT` creates, `POST` updates) with per-element results.
+    /// One batched `/Invoices` write (`PUT` creates, `POST` updates and voids) with per-element
+    /// results.
     async fn invoices_call<T: serde::Serialize>(
         &self,
         method: Method,
