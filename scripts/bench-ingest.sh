@@ -12,7 +12,7 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 nport=$(port); hport=$(port)
 nats-server -a 127.0.0.1 -p "$nport" -js -sd "$dir/js" >"$dir/nats.log" 2>&1 &
 npid=$!
-trap 'kill $npid ${ipid:-} 2>/dev/null; rm -rf "$dir"' EXIT
+trap 'kill ${ipid:-} $npid 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
 # RAW holds 1 GiB by default (about 200k of these bodies): give the run room, or it measures 503s.
 NATS_STREAM_SIZE_FACTOR=8 NATS_URL="nats://127.0.0.1:$nport" RUST_LOG=warn target/release/webhook-ingest --listen "127.0.0.1:$hport" >"$dir/ingest.log" 2>&1 &
 ipid=$!
