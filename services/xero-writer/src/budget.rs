@@ -1,7 +1,8 @@
 //! Per-tenant call budget (concurrent, per minute, per day) and circuit breaker.
 //!
-//! The budget spends our own count before Xero has to say no, and is corrected downwards by the
-//! `X-MinLimit-Remaining` / `X-DayLimit-Remaining` headers; a 429 pauses the tenant for
+//! The budget spends our own count before Xero has to say no, and is corrected by the
+//! `X-MinLimit-Remaining` / `X-DayLimit-Remaining` headers (in the shared bucket, so every replica
+//! holds back for calls other apps made); a 429 pauses the tenant for
 //! `Retry-After`. Windows are fixed and start at the first call, as Xero's do.
 
 use crate::config::Limits;
@@ -84,6 +85,8 @@ struct SharedWindows {
     dead: Duration,
     /// What the last take saw: calls left in the minute window and when it started (unix ms).
     seen: Mutex<(u32, u64)>,
+    /// Calls used in the minute and day windows as of the last take.
+    used: Mutex<(u32, u32)>,
 }
 
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -106,6 +109,18 @@ fn now_ms() -> u64 {
 }
 
 impl SharedWindows {
+    fn seen_used(&self) -> (u32, u32) {
+        *self.used.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Minute and day window lengths in ms.
+    fn lens(&self) -> (u64, u64) {
+        (
+            self.minute.1.as_millis() as u64,
+            self.day.1.as_millis() as u64,
+        )
+    }
+
     /// Takes one call, or says how long to wait. Store trouble lets the call go (the local
     /// 429 handling still protects the tenant) rather than stalling every replica.
     async fn take(&self) -> Result<(), Wait> {
@@ -150,6 +165,7 @@ impl SharedWindows {
             }
             *self.seen.lock().unwrap_or_else(|e| e.into_inner()) =
                 (self.minute.0.saturating_sub(st.mu + 1), st.ms);
+            *self.used.lock().unwrap_or_else(|e| e.into_inner()) = (st.mu + 1, st.du + 1);
             metrics::gauge!("xero_writer_budget_minute_remaining", "tenant" => self.key.clone())
                 .set(self.minute.0.saturating_sub(st.mu) as f64);
             metrics::gauge!("xero_writer_budget_day_remaining", "tenant" => self.key.clone())
@@ -172,6 +188,72 @@ impl SharedWindows {
             // Another replica took a call at the same moment: read again.
         }
         Err(Wait::Short(Duration::from_millis(5)))
+    }
+}
+
+/// Calls Xero says were used in its windows, by a call sent at `at` (unix ms).
+#[derive(Debug, Clone, Copy)]
+struct Floor {
+    minute: Option<u32>,
+    day: Option<u32>,
+    at: u64,
+}
+
+impl Floor {
+    /// Whether this says more was used than the last take saw (most responses agree with
+    /// our own count, and need no write).
+    fn raises(&self, seen: &(u32, u32)) -> bool {
+        self.minute.is_some_and(|m| m > seen.0) || self.day.is_some_and(|d| d > seen.1)
+    }
+
+    /// Raises the counts of the windows the call was sent in; true if anything changed.
+    fn apply(&self, st: &mut SharedState, (mlen, dlen): (u64, u64)) -> bool {
+        let mut changed = false;
+        for (start, used, len, seen) in [
+            (st.ms, &mut st.mu, mlen, self.minute),
+            (st.ds, &mut st.du, dlen, self.day),
+        ] {
+            let current = self.at >= start && self.at < start + len;
+            if let Some(seen) = seen.filter(|s| current && *s > *used) {
+                *used = seen;
+                changed = true;
+            }
+        }
+        changed
+    }
+}
+
+/// Raises the shared windows' counts to Xero's, by compare-and-set. A floor seen before the
+/// window it would apply to started is stale and ignored; store trouble drops the correction
+/// (our own count and the 429 handling still hold).
+async fn raise_shared(
+    kv: &async_nats::jetstream::kv::Store,
+    key: &str,
+    (mlen, dlen): (u64, u64),
+    floor: Floor,
+) {
+    use async_nats::jetstream::kv::Operation;
+    for _ in 0..20 {
+        let Ok(Some(entry)) = kv.entry(key).await else {
+            return;
+        };
+        if entry.operation != Operation::Put {
+            return;
+        }
+        let mut st = serde_json::from_slice::<SharedState>(&entry.value).unwrap_or_default();
+        if !floor.apply(&mut st, (mlen, dlen)) {
+            return;
+        }
+        let bytes: bytes::Bytes = serde_json::to_vec(&st).unwrap_or_default().into();
+        if kv.update(key, bytes, entry.revision).await.is_ok() {
+            tracing::debug!(
+                key,
+                minute_used = st.mu,
+                day_used = st.du,
+                "Shared budget raised to Xero's count."
+            );
+            return;
+        }
     }
 }
 
@@ -212,6 +294,7 @@ impl Budget {
             day: (limits.day, limits.day_window),
             dead: dead_zone(limits.minute_window),
             seen: Mutex::new((limits.minute, 0)),
+            used: Mutex::new((0, 0)),
         });
         self
     }
@@ -288,8 +371,27 @@ impl Budget {
         }
     }
 
-    /// Applies Xero's view of what is left.
-    pub fn observe(&self, minute_remaining: Option<u32>, day_remaining: Option<u32>) {
+    /// Applies Xero's view of what is left after a call sent at `sent` (Xero also counts calls
+    /// other apps made for this tenant). With shared windows the correction goes to the
+    /// bucket, for every replica, and only to the windows the call was sent in.
+    pub fn observe(
+        &self,
+        sent: Instant,
+        minute_remaining: Option<u32>,
+        day_remaining: Option<u32>,
+    ) {
+        if let Some(shared) = &self.shared {
+            let floor = Floor {
+                minute: minute_remaining.map(|m| shared.minute.0.saturating_sub(m)),
+                day: day_remaining.map(|d| shared.day.0.saturating_sub(d)),
+                at: now_ms().saturating_sub(sent.elapsed().as_millis() as u64),
+            };
+            if floor.raises(&shared.seen_used()) {
+                let (kv, key, windows) = (shared.kv.clone(), shared.key.clone(), shared.lens());
+                tokio::spawn(async move { raise_shared(&kv, &key, windows, floor).await });
+            }
+            return;
+        }
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(m) = minute_remaining {
             let used = s.minute.limit.saturating_sub(m);
@@ -443,9 +545,37 @@ mod tests {
     fn minute_window_is_respected_and_corrected() {
         let b = Budget::new("t", limits(3));
         assert!(b.try_take().is_ok());
-        b.observe(Some(1), None);
+        b.observe(Instant::now(), Some(1), None);
         assert!(b.try_take().is_ok());
         assert!(matches!(b.try_take(), Err(Wait::Short(_))));
+    }
+
+    #[test]
+    fn xero_counts_raise_only_the_windows_the_call_was_sent_in() {
+        let lens = (60_000, 86_400_000);
+        let st = || SharedState {
+            ms: 100_000,
+            mu: 3,
+            ds: 10_000,
+            du: 40,
+        };
+        let floor = |at, minute, day| Floor { minute, day, at };
+        let mut s = st();
+        assert!(floor(100_500, Some(60), Some(900)).apply(&mut s, lens));
+        assert_eq!((s.mu, s.du), (60, 900));
+        // Sent before this minute window began: only the day window is the same.
+        let mut s = st();
+        assert!(floor(99_999, Some(60), Some(900)).apply(&mut s, lens));
+        assert_eq!((s.mu, s.du), (3, 900));
+        // Never lowers our count; nothing to write.
+        let mut s = st();
+        assert!(!floor(100_500, Some(2), Some(10)).apply(&mut s, lens));
+        assert_eq!((s.mu, s.du), (3, 40));
+        // Sent after the window's nominal end: belongs to the next one.
+        let mut s = st();
+        assert!(!floor(160_000, Some(60), None).apply(&mut s, lens));
+        assert!(floor(100_500, Some(60), None).raises(&(3, 40)));
+        assert!(!floor(100_500, Some(3), Some(40)).raises(&(3, 40)));
     }
 
     #[test]

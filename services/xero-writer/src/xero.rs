@@ -347,6 +347,7 @@ impl Client {
                     .and_then(|v| v.trim().parse::<u32>().ok())
             };
             self.budget.observe(
+                started,
                 header_u32("x-minlimit-remaining"),
                 header_u32("x-daylimit-remaining"),
             );

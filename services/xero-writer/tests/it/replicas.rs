@@ -132,3 +132,62 @@ async fn replicas_spend_one_shared_budget_and_are_never_throttled() {
     drop(second);
     stack.writer.as_mut().unwrap().kill();
 }
+
+/// Xero's `X-*-Remaining` headers count calls other apps made for the tenant: one replica
+/// seeing them must hold back every replica, through the shared bucket.
+#[tokio::test]
+async fn xero_remaining_headers_correct_the_budget_every_replica_shares() {
+    use async_nats::jetstream::kv;
+    use tokio_util::sync::CancellationToken;
+    use xero_writer::budget::Budget;
+    use xero_writer::config::Limits;
+
+    let nats = NatsServer::start();
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let bucket = js
+        .create_key_value(kv::Config {
+            bucket: "budget_test".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let limits = Limits {
+        minute: 60,
+        day: 5000,
+        concurrent: 5,
+        minute_window: Duration::from_secs(60),
+        day_window: Duration::from_secs(86_400),
+    };
+    let cancel = CancellationToken::new();
+    let entry = |key: &'static str| {
+        let bucket = bucket.clone();
+        async move {
+            let e = bucket.get(key).await.unwrap().unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&e).unwrap();
+            (v["mu"].as_u64().unwrap(), v["du"].as_u64().unwrap())
+        }
+    };
+
+    for (key, minute_left, day_left, expect) in [
+        ("minute", Some(0), Some(4_000), (60, 1_000)),
+        ("day", Some(58), Some(0), (2, 5_000)),
+    ] {
+        let a = Budget::new(key, limits).shared(bucket.clone(), limits);
+        let b = Budget::new(key, limits).shared(bucket.clone(), limits);
+        drop(a.acquire(&cancel).await.unwrap());
+        let sent = std::time::Instant::now();
+        assert_eq!(entry(key).await, (1, 1));
+        a.observe(sent, minute_left, day_left);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while entry(key).await != expect {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{key}: the bucket never took Xero's count"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The other replica now waits for the next window instead of calling.
+        let held = tokio::time::timeout(Duration::from_millis(300), b.acquire(&cancel)).await;
+        assert!(held.is_err(), "{key}: replica b called past Xero's limit");
+    }
+}
