@@ -3,4 +3,5 @@
 //! group.
 
 mod deploy;
+mod latency;
 mod pipeline;
