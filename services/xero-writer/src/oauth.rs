@@ -285,6 +285,8 @@ impl Connection {
     /// 403): consent revoked or the organisation disconnected. Marks the stored set revoked
     /// (unless a newer set replaced it meanwhile) and pauses the tenant.
     pub async fn refused(&self, token: &str, why: &str) {
+        // The next call reads the stored set, so a refused token is never tried twice.
+        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) = None;
         let key = key(&self.tenant);
         for _ in 0..10 {
             let Ok(Some(entry)) = self.kv.entry(&key).await else {
