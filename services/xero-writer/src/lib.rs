@@ -328,7 +328,7 @@ async fn run_workers(
                 tokens.clone(),
                 Some(publisher.clone()),
             ));
-            set.spawn(connection.clone().watch(shutdown.clone()));
+            set.spawn(connection.clone().watch(endpoint.clone(), shutdown.clone()));
             client = client.with_connection(connection);
         }
         let client = Arc::new(client);

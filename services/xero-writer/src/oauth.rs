@@ -69,6 +69,14 @@ impl TokenSet {
     }
 }
 
+/// When `set` stops being fresh (see [`TokenSet::fresh`]).
+fn refresh_due(set: &TokenSet) -> tokio::time::Instant {
+    let margin = (set.lifetime / 5).clamp(1, 60);
+    let stale_ms = (set.expires_at - margin) * 1000 + 50;
+    let wait = u64::try_from(stale_ms - now_ms()).unwrap_or(0);
+    tokio::time::Instant::now() + Duration::from_millis(wait)
+}
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -368,9 +376,15 @@ impl Connection {
     }
 
     /// Follows the tenant's key: a revoked set (another replica's finding) pauses at once, a
-    /// usable one after a pause resumes the tenant.
-    pub async fn watch(self: std::sync::Arc<Self>, shutdown: CancellationToken) {
+    /// usable one after a pause resumes the tenant. Also refreshes shortly before expiry while
+    /// the tenant is idle, so a revoked grant is found (and alerted) before work piles up.
+    pub async fn watch(
+        self: std::sync::Arc<Self>,
+        endpoint: Endpoint,
+        shutdown: CancellationToken,
+    ) {
         let key = key(&self.tenant);
+        let mut due: Option<tokio::time::Instant> = None;
         while !shutdown.is_cancelled() {
             let mut watch = match self.kv.watch_with_history(&key).await {
                 Ok(w) => w,
@@ -384,8 +398,26 @@ impl Connection {
                 }
             };
             loop {
+                let timer = async {
+                    match due {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 let entry = tokio::select! {
                     e = watch.next() => e,
+                    _ = timer => {
+                        // The stored set's expiry moves `due` on; this only stops a busy loop.
+                        due = Some(tokio::time::Instant::now() + Duration::from_secs(1));
+                        if self.is_connected()
+                            && let Err(XeroError::Transient(e)) =
+                                self.access_token(&endpoint, None).await
+                        {
+                            tracing::warn!(tenant = %self.tenant, error = %e, "Early token refresh failed; retrying.");
+                            due = Some(tokio::time::Instant::now() + Duration::from_secs(5));
+                        }
+                        continue;
+                    }
                     _ = shutdown.cancelled() => return,
                 };
                 let Some(Ok(entry)) = entry else {
@@ -400,8 +432,12 @@ impl Connection {
                     continue;
                 };
                 if let Some(why) = &set.revoked {
+                    due = None;
                     self.lose(why, None).await;
-                } else if !self.is_connected() {
+                    continue;
+                }
+                due = Some(refresh_due(&set));
+                if !self.is_connected() {
                     self.resume(&set, entry.revision).await;
                 }
             }

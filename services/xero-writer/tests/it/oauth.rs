@@ -132,6 +132,32 @@ async fn connect_stores_a_token_set_and_the_writer_posts_with_it() {
 }
 
 #[tokio::test]
+async fn an_idle_tenant_refreshes_before_expiry() {
+    let sandbox = Sandbox::start().await;
+    sandbox
+        .settings(serde_json::json!({"access_token_secs": 3}))
+        .await;
+    let stack = Stack::start_with(sandbox, &AC).await;
+    connect(&stack).await;
+    // No orders: only the watcher refreshes, each time shortly before the token expires.
+    let deadline = tokio::time::Instant::now() + T;
+    while grants(&stack.sandbox.counters().await, "refresh_token") < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}\n{}",
+            stack.sandbox.counters().await,
+            stack.output()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let counters = stack.sandbox.counters().await;
+    assert_eq!(counters["refresh_reuses"], 0, "{counters}");
+    // Never a 401: each refresh came before the token expired.
+    assert!(counters["statuses"].get("401").is_none(), "{counters}");
+    assert!(stored(&stack).await.fresh());
+}
+
+#[tokio::test]
 async fn two_writers_share_each_refresh_and_keep_writing() {
     let sandbox = Sandbox::start().await;
     // Access tokens live 3 s: the writers refresh every second or two.
