@@ -7,6 +7,8 @@
 //!
 //! - [`writer`]: the per-tenant convergence loop (batching, ledger, facts, review queue).
 //! - [`xero`]: the HTTP client (token in KV, budget, breaker, idempotency keys).
+//! - [`oauth`]: authorization_code token sets (refresh under a KV lease, pause and alert when
+//!   authorisation is lost); [`connect`]: the `connect` subcommand (first consent).
 //! - [`budget`]: rate budget and circuit breaker; [`org`]: the org's settings and suggestions.
 //! - [`docs`]: documents from orders; [`contacts`]: contact matching; [`ledger`]: what was written.
 

@@ -414,3 +414,73 @@ async fn replicas_racing_an_expired_token_refresh_it_once() {
     assert_eq!(counters["refresh_reuses"], 0, "{counters}");
     assert_eq!(stored(&stack).await.access_token, tokens[0]);
 }
+
+#[tokio::test]
+async fn the_connect_command_takes_a_code_obtained_elsewhere() {
+    let mut stack = Stack::start(&AC).await;
+    stack.writer.as_mut().unwrap().kill();
+    // The operator consented in a browser elsewhere and copied the code from the redirect.
+    let redirect = "http://127.0.0.1:9/callback";
+    let no_follow = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = no_follow
+        .get(format!("{}/identity/connect/authorize", stack.sandbox.base))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "ledgerline-sandbox"),
+            ("redirect_uri", redirect),
+            ("scope", "offline_access accounting.transactions"),
+            ("state", "s"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let code = reqwest::Url::parse(&location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let api = format!("{}/api.xro/2.0", stack.sandbox.base);
+    let args = [
+        "--xero-grant-type",
+        "authorization_code",
+        "--xero-identity-url",
+        &stack.sandbox.base,
+        "--xero-api-url",
+        &api,
+        "connect",
+        "--code",
+        &code,
+        "--redirect-uri",
+        redirect,
+    ]
+    .map(str::to_owned);
+    let nats = stack.nats.url();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(binary())
+            .args(args)
+            .env("NATS_URL", nats)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("Connected tenant {}", stack.sandbox.tenant)),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&code));
+    let set = stored(&stack).await;
+    assert!(set.revoked.is_none() && !set.refresh_token.is_empty());
+}
