@@ -34,7 +34,14 @@ macro_rules! schema {
     };
 }
 
-schema!(OrderEvent, CustomerEvent, RefundEvent, DeadLetter, XeroFact);
+schema!(
+    OrderEvent,
+    CustomerEvent,
+    RefundEvent,
+    DeadLetter,
+    XeroFact,
+    XeroConnectionEvent,
+);
 
 /// Schema name of a raw Clarity webhook body stored in RAW (JSON, not protobuf).
 pub const RAW_CLARITY_SCHEMA: &str = "clarity.webhook.2026-11";

@@ -2,7 +2,8 @@
 //! [`crate::is_valid_token`] before they are used here.
 
 use crate::v1::{
-    CustomerEventType, OrderEventType, ReasonClass, Stage, XeroDocumentKind, XeroVerb,
+    CustomerEventType, OrderEventType, ReasonClass, Stage, XeroConnectionState, XeroDocumentKind,
+    XeroVerb,
 };
 
 /// `raw.clarity.<store>.<topic>`; the topic keeps its dot (`sales_order.created`).
@@ -81,8 +82,18 @@ pub fn xero(tenant: &str, kind: XeroDocumentKind, verb: XeroVerb) -> String {
     format!("xero.{tenant}.{k}.{v}")
 }
 
-/// Every Xero fact.
+/// Every Xero fact and connection event (tell them apart by the schema header).
 pub const XERO_ALL: &str = "xero.>";
+
+/// `xero.<tenant>.connection.<lost|restored>`: the writer lost or regained its authorisation
+/// for a tenant (payload `XeroConnectionEvent`).
+pub fn xero_connection(tenant: &str, state: XeroConnectionState) -> String {
+    let s = match state {
+        XeroConnectionState::Connected => "restored",
+        XeroConnectionState::Disconnected | XeroConnectionState::Unspecified => "lost",
+    };
+    format!("xero.{tenant}.connection.{s}")
+}
 
 /// `recon.<store>.<finding>`.
 pub fn recon(store: &str, finding: &str) -> String {

@@ -245,12 +245,27 @@ fn xero_fact() {
 }
 
 #[test]
+fn xero_connection_event() {
+    check(XeroConnectionEvent {
+        event_id: "xc-1".into(),
+        tenant_id: "tenant-1".into(),
+        state: XeroConnectionState::Disconnected as i32,
+        reason: "invalid_grant".into(),
+        occurred_at: "2026-11-20T09:15:04Z".into(),
+    });
+}
+
+#[test]
 fn names_and_tokens() {
     use ledgerline_contract::{consumers, subjects};
     assert_eq!(OrderEvent::NAME, "ledgerline.v1.OrderEvent");
     assert_eq!(
         subjects::orders("main", OrderEventType::Paid),
         "orders.main.paid"
+    );
+    assert_eq!(
+        subjects::xero_connection("t-1", XeroConnectionState::Disconnected),
+        "xero.t-1.connection.lost"
     );
     assert_eq!(
         subjects::raw_clarity("main", "sales_order.created"),

@@ -207,6 +207,7 @@ pub async fn token(State(app): State<Arc<App>>, headers: HeaderMap, body: String
         now + ChronoDuration::from_std(settings.scaled_secs(60 * 86_400)).unwrap_or_default();
     let mut store = app.store.lock().unwrap();
     let grant = form.get("grant_type").map(String::as_str).unwrap_or("");
+    let mut reused = false;
     let (kind, tenants, auth_event_id, scope, refresh) = match grant {
         "client_credentials" => {
             let wanted = form.get("tenant_id").and_then(|t| t.parse::<Uuid>().ok());
@@ -269,6 +270,7 @@ pub async fn token(State(app): State<Arc<App>>, headers: HeaderMap, body: String
             let Some(r) = store.auth.refresh.get(&old).cloned() else {
                 return token_error("invalid_grant");
             };
+            reused = r.replaced_by.is_some();
             if let Some(until) = r.grace_until.into_iter().chain(r.expires).min()
                 && until <= now
             {
@@ -332,6 +334,11 @@ pub async fn token(State(app): State<Arc<App>>, headers: HeaderMap, body: String
         out["refresh_token"] = rt.into();
         out["id_token"] = random_token().into();
     }
+    drop(store);
+    let mut c = app.counters.lock().unwrap();
+    *c.token_grants.entry(grant.to_owned()).or_default() += 1;
+    c.refresh_reuses += u64::from(reused);
+    drop(c);
     axum::Json(out).into_response()
 }
 

@@ -58,6 +58,11 @@ pub struct Counters {
     pub webhooks_delivered: u64,
     pub webhook_failures: u64,
     pub webhook_itr_passed: Option<bool>,
+    /// Tokens issued by `/connect/token`, per grant type.
+    pub token_grants: BTreeMap<String, u64>,
+    /// Refreshes that presented an already rotated refresh token (two clients refreshing one
+    /// grant, or a retry after a lost answer).
+    pub refresh_reuses: u64,
     /// The last 2,000 API calls.
     #[serde(skip)]
     pub log: VecDeque<LogEntry>,

@@ -1,7 +1,7 @@
 //! xero-writer configuration: flags and environment, over the optional TOML file, over the
 //! embedded defaults (a local xero-sandbox and a store named `main`).
 
-use clap::{Args, Parser};
+use clap::{Args, Parser, Subcommand};
 use ledgerline_platform::config::{
     CommonArgs, ConfigError, FileConfig, NatsArgs, parse_duration, resolve_secret,
 };
@@ -22,6 +22,42 @@ pub struct Cli {
     pub common: CommonArgs,
     #[command(flatten)]
     pub writer: WriterArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands; none means "serve".
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// First consent for `XERO_GRANT_TYPE=authorization_code`: prints Xero's authorize URL, takes
+    /// the redirect (local listener, pasted URL or `--code`), exchanges the code and stores the
+    /// token set in the XERO_TOKENS bucket, where running writers pick it up.
+    Connect(ConnectArgs),
+}
+
+/// `connect` flags.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectArgs {
+    /// Redirect URI registered for the Xero app. Default: `http://<redirect-listen>/callback`.
+    #[arg(long, env = "XERO_REDIRECT_URI")]
+    pub redirect_uri: Option<String>,
+    /// Local address that receives the browser's redirect (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:5081")]
+    pub redirect_listen: String,
+    /// Read the redirected URL (or just the code) from standard input instead of listening:
+    /// for a headless machine, open the URL elsewhere and paste where the browser ended up.
+    #[arg(long, default_value_t = false, conflicts_with = "code")]
+    pub paste: bool,
+    /// An authorization code obtained already (no `state` check: you vouch for it). Needs the
+    /// same `--redirect-uri` the code was issued for.
+    #[arg(long)]
+    pub code: Option<SecretString>,
+    /// The tenant to store the tokens for, when the consent reached several organisations.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// How long to wait for the redirect.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub wait: Duration,
 }
 
 /// Flags of the writer itself.
@@ -42,9 +78,21 @@ pub struct WriterArgs {
     /// File holding the client secret.
     #[arg(long, env = "XERO_CLIENT_SECRET_FILE")]
     pub xero_client_secret_file: Option<PathBuf>,
-    /// OAuth grant: `client_credentials` (custom connection).
+    /// OAuth grant: `client_credentials` (custom connection) or `authorization_code` (tokens
+    /// from `xero-writer connect`, refreshed in the XERO_TOKENS bucket).
     #[arg(long, env = "XERO_GRANT_TYPE")]
     pub xero_grant_type: Option<String>,
+    /// Xero's authorize endpoint (for `connect`). Default: Xero's login URL when the identity
+    /// URL is Xero's, else `<identity url>/identity/connect/authorize` (the sandbox).
+    #[arg(long, env = "XERO_AUTHORIZE_URL")]
+    pub xero_authorize_url: Option<String>,
+    /// Scopes asked for by `connect` (space-separated; `offline_access` gives the refresh token).
+    #[arg(
+        long,
+        env = "XERO_SCOPES",
+        default_value = "offline_access accounting.transactions accounting.contacts accounting.settings"
+    )]
+    pub xero_scopes: String,
     /// A Xero tenant and the stores that post to it, `TENANT=STORE[,STORE]` (repeatable; `;`
     /// separates tenants in the environment). Default: the single tenant from GET /connections,
     /// with store `main`.
@@ -161,7 +209,11 @@ pub struct Config {
     /// OAuth client secret.
     pub client_secret: SecretString,
     /// OAuth grant type.
-    pub grant_type: String,
+    pub grant_type: GrantType,
+    /// Authorize endpoint (`connect`).
+    pub authorize_url: String,
+    /// Scopes `connect` asks for.
+    pub scopes: String,
     /// Tenants; empty means "discover the single one".
     pub tenants: Vec<TenantConfig>,
     /// Mapping file.
@@ -194,6 +246,16 @@ pub struct Config {
     pub fx_rates: std::collections::BTreeMap<String, rust_decimal::Decimal>,
     /// Operator endpoints' bearer token.
     pub operator_token: Option<SecretString>,
+}
+
+/// How the writer obtains access tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantType {
+    /// Custom connection: a token on demand, shared through XERO_TOKENS (`cc.<tenant>`).
+    ClientCredentials,
+    /// Consent by `xero-writer connect`; access and refresh tokens in XERO_TOKENS
+    /// (`ac.<tenant>`), refreshed by one replica at a time.
+    AuthorizationCode,
 }
 
 /// Parses `TENANT=STORE[,STORE]`.
@@ -293,12 +355,31 @@ impl Config {
             .clone()
             .or_else(|| xf.and_then(|x| x.grant_type.clone()))
             .unwrap_or_else(|| "client_credentials".into());
-        if grant_type != "client_credentials" {
-            return Err(ConfigError::new(
-                "XERO_GRANT_TYPE",
-                "only client_credentials is supported so far",
-            ));
-        }
+        let grant_type = match grant_type.as_str() {
+            "client_credentials" => GrantType::ClientCredentials,
+            "authorization_code" => GrantType::AuthorizationCode,
+            other => {
+                return Err(ConfigError::new(
+                    "XERO_GRANT_TYPE",
+                    format!("{other:?}: use client_credentials or authorization_code"),
+                ));
+            }
+        };
+        let identity_url = w
+            .xero_identity_url
+            .clone()
+            .or_else(|| xf.and_then(|x| x.identity_url.clone()))
+            .unwrap_or_else(|| "http://127.0.0.1:5080".into())
+            .trim_end_matches('/')
+            .to_owned();
+        let authorize_url = w.xero_authorize_url.clone().unwrap_or_else(|| {
+            // Xero splits identity (tokens) and login (consent) across two hosts.
+            if identity_url == "https://identity.xero.com" {
+                "https://login.xero.com/identity/connect/authorize".into()
+            } else {
+                format!("{identity_url}/identity/connect/authorize")
+            }
+        });
         if !(w.time_scale > 0.0 && w.time_scale.is_finite()) {
             return Err(ConfigError::new("XERO_TIME_SCALE", "must be positive"));
         }
@@ -314,13 +395,13 @@ impl Config {
         };
         Ok(Self {
             nats: cli.common.nats.clone(),
-            identity_url: w
-                .xero_identity_url
-                .clone()
-                .or_else(|| xf.and_then(|x| x.identity_url.clone()))
-                .unwrap_or_else(|| "http://127.0.0.1:5080".into())
-                .trim_end_matches('/')
-                .to_owned(),
+            identity_url,
+            authorize_url,
+            scopes: w
+                .xero_scopes
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
             api_url: w
                 .xero_api_url
                 .clone()
@@ -383,5 +464,28 @@ mod tests {
         assert_eq!(c.client_id, "ledgerline-sandbox");
         assert!(c.tenants.is_empty());
         assert_eq!(c.limits.minute, 60);
+        assert_eq!(c.grant_type, GrantType::ClientCredentials);
+    }
+
+    #[test]
+    fn authorization_code_and_connect() {
+        let cli = Cli::parse_from([
+            "xero-writer",
+            "--xero-grant-type",
+            "authorization_code",
+            "connect",
+            "--redirect-listen",
+            "127.0.0.1:0",
+        ]);
+        let c = Config::from_cli(&cli).unwrap();
+        assert_eq!(c.grant_type, GrantType::AuthorizationCode);
+        assert_eq!(
+            c.authorize_url,
+            "http://127.0.0.1:5080/identity/connect/authorize"
+        );
+        assert!(c.scopes.starts_with("offline_access "));
+        assert!(matches!(cli.command, Some(Command::Connect(_))));
+        let cli = Cli::parse_from(["xero-writer", "--xero-grant-type", "password"]);
+        assert!(Config::from_cli(&cli).is_err());
     }
 }

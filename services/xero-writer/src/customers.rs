@@ -50,6 +50,7 @@ impl CustomerWorker {
         while !shutdown.is_cancelled() {
             if self.client.breaker.state() != crate::budget::BreakerState::Closed
                 || self.shared.is_paused(&tenant)
+                || !self.client.is_connected()
             {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(200)) => {}

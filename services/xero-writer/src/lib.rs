@@ -7,20 +7,24 @@
 //!
 //! - [`writer`]: the per-tenant convergence loop (batching, ledger, facts, review queue).
 //! - [`xero`]: the HTTP client (token in KV, budget, breaker, idempotency keys).
+//! - [`oauth`]: authorization_code token sets (refresh under a KV lease, pause and alert when
+//!   authorisation is lost); [`connect`]: the `connect` subcommand (first consent).
 //! - [`budget`]: rate budget and circuit breaker; [`org`]: the org's settings and suggestions.
 //! - [`docs`]: documents from orders; [`contacts`]: contact matching; [`ledger`]: what was written.
 
 pub mod budget;
 pub mod config;
+pub mod connect;
 pub mod contacts;
 pub mod customers;
 pub mod docs;
 pub mod ledger;
+pub mod oauth;
 pub mod org;
 pub mod writer;
 pub mod xero;
 
-pub use config::{Cli, Config, TenantConfig};
+pub use config::{Cli, Command, Config, GrantType, TenantConfig};
 
 use ledgerline_contract::{buckets, consumers};
 use ledgerline_platform::http::Health;
@@ -241,8 +245,14 @@ async fn run_workers(
     };
     let mut tenants = cfg.tenants.clone();
     let mut delay = Duration::from_millis(200);
+    let auth_code = cfg.grant_type == config::GrantType::AuthorizationCode;
     while tenants.is_empty() {
-        match endpoint.connections().await {
+        let found = if auth_code {
+            stored_tenants(&js).await
+        } else {
+            endpoint.connections().await
+        };
+        match found {
             Ok(list) if !list.is_empty() => {
                 tracing::info!(tenant = %list[0], "Discovered the Xero tenant; it receives store main.");
                 tenants.push(TenantConfig {
@@ -250,6 +260,9 @@ async fn run_workers(
                     stores: vec!["main".into()],
                 });
             }
+            Ok(_) if auth_code => tracing::warn!(
+                "No tenant connected yet; run `xero-writer connect` (or name one with --tenant)."
+            ),
             Ok(_) => tracing::warn!("The Xero connection reaches no tenant yet."),
             Err(e) => {
                 tracing::warn!(error = %e, "Cannot reach Xero to discover the tenant; retrying.")
@@ -276,9 +289,10 @@ async fn run_workers(
         tracing::error!("Buckets missing after topology was ready.");
         return;
     };
+    let publisher = Publisher::new(js.clone(), Duration::from_secs(5));
     let shared = writer::Shared {
         config: cfg.clone(),
-        publisher: Publisher::new(js.clone(), Duration::from_secs(5)),
+        publisher: publisher.clone(),
         ledger,
         contacts: contacts_kv,
         mapping,
@@ -302,14 +316,24 @@ async fn run_workers(
             cfg.breaker_threshold,
             cfg.breaker_cooldown,
         ));
-        let client = Arc::new(xero::Client::new(
+        let mut client = xero::Client::new(
             endpoint.clone(),
             &t.tenant,
             Some(tokens.clone()),
             budget,
             breaker,
             shutdown.clone(),
-        ));
+        );
+        if auth_code {
+            let connection = Arc::new(oauth::Connection::new(
+                &t.tenant,
+                tokens.clone(),
+                Some(publisher.clone()),
+            ));
+            set.spawn(connection.clone().watch(endpoint.clone(), shutdown.clone()));
+            client = client.with_connection(connection);
+        }
+        let client = Arc::new(client);
         set.spawn(
             customers::CustomerWorker::new(shared.clone(), client.clone())
                 .run(customers, shutdown.clone()),
@@ -318,6 +342,33 @@ async fn run_workers(
         set.spawn(worker.run(consumer, shutdown.clone()));
     }
     while set.join_next().await.is_some() {}
+}
+
+/// Tenants with an authorization_code token set in XERO_TOKENS (from `xero-writer connect`).
+async fn stored_tenants(
+    js: &async_nats::jetstream::Context,
+) -> Result<Vec<String>, xero::XeroError> {
+    use futures::TryStreamExt;
+    let store = |e: String| xero::XeroError::Transient(format!("token store: {e}"));
+    let kv = js
+        .get_key_value(buckets::XERO_TOKENS.bucket)
+        .await
+        .map_err(|e| store(e.to_string()))?;
+    let keys: Vec<String> = kv
+        .keys()
+        .await
+        .map_err(|e| store(e.to_string()))?
+        .try_collect()
+        .await
+        .map_err(|e| store(e.to_string()))?;
+    let mut out: Vec<String> = keys
+        .iter()
+        .filter_map(|k| k.strip_prefix("ac."))
+        .filter(|t| ledgerline_contract::is_valid_token(t))
+        .map(str::to_owned)
+        .collect();
+    out.sort();
+    Ok(out)
 }
 
 /// The durable consumer of `spec`, created if needed; `None` when stopping.

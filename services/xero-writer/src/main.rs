@@ -1,5 +1,5 @@
 use clap::Parser;
-use xero_writer::Cli;
+use xero_writer::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -10,10 +10,15 @@ async fn main() -> anyhow::Result<()> {
         &cli.common.log_filter,
     )?;
     let config = xero_writer::Config::from_cli(&cli)?;
-    let listener = tokio::net::TcpListener::bind(cli.common.listen).await?;
-    let shutdown = ledgerline_platform::shutdown::on_signal();
-    xero_writer::Writer::build(config)
-        .await?
-        .run(listener, shutdown)
-        .await
+    match cli.command {
+        None => {
+            let listener = tokio::net::TcpListener::bind(cli.common.listen).await?;
+            let shutdown = ledgerline_platform::shutdown::on_signal();
+            xero_writer::Writer::build(config)
+                .await?
+                .run(listener, shutdown)
+                .await
+        }
+        Some(Command::Connect(args)) => xero_writer::connect::run_command(config, args).await,
+    }
 }

@@ -295,7 +295,10 @@ impl TenantWorker {
             shutdown.clone(),
         ));
         while !shutdown.is_cancelled() {
-            if self.client.breaker.is_open() || self.shared.is_paused(&tenant) {
+            if self.client.breaker.is_open()
+                || self.shared.is_paused(&tenant)
+                || !self.client.is_connected()
+            {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                     _ = shutdown.cancelled() => break,
@@ -341,7 +344,7 @@ impl TenantWorker {
             if msgs.is_empty() {
                 continue;
             }
-            if self.shared.is_paused(&tenant) {
+            if self.shared.is_paused(&tenant) || !self.client.is_connected() {
                 // Paused while the pull was waiting: hand them back untouched.
                 for m in msgs {
                     let _ = m.ack_with(AckKind::Nak(None)).await;

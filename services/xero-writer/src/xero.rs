@@ -120,6 +120,17 @@ impl Endpoint {
     /// `GET /connections`: the tenant ids this client reaches.
     pub async fn connections(&self) -> Result<Vec<String>, XeroError> {
         let token = self.fetch_token(None).await?;
+        let list = self.connections_with(&token.access_token).await?;
+        Ok(list
+            .iter()
+            .filter_map(|c| c.get("tenantId").and_then(Value::as_str))
+            .map(str::to_ascii_lowercase)
+            .collect())
+    }
+
+    /// `GET /connections` with `access_token`: Xero's connection objects (`tenantId`,
+    /// `tenantName`, `id`, ...).
+    pub async fn connections_with(&self, access_token: &str) -> Result<Vec<Value>, XeroError> {
         let base = self
             .api_url
             .trim_end_matches('/')
@@ -128,7 +139,7 @@ impl Endpoint {
         let resp = self
             .http
             .get(format!("{base}/connections"))
-            .bearer_auth(&token.access_token)
+            .bearer_auth(access_token)
             .timeout(self.timeout)
             .send()
             .await
@@ -139,15 +150,21 @@ impl Endpoint {
                 resp.status()
             )));
         }
-        let list: Vec<Value> = resp
-            .json()
+        resp.json()
             .await
-            .map_err(|e| XeroError::Transient(e.to_string()))?;
-        Ok(list
-            .iter()
-            .filter_map(|c| c.get("tenantId").and_then(Value::as_str))
-            .map(str::to_ascii_lowercase)
-            .collect())
+            .map_err(|e| XeroError::Transient(e.to_string()))
+    }
+
+    /// The endpoint `config` describes.
+    pub fn from_config(config: &crate::Config) -> anyhow::Result<Self> {
+        Ok(Self {
+            http: ledgerline_platform::tls::http_client("ledgerline-xero-writer")?,
+            api_url: config.api_url.clone(),
+            identity_url: config.identity_url.clone(),
+            client_id: config.client_id.clone(),
+            client_secret: config.client_secret.clone(),
+            timeout: config.xero_timeout,
+        })
     }
 }
 
@@ -158,6 +175,8 @@ pub struct Client {
     tenant: String,
     tokens: Option<kv::Store>,
     token: Mutex<Option<StoredToken>>,
+    /// Set for `authorization_code`: the tenant's token set and connection state.
+    connection: Option<Arc<crate::oauth::Connection>>,
     /// The tenant's budget.
     pub budget: Arc<Budget>,
     /// The tenant's breaker.
@@ -217,10 +236,17 @@ impl Client {
             tenant: tenant.to_owned(),
             tokens,
             token: Mutex::new(None),
+            connection: None,
             budget,
             breaker,
             cancel,
         }
+    }
+
+    /// Uses `authorization_code` tokens from `connection` instead of client_credentials.
+    pub fn with_connection(mut self, connection: Arc<crate::oauth::Connection>) -> Self {
+        self.connection = Some(connection);
+        self
     }
 
     /// The tenant id.
@@ -228,7 +254,17 @@ impl Client {
         &self.tenant
     }
 
-    async fn access_token(&self, force: bool) -> Result<String, XeroError> {
+    /// False while the tenant is paused for want of a usable grant (authorization_code only).
+    pub fn is_connected(&self) -> bool {
+        self.connection.as_ref().is_none_or(|c| c.is_connected())
+    }
+
+    /// `rejected`: the token Xero just answered 401 to.
+    async fn access_token(&self, rejected: Option<&str>) -> Result<String, XeroError> {
+        if let Some(c) = &self.connection {
+            return c.access_token(&self.endpoint, rejected).await;
+        }
+        let force = rejected.is_some();
         if !force
             && let Some(t) = self.token.lock().unwrap_or_else(|e| e.into_inner()).clone()
             && t.fresh()
@@ -286,7 +322,7 @@ impl Client {
             .as_ref()
             .map(|b| idempotency_key(&method, path, query, b));
         let label = endpoint_label(path);
-        let mut force_token = false;
+        let mut rejected: Option<String> = None;
         let mut server_errors = 0u32;
         loop {
             if self.breaker.is_open() {
@@ -295,7 +331,7 @@ impl Client {
             let Some(_permit) = self.budget.acquire(&self.cancel).await else {
                 return Err(XeroError::Transient("stopping".into()));
             };
-            let token = match self.access_token(force_token).await {
+            let token = match self.access_token(rejected.as_deref()).await {
                 Ok(t) => t,
                 Err(e) => {
                     if matches!(e, XeroError::Transient(_)) {
@@ -308,7 +344,7 @@ impl Client {
                 .endpoint
                 .http
                 .request(method.clone(), format!("{}{path}", self.endpoint.api_url))
-                .bearer_auth(token)
+                .bearer_auth(&token)
                 .header("xero-tenant-id", &self.tenant)
                 .header("accept", "application/json")
                 .timeout(self.endpoint.timeout);
@@ -383,9 +419,22 @@ impl Client {
                     return serde_json::from_str(&text)
                         .map_err(|e| XeroError::Transient(format!("unreadable response: {e}")));
                 }
-                401 if !force_token => {
-                    force_token = true;
+                401 if rejected.is_none() => {
+                    rejected = Some(token);
                     continue;
+                }
+                401 | 403 if self.connection.is_some() => {
+                    // A fresh token refused: consent revoked or the organisation disconnected.
+                    // The connection pauses the tenant and raises the alert; no breaker needed.
+                    let why: String = format!("{status} {}", validation_text(&text))
+                        .chars()
+                        .take(300)
+                        .collect();
+                    metrics::counter!("xero_writer_auth_failures_total", "tenant" => self.tenant.clone()).increment(1);
+                    if let Some(c) = &self.connection {
+                        c.refused(&token, &why).await;
+                    }
+                    return Err(XeroError::Auth(why));
                 }
                 401 | 403 => {
                     // Revoked consent or a disconnected org: the breaker pauses the tenant
