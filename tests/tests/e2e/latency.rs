@@ -119,4 +119,16 @@ async fn bench_webhook_to_invoice_at_50_per_second() {
         pct(0.99),
         latencies[n - 1].as_millis()
     );
+    let rss = |p: &ledgerline_testkit::ServiceProcess| {
+        p.peak_rss_kib()
+            .map_or("?".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0))
+    };
+    let (normalizer, writer) = (stack.normalizer.as_ref(), stack.writer.as_ref());
+    println!(
+        "BENCH_PEAK_RSS_MIB webhook-ingest={} normalizer={} xero-writer={} xero-sandbox={}",
+        rss(&stack.ingest),
+        normalizer.map_or("?".to_owned(), rss),
+        writer.map_or("?".to_owned(), rss),
+        rss(&stack.sandbox),
+    );
 }
