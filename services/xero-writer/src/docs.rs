@@ -5,7 +5,9 @@
 //! an explicit rounding line to the mapping's rounding account makes Xero's total equal the
 //! order's to the cent.
 
+use crate::config::DocStatus;
 use crate::org::OrgSettings;
+use crate::terms::Terms;
 use chrono::{DateTime, NaiveDate};
 use ledgerline_contract::v1::{LineItem, LineKind, Order, ReasonClass, RefundEvent, Suggestion};
 use ledgerline_mapping::{Mapping, PatternValues};
@@ -111,7 +113,8 @@ pub struct XDocument {
     pub due_date: Option<String>,
     /// Exclusive or Inclusive.
     pub line_amount_types: String,
-    /// AUTHORISED.
+    /// AUTHORISED or DRAFT; empty (left out) on an update that keeps Xero's status.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub status: String,
     /// Lines.
     pub line_items: Vec<XLine>,
@@ -471,12 +474,45 @@ fn tracking_of(order: &Order) -> Vec<(String, String)> {
     t
 }
 
-/// Builds the invoice for an order snapshot.
+/// Writer settings and Xero facts a document depends on beyond the order and the mapping.
+#[derive(Debug, Clone, Copy)]
+pub struct DocOptions {
+    /// Status new documents get.
+    pub status: DocStatus,
+    /// The contact's sales payment terms, when known.
+    pub contact_terms: Option<Terms>,
+    /// Due days when no terms apply.
+    pub default_due_days: u32,
+}
+
+impl Default for DocOptions {
+    fn default() -> Self {
+        Self {
+            status: DocStatus::Authorised,
+            contact_terms: None,
+            default_due_days: 0,
+        }
+    }
+}
+
+/// Builds the invoice for an order snapshot (AUTHORISED, due on the order's due date, else by
+/// the org's terms, else on the invoice date).
 pub fn invoice(
     order: &Order,
     contact_id: &str,
     mapping: &Mapping,
     org: &OrgSettings,
+) -> Result<InvoiceDoc, Problem> {
+    invoice_with(order, contact_id, mapping, org, &DocOptions::default())
+}
+
+/// Builds the invoice for an order snapshot with the writer's settings.
+pub fn invoice_with(
+    order: &Order,
+    contact_id: &str,
+    mapping: &Mapping,
+    org: &OrgSettings,
+    opts: &DocOptions,
 ) -> Result<InvoiceDoc, Problem> {
     if !org.currencies.iter().any(|c| c == &order.currency) && !order.currency.is_empty() {
         return Err(Problem {
@@ -542,9 +578,17 @@ pub fn invoice(
     }
     let date = day_in(org.timezone, &order.created_at)
         .unwrap_or_else(|| chrono::Utc::now().with_timezone(&org.timezone).date_naive());
+    // The store's own due date wins; else the contact's terms, the org's, the configured days.
     let due = day_in(org.timezone, &order.due_date)
         .filter(|d| *d >= date)
-        .unwrap_or(date);
+        .unwrap_or_else(|| {
+            crate::terms::due_date(
+                date,
+                opts.contact_terms,
+                org.sales_terms,
+                opts.default_due_days,
+            )
+        });
     let doc = XDocument {
         kind: "ACCREC".into(),
         invoice_id: None,
@@ -562,7 +606,7 @@ pub fn invoice(
             "Exclusive"
         }
         .into(),
-        status: "AUTHORISED".into(),
+        status: opts.status.as_xero().into(),
         line_items: lines,
         currency_code: (!order.currency.is_empty()).then(|| order.currency.clone()),
     };
@@ -592,13 +636,25 @@ pub struct CreditDoc {
     pub unitdp4: bool,
 }
 
-/// Builds the credit note for a refund.
+/// Builds the (AUTHORISED) credit note for a refund.
 pub fn credit_note(
     ev: &RefundEvent,
     store: &str,
     contact_id: &str,
     mapping: &Mapping,
     org: &OrgSettings,
+) -> Result<CreditDoc, Problem> {
+    credit_note_with(ev, store, contact_id, mapping, org, DocStatus::Authorised)
+}
+
+/// Builds the credit note for a refund with the configured status.
+pub fn credit_note_with(
+    ev: &RefundEvent,
+    store: &str,
+    contact_id: &str,
+    mapping: &Mapping,
+    org: &OrgSettings,
+    status: DocStatus,
 ) -> Result<CreditDoc, Problem> {
     let refund = ev.refund.clone().unwrap_or_default();
     let invalid = |e: String| Problem {
@@ -688,7 +744,7 @@ pub fn credit_note(
             "Exclusive"
         }
         .into(),
-        status: "AUTHORISED".into(),
+        status: status.as_xero().into(),
         line_items: lines,
         currency_code: (!ev.currency.is_empty()).then(|| ev.currency.clone()),
     };

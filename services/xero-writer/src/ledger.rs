@@ -49,6 +49,10 @@ pub struct Entry {
     /// Hash of the invoice content last written (to tell a real change from a redelivery).
     #[serde(default)]
     pub content_hash: String,
+    /// Invoice status as Xero last reported it (empty in entries older than this field:
+    /// AUTHORISED).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub status: String,
     /// Invoice total as Xero computed it.
     #[serde(default)]
     pub total: Decimal,
@@ -64,6 +68,9 @@ pub struct Entry {
     /// Source payment ids sent without a confirmed answer: look them up before paying again.
     #[serde(default)]
     pub payments_in_flight: Vec<String>,
+    /// Payments deleted in Xero so a cancelled order's invoice could be voided.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub removed_payments: BTreeMap<String, PaymentEntry>,
     /// Refund id → credit note.
     #[serde(default)]
     pub credit_notes: BTreeMap<String, CreditEntry>,
@@ -79,6 +86,11 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The invoice is a draft awaiting approval in Xero (as last seen).
+    pub fn is_draft(&self) -> bool {
+        self.status == "DRAFT" || self.status == "SUBMITTED"
+    }
+
     /// Sum of payments recorded.
     pub fn paid(&self) -> Decimal {
         self.payments.values().map(|p| p.amount).sum()

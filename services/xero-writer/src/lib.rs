@@ -17,6 +17,7 @@ pub mod customers;
 pub mod docs;
 pub mod ledger;
 pub mod org;
+pub mod terms;
 pub mod writer;
 pub mod xero;
 

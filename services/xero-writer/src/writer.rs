@@ -2,10 +2,12 @@
 //! in it to its newest snapshot, and writes to Xero in batched requests (one per document kind),
 //! then updates the ledger, publishes facts and acks.
 
+use crate::config::{ArchivedContact, DocStatus};
 use crate::contacts::{self, ContactSpec, Resolved};
 use crate::docs::{self, InvoiceDoc, Problem};
 use crate::ledger::{self, CreditEntry, PaymentEntry, Versioned};
 use crate::org::OrgSettings;
+use crate::terms::Terms;
 use crate::xero::{Client, XeroError, element_errors, element_ok, hex};
 use crate::{Config, metrics_names as m};
 use async_nats::jetstream::consumer::PullConsumer;
@@ -62,6 +64,8 @@ pub struct TenantWorker {
     client: Arc<Client>,
     org: Option<Arc<OrgSettings>>,
     max_deliver: i64,
+    /// ContactID → sales payment terms, as last read (kept for the settings lifetime).
+    terms: std::sync::Mutex<HashMap<String, (Option<Terms>, std::time::Instant)>>,
 }
 
 enum Decoded {
@@ -94,6 +98,10 @@ struct Group {
     converge: bool,
     update: bool,
     void: bool,
+    /// Delete the invoice's payments before voiding it.
+    remove_payments: bool,
+    /// The invoice was written (created, adopted or updated) in this batch.
+    fresh: bool,
 }
 
 impl Group {
@@ -276,6 +284,7 @@ impl TenantWorker {
             client,
             org: None,
             max_deliver,
+            terms: Default::default(),
         }
     }
 
@@ -459,6 +468,8 @@ impl TenantWorker {
                     converge: false,
                     update: false,
                     void: false,
+                    remove_payments: false,
+                    fresh: false,
                 });
                 groups.len() - 1
             });
@@ -546,7 +557,8 @@ impl TenantWorker {
         }
         let publishes: Vec<_> = groups
             .iter()
-            .filter(|g| g.live())
+            // A group sent to review after some writes still announces them.
+            .filter(|g| !matches!(g.fail, Some(Fail::Transient(_))))
             .flat_map(|g| g.facts.iter().cloned())
             .map(|f| {
                 let publisher = self.shared.publisher.clone();
@@ -652,18 +664,25 @@ impl TenantWorker {
                 if e.invoice_id.is_empty() || e.voided {
                     continue;
                 }
-                if e.paid() > Decimal::ZERO || e.credited() > Decimal::ZERO {
-                    let error = format!(
-                        "order {} was cancelled but its invoice {} has payments or credits; remove them in Xero, then replay",
-                        order.number, e.invoice_number
-                    );
-                    if cfg.void_removes_payments {
-                        tracing::warn!(key = %g.key, "Removing payments before voiding is not implemented; sending to review.");
-                    }
+                if e.credited() > Decimal::ZERO
+                    || (e.paid() > Decimal::ZERO && !cfg.void_removes_payments)
+                {
+                    let error = if e.credited() > Decimal::ZERO {
+                        format!(
+                            "order {} was cancelled but its invoice {} has credit notes allocated; remove the allocations in Xero, then replay",
+                            order.number, e.invoice_number
+                        )
+                    } else {
+                        format!(
+                            "order {} was cancelled but its invoice {} has payments; remove them in Xero, then replay (or set WRITER_VOID_REMOVES_PAYMENTS)",
+                            order.number, e.invoice_number
+                        )
+                    };
                     self.review(g, &msgs[idx], ReasonClass::Policy, &error, vec![])
                         .await;
                     continue;
                 }
+                g.remove_payments = e.paid() > Decimal::ZERO;
                 g.void = true;
                 continue;
             }
@@ -737,6 +756,13 @@ impl TenantWorker {
             match resolved.get(&spec.contact_number) {
                 Some(Resolved::Id(id, origin)) => {
                     g.led.entry.contact_id = id.clone();
+                    if *origin == contacts::Origin::Created {
+                        // Created just now, without terms of its own.
+                        self.terms
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(id.clone(), (None, std::time::Instant::now()));
+                    }
                     let verb = match origin {
                         contacts::Origin::Created => XeroVerb::Created,
                         contacts::Origin::Found => XeroVerb::Adopted,
@@ -779,6 +805,8 @@ impl TenantWorker {
         mapping: &Effective,
         org: &OrgSettings,
     ) {
+        self.contact_terms(groups, org).await;
+        let cfg = &self.shared.config;
         for g in groups.iter_mut() {
             if !g.live() || !g.converge || g.void {
                 continue;
@@ -791,7 +819,17 @@ impl TenantWorker {
                 continue;
             }
             let contact = g.led.entry.contact_id.clone();
-            match docs::invoice(&order, &contact, &mapping.mapping, org) {
+            let opts = docs::DocOptions {
+                status: cfg.invoice_status,
+                contact_terms: self
+                    .terms
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&contact)
+                    .and_then(|(t, _)| *t),
+                default_due_days: cfg.default_due_days,
+            };
+            match docs::invoice_with(&order, &contact, &mapping.mapping, org, &opts) {
                 Ok(doc) => {
                     if !doc.dropped_tracking.is_empty() {
                         metrics::counter!(m::TRACKING_DROPPED, "tenant" => self.tenant().to_owned()).increment(1);
@@ -822,6 +860,67 @@ impl TenantWorker {
                 }
                 Err(p) => {
                     self.problem(g, &msgs[idx], p).await;
+                }
+            }
+        }
+    }
+
+    /// Reads the sales payment terms of the contacts whose orders carry no due date (batched,
+    /// and only for contacts not read within the settings lifetime).
+    async fn contact_terms(&self, groups: &mut [Group], org: &OrgSettings) {
+        let ttl = self.shared.config.settings_refresh;
+        let mut wanted: Vec<String> = Vec::new();
+        {
+            let cache = self.terms.lock().unwrap_or_else(|e| e.into_inner());
+            for g in groups.iter() {
+                if !g.live() || !g.converge || g.void || g.led.entry.contact_id.is_empty() {
+                    continue;
+                }
+                let Some(order) = g.order.as_ref().and_then(|(e, _)| e.order.as_ref()) else {
+                    continue;
+                };
+                if order.status == OrderStatus::Cancelled as i32
+                    || docs::day_in(org.timezone, &order.due_date).is_some()
+                {
+                    continue;
+                }
+                let id = &g.led.entry.contact_id;
+                let known = cache.get(id).is_some_and(|(_, at)| at.elapsed() < ttl);
+                if !known && !wanted.contains(id) {
+                    wanted.push(id.clone());
+                }
+            }
+        }
+        for chunk in wanted.chunks(40) {
+            let resp = self
+                .client
+                .call(
+                    Method::GET,
+                    "/Contacts",
+                    &[("IDs", chunk.join(",")), ("page", "1".into())],
+                    None,
+                )
+                .await;
+            match resp {
+                Ok(v) => {
+                    let list = element_list(&v, "Contacts");
+                    let mut cache = self.terms.lock().unwrap_or_else(|e| e.into_inner());
+                    for id in chunk {
+                        let terms = list
+                            .iter()
+                            .find(|c| str_at(c, "ContactID").eq_ignore_ascii_case(id))
+                            .and_then(Terms::sales_of);
+                        cache.insert(id.clone(), (terms, std::time::Instant::now()));
+                    }
+                }
+                Err(e) => {
+                    // Without the terms the due date would be wrong: try again later.
+                    for g in groups
+                        .iter_mut()
+                        .filter(|g| chunk.contains(&g.led.entry.contact_id))
+                    {
+                        g.transient(format!("contact payment terms: {e}"));
+                    }
                 }
             }
         }
@@ -863,6 +962,7 @@ impl TenantWorker {
             .filter(|&i| groups[i].live() && groups[i].inv.is_some() && !groups[i].update)
             .collect();
         let mut adopt: Vec<usize> = Vec::new();
+        let mut archived: Vec<usize> = Vec::new();
         for unitdp4 in [false, true] {
             let set: Vec<usize> = todo
                 .iter()
@@ -893,6 +993,8 @@ impl TenantWorker {
                     let errors = element_errors(&el).join("; ");
                     if errors.contains("must be unique") {
                         adopt.push(i);
+                    } else if errors.contains("has been archived") {
+                        archived.push(i);
                     } else {
                         let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
                         let sugg = self.suggestions_for(&errors, g, org);
@@ -905,6 +1007,198 @@ impl TenantWorker {
         if !adopt.is_empty() {
             self.adopt_invoices(groups, &adopt).await;
         }
+        if !archived.is_empty() {
+            let restored = self.restore_contacts(groups, msgs, &archived).await;
+            self.rewrite_after_restore(groups, msgs, &restored, false)
+                .await;
+        }
+    }
+
+    /// Orders whose contact Xero reports archived: made active again (the default policy), or
+    /// sent to review. Returns the groups whose contact is active again.
+    async fn restore_contacts(
+        &self,
+        groups: &mut [Group],
+        msgs: &[Message],
+        idx: &[usize],
+    ) -> Vec<usize> {
+        if self.shared.config.archived_contact == ArchivedContact::Review {
+            for &i in idx {
+                let g = &mut groups[i];
+                let number = g
+                    .order
+                    .as_ref()
+                    .and_then(|(e, _)| e.order.as_ref())
+                    .map(|o| o.number.clone())
+                    .unwrap_or_default();
+                let error = format!(
+                    "order {number}: its contact {} is archived in Xero (WRITER_ARCHIVED_CONTACT=review); make the contact active in Xero, then replay this event",
+                    g.led.entry.contact_id
+                );
+                let m = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                self.review(g, &msgs[m], ReasonClass::Policy, &error, vec![])
+                    .await;
+            }
+            return vec![];
+        }
+        let mut ids: Vec<String> = Vec::new();
+        for &i in idx {
+            let id = &groups[i].led.entry.contact_id;
+            if !ids.contains(id) {
+                ids.push(id.clone());
+            }
+        }
+        let mut restored = Vec::new();
+        for chunk in ids.chunks(self.shared.config.batch_size) {
+            let body: Vec<Value> = chunk
+                .iter()
+                .map(|id| serde_json::json!({"ContactID": id, "ContactStatus": "ACTIVE"}))
+                .collect();
+            let resp = self
+                .client
+                .call(
+                    Method::POST,
+                    "/Contacts",
+                    &[("summarizeErrors", "false".into())],
+                    Some(envelope("Contacts", &body)),
+                )
+                .await;
+            let els = match resp {
+                Ok(v) => element_list(&v, "Contacts"),
+                Err(e) => {
+                    for &i in idx {
+                        if chunk.contains(&groups[i].led.entry.contact_id) {
+                            self.call_failed(&mut groups[i], msgs, &e).await;
+                        }
+                    }
+                    continue;
+                }
+            };
+            for (n, id) in chunk.iter().enumerate() {
+                let el = els.get(n).cloned().unwrap_or_default();
+                let ok = element_ok(&el) && str_at(&el, "ContactStatus") == "ACTIVE";
+                let errors = element_errors(&el).join("; ");
+                let mut announced = false;
+                for &i in idx {
+                    let g = &mut groups[i];
+                    if &g.led.entry.contact_id != id || !g.live() {
+                        continue;
+                    }
+                    if ok {
+                        restored.push(i);
+                        if !announced {
+                            announced = true;
+                            tracing::info!(contact = %id, "Archived contact made active again.");
+                            let f = self.fact(
+                                g,
+                                XeroDocumentKind::Contact,
+                                XeroVerb::Updated,
+                                id,
+                                &str_at(&el, "ContactNumber"),
+                                None,
+                                None,
+                                "ACTIVE",
+                            );
+                            g.facts.push(f);
+                            metrics::counter!(m::WRITES, "tenant" => self.tenant().to_owned(), "kind" => "contact", "verb" => "Restored").increment(1);
+                        }
+                    } else {
+                        let error = format!(
+                            "contact {id} is archived in Xero and could not be made active again: {errors}"
+                        );
+                        let m = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                        self.review(g, &msgs[m], ReasonClass::XeroValidation, &error, vec![])
+                            .await;
+                    }
+                }
+            }
+        }
+        restored
+    }
+
+    /// Writes again the invoices refused for an archived contact that is now active. The first
+    /// request's refusal is stored under its Idempotency-Key, so the retry differs: creates go as
+    /// `POST /Invoices` (update or create by InvoiceNumber), updates to `POST /Invoices/{id}`.
+    async fn rewrite_after_restore(
+        &self,
+        groups: &mut [Group],
+        msgs: &[Message],
+        idx: &[usize],
+        update: bool,
+    ) {
+        let mut calls: Vec<(Vec<usize>, String, bool)> = Vec::new();
+        if update {
+            for &i in idx {
+                let unitdp4 = groups[i].inv.as_ref().is_some_and(|d| d.unitdp4);
+                let path = format!("/Invoices/{}", groups[i].led.entry.invoice_id);
+                calls.push((vec![i], path, unitdp4));
+            }
+        } else {
+            for unitdp4 in [false, true] {
+                let set: Vec<usize> = idx
+                    .iter()
+                    .copied()
+                    .filter(|&i| groups[i].inv.as_ref().is_some_and(|d| d.unitdp4 == unitdp4))
+                    .collect();
+                for chunk in set.chunks(self.shared.config.batch_size) {
+                    calls.push((chunk.to_vec(), "/Invoices".into(), unitdp4));
+                }
+            }
+        }
+        for (chunk, path, unitdp4) in calls {
+            let docs: Vec<docs::XDocument> = chunk
+                .iter()
+                .map(|&i| {
+                    let mut d = groups[i].inv.as_ref().expect("doc").doc.clone();
+                    if update {
+                        d.invoice_id = Some(groups[i].led.entry.invoice_id.clone());
+                        if self.shared.config.invoice_status == DocStatus::Draft {
+                            d.status.clear();
+                        }
+                    }
+                    d
+                })
+                .collect();
+            let mut query = vec![("summarizeErrors", "false".to_owned())];
+            if unitdp4 {
+                query.push(("unitdp", "4".into()));
+            }
+            let resp = self
+                .client
+                .call(
+                    Method::POST,
+                    &path,
+                    &query,
+                    Some(envelope("Invoices", &docs)),
+                )
+                .await;
+            let els = match resp {
+                Ok(v) => element_list(&v, "Invoices"),
+                Err(e) => {
+                    for &i in &chunk {
+                        self.call_failed(&mut groups[i], msgs, &e).await;
+                    }
+                    continue;
+                }
+            };
+            for (n, &i) in chunk.iter().enumerate() {
+                let g = &mut groups[i];
+                let el = els.get(n).cloned().unwrap_or_default();
+                if element_ok(&el) {
+                    let verb = if update {
+                        XeroVerb::Updated
+                    } else {
+                        XeroVerb::Created
+                    };
+                    self.invoice_written(g, &el, verb);
+                } else {
+                    let errors = element_errors(&el).join("; ");
+                    let m = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                    self.review(g, &msgs[m], ReasonClass::XeroValidation, &errors, vec![])
+                        .await;
+                }
+            }
+        }
     }
 
     fn invoice_written(&self, g: &mut Group, el: &Value, verb: XeroVerb) {
@@ -915,6 +1209,11 @@ impl TenantWorker {
         e.invoice_number = doc.number.clone();
         e.content_hash = doc.hash.clone();
         e.total = dec_at(el, "Total");
+        let status = str_at(el, "Status");
+        if !status.is_empty() {
+            e.status = status;
+        }
+        g.fresh = true;
         let total = dec_at(el, "Total");
         let due = dec_at(el, "AmountDue");
         let tax = dec_at(el, "TotalTax");
@@ -1017,6 +1316,7 @@ impl TenantWorker {
         let todo: Vec<usize> = (0..groups.len())
             .filter(|&i| groups[i].live() && groups[i].update && groups[i].inv.is_some())
             .collect();
+        let mut archived: Vec<usize> = Vec::new();
         for chunk in todo.chunks(self.shared.config.batch_size) {
             let unitdp4 = chunk
                 .iter()
@@ -1026,6 +1326,10 @@ impl TenantWorker {
                 .map(|&i| {
                     let mut d = groups[i].inv.as_ref().expect("doc").doc.clone();
                     d.invoice_id = Some(groups[i].led.entry.invoice_id.clone());
+                    if self.shared.config.invoice_status == DocStatus::Draft {
+                        // A draft stays a draft, and one a person approved stays approved.
+                        d.status.clear();
+                    }
                     d
                 })
                 .collect();
@@ -1043,6 +1347,11 @@ impl TenantWorker {
                 let el = els.get(n).cloned().unwrap_or_default();
                 if element_ok(&el) {
                     self.invoice_written(g, &el, XeroVerb::Updated);
+                } else if element_errors(&el)
+                    .iter()
+                    .any(|e| e.contains("has been archived"))
+                {
+                    archived.push(i);
                 } else {
                     let errors = element_errors(&el).join("; ");
                     let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
@@ -1057,55 +1366,222 @@ impl TenantWorker {
                 }
             }
         }
+        if !archived.is_empty() {
+            let restored = self.restore_contacts(groups, msgs, &archived).await;
+            self.rewrite_after_restore(groups, msgs, &restored, true)
+                .await;
+        }
     }
 
+    /// Deletes the payments of cancelled orders whose invoices are to be voided
+    /// (`WRITER_VOID_REMOVES_PAYMENTS`): one `POST /Payments/{PaymentID}` each, as Xero offers no
+    /// batch for it. A payment already deleted counts as done.
+    async fn remove_payments(&self, groups: &mut [Group], msgs: &[Message]) {
+        for g in groups.iter_mut() {
+            if !g.live() || !g.void || !g.remove_payments {
+                continue;
+            }
+            let payments: Vec<(String, PaymentEntry)> = g
+                .led
+                .entry
+                .payments
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            for (src, p) in payments {
+                let resp = self
+                    .client
+                    .call(
+                        Method::POST,
+                        &format!("/Payments/{}", p.payment_id),
+                        &[("summarizeErrors", "false".into())],
+                        Some(br#"{"Payments":[{"Status":"DELETED"}]}"#.to_vec()),
+                    )
+                    .await;
+                let el = match resp {
+                    Ok(v) => element_list(&v, "Payments")
+                        .into_iter()
+                        .next()
+                        .unwrap_or_default(),
+                    Err(XeroError::NotFound) => Value::Null,
+                    Err(e) => {
+                        self.call_failed(g, msgs, &e).await;
+                        break;
+                    }
+                };
+                let errors = element_errors(&el).join("; ");
+                if el.is_null() || !(element_ok(&el) || errors.contains("already been deleted")) {
+                    let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                    let why = if el.is_null() {
+                        "Xero does not know it".to_owned()
+                    } else {
+                        errors
+                    };
+                    let error = format!(
+                        "order was cancelled; payment {} ({}) on invoice {} could not be deleted before voiding: {why}",
+                        p.payment_id, src, g.led.entry.invoice_number
+                    );
+                    self.review(g, &msgs[idx], ReasonClass::Policy, &error, vec![])
+                        .await;
+                    break;
+                }
+                g.led.entry.payments.remove(&src);
+                g.led.entry.removed_payments.insert(src.clone(), p.clone());
+                let number = g.led.entry.invoice_number.clone();
+                let f = self.fact(
+                    g,
+                    XeroDocumentKind::Payment,
+                    XeroVerb::Deleted,
+                    &p.payment_id,
+                    &number,
+                    Some(p.amount),
+                    None,
+                    "DELETED",
+                );
+                g.facts.push(f);
+                metrics::counter!(m::WRITES, "tenant" => self.tenant().to_owned(), "kind" => "payment", "verb" => "Deleted").increment(1);
+            }
+        }
+        // Recorded before the void, so a failed void does not forget what was removed.
+        self.save(groups).await;
+    }
+
+    /// Voids the invoices of cancelled orders; a draft cannot be voided in Xero, it is deleted.
+    /// When Xero refuses the status change (the ledger's status is stale: a person approved the
+    /// draft, or voided it already), the invoice is read once and the right verb tried again.
     async fn void_invoices(&self, groups: &mut [Group], msgs: &[Message]) {
-        let todo: Vec<usize> = (0..groups.len())
+        self.remove_payments(groups, msgs).await;
+        let mut todo: Vec<usize> = (0..groups.len())
             .filter(|&i| groups[i].live() && groups[i].void)
             .collect();
-        for chunk in todo.chunks(self.shared.config.batch_size) {
-            let docs: Vec<Value> = chunk
-                .iter()
-                .map(|&i| serde_json::json!({"InvoiceID": groups[i].led.entry.invoice_id, "Status": "VOIDED"}))
-                .collect();
-            let els = match self.invoices_call(Method::POST, &docs, false).await {
-                Ok(els) => els,
-                Err(e) => {
-                    for &i in chunk {
-                        self.call_failed(&mut groups[i], msgs, &e).await;
+        for attempt in 0..2 {
+            let mut unsure = Vec::new();
+            for chunk in todo.chunks(self.shared.config.batch_size) {
+                let wanted: Vec<&'static str> = chunk
+                    .iter()
+                    .map(|&i| {
+                        if groups[i].led.entry.is_draft() {
+                            "DELETED"
+                        } else {
+                            "VOIDED"
+                        }
+                    })
+                    .collect();
+                let docs: Vec<Value> = chunk
+                    .iter()
+                    .zip(&wanted)
+                    .map(|(&i, st)| serde_json::json!({"InvoiceID": groups[i].led.entry.invoice_id, "Status": st}))
+                    .collect();
+                let els = match self.invoices_call(Method::POST, &docs, false).await {
+                    Ok(els) => els,
+                    Err(e) => {
+                        for &i in chunk {
+                            self.call_failed(&mut groups[i], msgs, &e).await;
+                        }
+                        continue;
                     }
-                    continue;
+                };
+                for (n, &i) in chunk.iter().enumerate() {
+                    let g = &mut groups[i];
+                    let el = els.get(n).cloned().unwrap_or_default();
+                    let errors = element_errors(&el).join("; ");
+                    if element_ok(&el) {
+                        self.invoice_gone(g, wanted[n], dec_at(&el, "Total"));
+                    } else if attempt == 0 && errors.contains("valid status") {
+                        unsure.push(i);
+                    } else {
+                        let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                        self.review(g, &msgs[idx], ReasonClass::Policy, &errors, vec![])
+                            .await;
+                    }
                 }
-            };
-            for (n, &i) in chunk.iter().enumerate() {
-                let g = &mut groups[i];
-                let el = els.get(n).cloned().unwrap_or_default();
-                let errors = element_errors(&el).join("; ");
-                if element_ok(&el)
-                    || errors.contains("valid status") && str_at(&el, "Status") == "VOIDED"
+            }
+            if unsure.is_empty() {
+                break;
+            }
+            todo = Vec::new();
+            for chunk in unsure.chunks(40) {
+                let ids: Vec<String> = chunk
+                    .iter()
+                    .map(|&i| groups[i].led.entry.invoice_id.clone())
+                    .collect();
+                let list = match self
+                    .client
+                    .call(
+                        Method::GET,
+                        "/Invoices",
+                        &[("IDs", ids.join(",")), ("page", "1".into())],
+                        None,
+                    )
+                    .await
                 {
-                    g.led.entry.voided = true;
-                    let id = g.led.entry.invoice_id.clone();
-                    let number = g.led.entry.invoice_number.clone();
-                    let f = self.fact(
-                        g,
-                        XeroDocumentKind::Invoice,
-                        XeroVerb::Voided,
-                        &id,
-                        &number,
-                        Some(dec_at(&el, "Total")),
-                        Some(Decimal::ZERO),
-                        "VOIDED",
-                    );
-                    g.facts.push(f);
-                    metrics::counter!(m::WRITES, "tenant" => self.tenant().to_owned(), "kind" => "invoice", "verb" => "Voided").increment(1);
-                } else {
-                    let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
-                    self.review(g, &msgs[idx], ReasonClass::Policy, &errors, vec![])
-                        .await;
+                    Ok(v) => element_list(&v, "Invoices"),
+                    Err(e) => {
+                        for &i in chunk {
+                            groups[i].transient(e.to_string());
+                        }
+                        continue;
+                    }
+                };
+                for &i in chunk {
+                    let g = &mut groups[i];
+                    let found = list
+                        .iter()
+                        .find(|x| str_at(x, "InvoiceID") == g.led.entry.invoice_id)
+                        .cloned()
+                        .unwrap_or_default();
+                    let status = str_at(&found, "Status");
+                    match status.as_str() {
+                        "VOIDED" | "DELETED" => {
+                            let st = if status == "VOIDED" {
+                                "VOIDED"
+                            } else {
+                                "DELETED"
+                            };
+                            self.invoice_gone(g, st, dec_at(&found, "Total"));
+                        }
+                        "DRAFT" | "SUBMITTED" | "AUTHORISED" => {
+                            g.led.entry.status = status;
+                            todo.push(i);
+                        }
+                        other => {
+                            let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                            let error = format!(
+                                "order was cancelled but invoice {} is {other:?} in Xero and cannot be voided; remove its payments or credit notes in Xero, then replay",
+                                g.led.entry.invoice_number
+                            );
+                            self.review(g, &msgs[idx], ReasonClass::Policy, &error, vec![])
+                                .await;
+                        }
+                    }
                 }
             }
         }
+    }
+
+    /// Records a voided (or, for a draft, deleted) invoice and its fact.
+    fn invoice_gone(&self, g: &mut Group, status: &str, total: Decimal) {
+        g.led.entry.voided = true;
+        g.led.entry.status = status.to_owned();
+        let id = g.led.entry.invoice_id.clone();
+        let number = g.led.entry.invoice_number.clone();
+        let verb = if status == "DELETED" {
+            XeroVerb::Deleted
+        } else {
+            XeroVerb::Voided
+        };
+        let f = self.fact(
+            g,
+            XeroDocumentKind::Invoice,
+            verb,
+            &id,
+            &number,
+            Some(total),
+            Some(Decimal::ZERO),
+            status,
+        );
+        g.facts.push(f);
+        metrics::counter!(m::WRITES, "tenant" => self.tenant().to_owned(), "kind" => "invoice", "verb" => format!("{verb:?}")).increment(1);
     }
 
     /// One batched `/Invoices` write (`PUT` creates, `POST` updates and voids) with per-element
@@ -1262,6 +1738,25 @@ impl TenantWorker {
                 continue;
             }
             let mut due = g.led.entry.amount_due();
+            let waiting = order
+                .payments
+                .iter()
+                .find(|p| p.received && !g.led.entry.payments.contains_key(&p.id));
+            if let Some(p) = waiting
+                && g.fresh
+                && g.led.entry.is_draft()
+            {
+                // Just written as a draft: Xero would refuse the payment, so no call is spent.
+                let error = draft_wait(
+                    &order.number,
+                    &format!("payment {}", p.id),
+                    &g.led.entry.invoice_number,
+                );
+                let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                self.review(g, &msgs[idx], ReasonClass::Policy, &error, vec![])
+                    .await;
+                continue;
+            }
             for p in &order.payments {
                 if !p.received || g.led.entry.payments.contains_key(&p.id) {
                     continue;
@@ -1361,6 +1856,10 @@ impl TenantWorker {
                         ledgerline_platform::json::parse_decimal_text(&v.to_string())
                             .unwrap_or_default()
                     });
+                    if let Some(st) = el.pointer("/Invoice/Status").and_then(Value::as_str) {
+                        // A draft a person has approved since.
+                        g.led.entry.status = st.to_owned();
+                    }
                     let number = g.led.entry.invoice_number.clone();
                     let f = self.fact(
                         g,
@@ -1378,14 +1877,28 @@ impl TenantWorker {
                     let errors = element_errors(&el).join("; ");
                     if g.live() {
                         let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
-                        self.review(
-                            g,
-                            &msgs[idx],
-                            ReasonClass::XeroValidation,
-                            &format!("payment {src}: {errors}"),
-                            vec![],
-                        )
-                        .await;
+                        let (reason, error) = if errors.contains("Authorised documents") {
+                            let number = g
+                                .order
+                                .as_ref()
+                                .and_then(|(e, _)| e.order.as_ref())
+                                .map(|o| o.number.clone())
+                                .unwrap_or_default();
+                            (
+                                ReasonClass::Policy,
+                                draft_wait(
+                                    &number,
+                                    &format!("payment {src}"),
+                                    &g.led.entry.invoice_number,
+                                ),
+                            )
+                        } else {
+                            (
+                                ReasonClass::XeroValidation,
+                                format!("payment {src}: {errors}"),
+                            )
+                        };
+                        self.review(g, &msgs[idx], reason, &error, vec![]).await;
                     }
                 }
             }
@@ -1417,12 +1930,13 @@ impl TenantWorker {
                 if g.led.entry.credit_notes.contains_key(&rid) {
                     continue;
                 }
-                match docs::credit_note(
+                match docs::credit_note_with(
                     &ev,
                     &g.store,
                     &g.led.entry.contact_id,
                     &mapping.mapping,
                     org,
+                    self.shared.config.invoice_status,
                 ) {
                     Ok(d) => todo.push((gi, ri, d)),
                     Err(p) => {
@@ -1523,7 +2037,7 @@ impl TenantWorker {
                     &d.number,
                     Some(d.total),
                     None,
-                    "AUTHORISED",
+                    &d.doc.status,
                 );
                 g.facts.push(f);
                 metrics::counter!(m::WRITES, "tenant" => self.tenant().to_owned(), "kind" => "credit_note", "verb" => "Created").increment(1);
@@ -1592,14 +2106,21 @@ impl TenantWorker {
                             } else {
                                 let errors = element_errors(&el).join("; ");
                                 let idx = g.refunds.first().map_or(g.msgs[0], |(_, i)| *i);
-                                self.review(
-                                    g,
-                                    &msgs[idx],
-                                    ReasonClass::XeroValidation,
-                                    &format!("allocation of {}: {errors}", c.number),
-                                    vec![],
-                                )
-                                .await;
+                                let (reason, error) = if errors.contains("must be AUTHORISED") {
+                                    (
+                                        ReasonClass::Policy,
+                                        format!(
+                                            "refund {rid}: credit note {} waits for approval: it or invoice {} is a DRAFT in Xero (WRITER_INVOICE_STATUS=draft) and Xero allocates only approved documents; approve them in Xero, then replay this event",
+                                            c.number, g.led.entry.invoice_number
+                                        ),
+                                    )
+                                } else {
+                                    (
+                                        ReasonClass::XeroValidation,
+                                        format!("allocation of {}: {errors}", c.number),
+                                    )
+                                };
+                                self.review(g, &msgs[idx], reason, &error, vec![]).await;
                                 continue;
                             }
                         }
@@ -1696,7 +2217,12 @@ impl TenantWorker {
     fn dry_run(&self, groups: &[Group], mapping: &Effective, org: &OrgSettings) {
         for g in groups {
             if let Some(order) = g.order.as_ref().and_then(|(e, _)| e.order.as_ref()) {
-                match docs::invoice(order, "<contact>", &mapping.mapping, org) {
+                let opts = docs::DocOptions {
+                    status: self.shared.config.invoice_status,
+                    contact_terms: None,
+                    default_due_days: self.shared.config.default_due_days,
+                };
+                match docs::invoice_with(order, "<contact>", &mapping.mapping, org, &opts) {
                     Ok(d) => {
                         tracing::info!(order = %order.number, invoice = %serde_json::to_string(&d.doc).unwrap_or_default(), "Dry run: would write this invoice.")
                     }
@@ -1790,6 +2316,13 @@ impl TenantWorker {
         )
         .await
     }
+}
+
+/// Why a payment (or allocation) of an order waits: its invoice is a draft.
+fn draft_wait(order: &str, what: &str, invoice: &str) -> String {
+    format!(
+        "order {order}: {what} waits for approval: invoice {invoice} is a DRAFT in Xero (WRITER_INVOICE_STATUS=draft) and Xero records payments only on approved invoices; approve the invoice in Xero, then replay this event"
+    )
 }
 
 /// Stores a dead letter for `msg` on DLQ; false if it could not be stored (then do not ack).

@@ -7,6 +7,7 @@ mod helpers;
 mod bench;
 mod converge;
 mod faults;
+mod policies;
 mod replicas;
 mod rules;
 mod spec;
