@@ -34,6 +34,21 @@ pub struct CreditEntry {
     pub done: bool,
 }
 
+/// An invoice replaced because it lay in a locked period: credited in full, then re-issued.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Superseded {
+    /// The old InvoiceID.
+    pub invoice_id: String,
+    /// Its InvoiceNumber.
+    pub invoice_number: String,
+    /// The credit note that cancels it.
+    pub credit_note_id: String,
+    /// Its CreditNoteNumber.
+    pub credit_note_number: String,
+    /// Amount credited.
+    pub total: Decimal,
+}
+
 /// The ledger entry of one order.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Entry {
@@ -53,6 +68,9 @@ pub struct Entry {
     /// AUTHORISED).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub status: String,
+    /// Invoice date written (YYYY-MM-DD).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub date: String,
     /// Invoice total as Xero computed it.
     #[serde(default)]
     pub total: Decimal,
@@ -71,6 +89,9 @@ pub struct Entry {
     /// Payments deleted in Xero so a cancelled order's invoice could be voided.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub removed_payments: BTreeMap<String, PaymentEntry>,
+    /// Earlier invoices of the order, replaced after a change in a locked period.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub superseded: Vec<Superseded>,
     /// Refund id → credit note.
     #[serde(default)]
     pub credit_notes: BTreeMap<String, CreditEntry>,

@@ -2,7 +2,7 @@
 //! in it to its newest snapshot, and writes to Xero in batched requests (one per document kind),
 //! then updates the ledger, publishes facts and acks.
 
-use crate::config::{ArchivedContact, DocStatus};
+use crate::config::{ArchivedContact, DocStatus, LockedPeriod};
 use crate::contacts::{self, ContactSpec, Resolved};
 use crate::docs::{self, InvoiceDoc, Problem};
 use crate::ledger::{self, CreditEntry, PaymentEntry, Versioned};
@@ -102,6 +102,8 @@ struct Group {
     remove_payments: bool,
     /// The invoice was written (created, adopted or updated) in this batch.
     fresh: bool,
+    /// The change lies in a locked period: credit the invoice and issue a new one.
+    reissue: bool,
 }
 
 impl Group {
@@ -470,6 +472,7 @@ impl TenantWorker {
                     void: false,
                     remove_payments: false,
                     fresh: false,
+                    reissue: false,
                 });
                 groups.len() - 1
             });
@@ -538,6 +541,7 @@ impl TenantWorker {
                 .await;
             self.create_invoices(&mut groups, &msgs, &org).await;
             self.update_invoices(&mut groups, &msgs, &org).await;
+            self.reissue_locked(&mut groups, &msgs, &org).await;
             self.void_invoices(&mut groups, &msgs).await;
             self.save(&mut groups).await;
             self.payments(&mut groups, &msgs, &mapping, &org).await;
@@ -852,6 +856,26 @@ impl TenantWorker {
                                 continue;
                             }
                             // Ignored (by policy or already reviewed): payments still converge.
+                        } else if let Some(lock) = locked_on(e, &doc, org) {
+                            // Xero refuses any change there: decided here, no call spent.
+                            match cfg.locked_period {
+                                LockedPeriod::Review => {
+                                    let error = format!(
+                                        "order {} changed (version {}) but its invoice {} is dated {}, on or before the organisation's lock date {lock}, and Xero refuses changes there; a person decides (credit note and re-issue, or unlock the period and replay), or set WRITER_LOCKED_PERIOD=credit-and-reissue",
+                                        order.number,
+                                        order.version,
+                                        e.invoice_number,
+                                        written_date(e, &doc)
+                                    );
+                                    self.review(g, &msgs[idx], ReasonClass::Policy, &error, vec![])
+                                        .await;
+                                    continue;
+                                }
+                                LockedPeriod::CreditAndReissue => {
+                                    g.reissue = true;
+                                    g.inv = Some(doc);
+                                }
+                            }
                         } else {
                             g.update = true;
                             g.inv = Some(doc);
@@ -959,7 +983,12 @@ impl TenantWorker {
 
     async fn create_invoices(&self, groups: &mut [Group], msgs: &[Message], org: &OrgSettings) {
         let todo: Vec<usize> = (0..groups.len())
-            .filter(|&i| groups[i].live() && groups[i].inv.is_some() && !groups[i].update)
+            .filter(|&i| {
+                groups[i].live()
+                    && groups[i].inv.is_some()
+                    && !groups[i].update
+                    && !groups[i].reissue
+            })
             .collect();
         let mut adopt: Vec<usize> = Vec::new();
         let mut archived: Vec<usize> = Vec::new();
@@ -1208,6 +1237,7 @@ impl TenantWorker {
         e.invoice_id = id.clone();
         e.invoice_number = doc.number.clone();
         e.content_hash = doc.hash.clone();
+        e.date = doc.doc.date.clone();
         e.total = dec_at(el, "Total");
         let status = str_at(el, "Status");
         if !status.is_empty() {
@@ -1355,12 +1385,15 @@ impl TenantWorker {
                 } else {
                     let errors = element_errors(&el).join("; ");
                     let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
-                    let reason =
-                        if errors.contains("cannot be edited") || errors.contains("valid status") {
-                            ReasonClass::Policy
-                        } else {
-                            ReasonClass::XeroValidation
-                        };
+                    // "lock date": the cached lock date was older than Xero's.
+                    let reason = if errors.contains("cannot be edited")
+                        || errors.contains("valid status")
+                        || errors.contains("lock date")
+                    {
+                        ReasonClass::Policy
+                    } else {
+                        ReasonClass::XeroValidation
+                    };
                     let sugg = self.suggestions_for(&errors, g, org);
                     self.review(g, &msgs[idx], reason, &errors, sugg).await;
                 }
@@ -1370,6 +1403,298 @@ impl TenantWorker {
             let restored = self.restore_contacts(groups, msgs, &archived).await;
             self.rewrite_after_restore(groups, msgs, &restored, true)
                 .await;
+        }
+    }
+
+    /// `WRITER_LOCKED_PERIOD=credit-and-reissue`: an order that changed while its invoice lies in
+    /// a locked period gets a credit note for that invoice (its lines as Xero holds them, dated
+    /// after the lock date, allocated to it) and a new invoice `<number>-R<n>` dated after the
+    /// lock date. Deterministic numbers make every step safe to repeat: an existing credit note
+    /// or invoice of that number is adopted, a credit note already allocated is not allocated
+    /// again.
+    async fn reissue_locked(&self, groups: &mut [Group], msgs: &[Message], org: &OrgSettings) {
+        let today = chrono::Utc::now().with_timezone(&org.timezone).date_naive();
+        for g in groups.iter_mut() {
+            if !g.live() || !g.reissue {
+                continue;
+            }
+            let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+            let lock = org.lock_date.unwrap_or(today);
+            let date = today.max(lock.succ_opt().unwrap_or(lock));
+            let e = g.led.entry.clone();
+            if e.is_draft() {
+                let error = format!(
+                    "invoice {} changed but is a DRAFT dated in a locked period (lock date {lock}); re-date or delete it in Xero, then replay",
+                    e.invoice_number
+                );
+                self.review(g, &msgs[idx], ReasonClass::Policy, &error, vec![])
+                    .await;
+                continue;
+            }
+            // 1. The old invoice as Xero holds it.
+            let old = match self
+                .client
+                .call(
+                    Method::GET,
+                    &format!("/Invoices/{}", e.invoice_id),
+                    &[],
+                    None,
+                )
+                .await
+            {
+                Ok(v) => element_list(&v, "Invoices")
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default(),
+                Err(err) => {
+                    self.call_failed(g, msgs, &err).await;
+                    continue;
+                }
+            };
+            // 2. A credit note with its lines, dated after the lock date.
+            let cn_number = format!("{}-C", e.invoice_number);
+            let lines: Vec<docs::XLine> = element_list(&old, "LineItems")
+                .iter()
+                .map(|l| docs::XLine {
+                    description: str_at(l, "Description"),
+                    quantity: Decimal::ONE,
+                    unit_amount: dec_at(l, "LineAmount"),
+                    discount_amount: None,
+                    account_code: str_at(l, "AccountCode"),
+                    tax_type: str_at(l, "TaxType"),
+                    tracking: element_list(l, "Tracking")
+                        .iter()
+                        .map(|t| docs::XTracking {
+                            name: str_at(t, "Name"),
+                            option: str_at(t, "Option"),
+                        })
+                        .collect(),
+                })
+                .collect();
+            let credit = docs::XDocument {
+                kind: "ACCRECCREDIT".into(),
+                invoice_id: None,
+                contact: docs::XContactRef {
+                    contact_id: e.contact_id.clone(),
+                },
+                invoice_number: None,
+                credit_note_number: Some(cn_number.clone()),
+                reference: format!(
+                    "Cancels {} (changed after the lock date {lock})",
+                    e.invoice_number
+                ),
+                date: date.to_string(),
+                due_date: None,
+                line_amount_types: str_at(&old, "LineAmountTypes"),
+                status: "AUTHORISED".into(),
+                line_items: lines,
+                currency_code: Some(str_at(&old, "CurrencyCode")).filter(|c| !c.is_empty()),
+            };
+            let unitdp4 = credit
+                .line_items
+                .iter()
+                .any(|l| l.unit_amount.normalize().scale() > 2);
+            let mut query = vec![("summarizeErrors", "false".to_owned())];
+            if unitdp4 {
+                query.push(("unitdp", "4".into()));
+            }
+            let cn = match self
+                .client
+                .call(
+                    Method::PUT,
+                    "/CreditNotes",
+                    &query,
+                    Some(envelope("CreditNotes", &[&credit])),
+                )
+                .await
+            {
+                Ok(v) => element_list(&v, "CreditNotes")
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default(),
+                Err(err) => {
+                    self.call_failed(g, msgs, &err).await;
+                    continue;
+                }
+            };
+            let cn = if element_ok(&cn) {
+                let f = self.fact(
+                    g,
+                    XeroDocumentKind::CreditNote,
+                    XeroVerb::Created,
+                    &str_at(&cn, "CreditNoteID"),
+                    &cn_number,
+                    Some(dec_at(&cn, "Total")),
+                    None,
+                    "AUTHORISED",
+                );
+                g.facts.push(f);
+                cn
+            } else if element_errors(&cn)
+                .iter()
+                .any(|m| m.contains("must be unique"))
+            {
+                // Ours from an attempt that did not finish.
+                match self
+                    .client
+                    .call(
+                        Method::GET,
+                        "/CreditNotes",
+                        &[("where", format!("CreditNoteNumber==\"{cn_number}\""))],
+                        None,
+                    )
+                    .await
+                {
+                    Ok(v) => element_list(&v, "CreditNotes")
+                        .into_iter()
+                        .next()
+                        .unwrap_or_default(),
+                    Err(err) => {
+                        g.transient(err.to_string());
+                        continue;
+                    }
+                }
+            } else {
+                let error = format!(
+                    "invoice {} lies in a locked period (lock date {lock}); its credit note {cn_number} was refused: {}",
+                    e.invoice_number,
+                    element_errors(&cn).join("; ")
+                );
+                self.review(g, &msgs[idx], ReasonClass::XeroValidation, &error, vec![])
+                    .await;
+                continue;
+            };
+            let cn_id = str_at(&cn, "CreditNoteID");
+            if cn_id.is_empty() {
+                g.transient(format!("credit note {cn_number} not found"));
+                continue;
+            }
+            // 3. Allocated to the old invoice, which then owes nothing.
+            let alloc = dec_at(&cn, "RemainingCredit").min(dec_at(&old, "AmountDue"));
+            if alloc > Decimal::ZERO {
+                let body = serde_json::json!({"Allocations": [{"Invoice": {"InvoiceID": e.invoice_id}, "Amount": Value::Null, "Date": date.to_string()}]})
+                    .to_string()
+                    .replace("\"Amount\":null", &format!("\"Amount\":{}", alloc.normalize()));
+                let el = match self
+                    .client
+                    .call(
+                        Method::PUT,
+                        &format!("/CreditNotes/{cn_id}/Allocations"),
+                        &[("summarizeErrors", "false".into())],
+                        Some(body.into_bytes()),
+                    )
+                    .await
+                {
+                    Ok(v) => element_list(&v, "Allocations")
+                        .into_iter()
+                        .next()
+                        .unwrap_or_default(),
+                    Err(err) => {
+                        self.call_failed(g, msgs, &err).await;
+                        continue;
+                    }
+                };
+                if !element_ok(&el) {
+                    let error = format!(
+                        "credit note {cn_number} could not be allocated to invoice {}: {}",
+                        e.invoice_number,
+                        element_errors(&el).join("; ")
+                    );
+                    self.review(g, &msgs[idx], ReasonClass::XeroValidation, &error, vec![])
+                        .await;
+                    continue;
+                }
+                let f = self.fact(
+                    g,
+                    XeroDocumentKind::Allocation,
+                    XeroVerb::Created,
+                    &str_at(&el, "AllocationID"),
+                    &cn_number,
+                    Some(alloc),
+                    None,
+                    "AUTHORISED",
+                );
+                g.facts.push(f);
+            }
+            // 4. The new invoice, dated after the lock date.
+            let Some(mut inv) = g.inv.clone() else {
+                continue;
+            };
+            inv.number = format!("{}-R{}", inv.number, e.superseded.len() + 1);
+            inv.doc.invoice_number = Some(inv.number.clone());
+            if inv.doc.date.as_str() < date.to_string().as_str() {
+                inv.doc.date = date.to_string();
+            }
+            if inv
+                .doc
+                .due_date
+                .as_ref()
+                .is_some_and(|d| d.as_str() < inv.doc.date.as_str())
+            {
+                inv.doc.due_date = Some(inv.doc.date.clone());
+            }
+            let unitdp4 = inv.unitdp4;
+            g.inv = Some(inv.clone());
+            let superseded = ledger::Superseded {
+                invoice_id: e.invoice_id.clone(),
+                invoice_number: e.invoice_number.clone(),
+                credit_note_id: cn_id.clone(),
+                credit_note_number: cn_number.clone(),
+                total: dec_at(&cn, "Total"),
+            };
+            let el = match self.invoices_call(Method::PUT, &[&inv.doc], unitdp4).await {
+                Ok(els) => els.into_iter().next().unwrap_or_default(),
+                Err(err) => {
+                    self.call_failed(g, msgs, &err).await;
+                    continue;
+                }
+            };
+            let (el, verb) = if element_ok(&el) {
+                (el, XeroVerb::Created)
+            } else if element_errors(&el)
+                .iter()
+                .any(|m| m.contains("must be unique"))
+            {
+                match self
+                    .client
+                    .call(
+                        Method::GET,
+                        "/Invoices",
+                        &[("InvoiceNumbers", inv.number.clone()), ("page", "1".into())],
+                        None,
+                    )
+                    .await
+                {
+                    Ok(v) => (
+                        element_list(&v, "Invoices")
+                            .into_iter()
+                            .find(|i| str_at(i, "Status") != "DELETED")
+                            .unwrap_or_default(),
+                        XeroVerb::Adopted,
+                    ),
+                    Err(err) => {
+                        g.transient(err.to_string());
+                        continue;
+                    }
+                }
+            } else {
+                let error = format!(
+                    "invoice {} was credited by {cn_number} (locked period) but its replacement {} was refused: {}",
+                    e.invoice_number,
+                    inv.number,
+                    element_errors(&el).join("; ")
+                );
+                self.review(g, &msgs[idx], ReasonClass::XeroValidation, &error, vec![])
+                    .await;
+                continue;
+            };
+            if str_at(&el, "InvoiceID").is_empty() {
+                g.transient(format!("invoice {} not found", inv.number));
+                continue;
+            }
+            g.led.entry.superseded.push(superseded);
+            self.invoice_written(g, &el, verb);
+            tracing::info!(old = %e.invoice_number, new = %inv.number, credit = %cn_number, "Changed invoice in a locked period credited and re-issued.");
         }
     }
 
@@ -1799,9 +2124,13 @@ impl TenantWorker {
                     .await;
                     break;
                 }
-                let date = docs::day_in(org.timezone, &p.received_at).unwrap_or_else(|| {
+                let mut date = docs::day_in(org.timezone, &p.received_at).unwrap_or_else(|| {
                     chrono::Utc::now().with_timezone(&org.timezone).date_naive()
                 });
+                if let Some(lock) = org.lock_date.filter(|l| date <= *l) {
+                    // Money received in a closed period is recorded on its first open day.
+                    date = lock.succ_opt().unwrap_or(lock);
+                }
                 let reference = docs::payment_reference(&g.led.entry.invoice_number, &p.id);
                 g.led.entry.payments_in_flight.push(p.id.clone());
                 todo.push((
@@ -2201,14 +2530,20 @@ impl TenantWorker {
                 } else if g.live() {
                     let errors = element_errors(&el).join("; ");
                     let idx = g.msgs[0];
-                    self.review(
-                        g,
-                        &msgs[idx],
-                        ReasonClass::XeroValidation,
-                        &format!("refund payment {rid}: {errors}"),
-                        vec![],
-                    )
-                    .await;
+                    let (reason, error) = if errors.contains("Authorised documents") {
+                        (
+                            ReasonClass::Policy,
+                            format!(
+                                "refund {rid} waits for approval: its credit note is a DRAFT in Xero (WRITER_INVOICE_STATUS=draft) and Xero pays back only approved credit notes; approve it in Xero, then replay this event"
+                            ),
+                        )
+                    } else {
+                        (
+                            ReasonClass::XeroValidation,
+                            format!("refund payment {rid}: {errors}"),
+                        )
+                    };
+                    self.review(g, &msgs[idx], reason, &error, vec![]).await;
                 }
             }
         }
@@ -2316,6 +2651,22 @@ impl TenantWorker {
         )
         .await
     }
+}
+
+/// The date the order's invoice carries in Xero (as written; older entries: as it would be).
+fn written_date(e: &ledger::Entry, doc: &InvoiceDoc) -> String {
+    if e.date.is_empty() {
+        doc.doc.date.clone()
+    } else {
+        e.date.clone()
+    }
+}
+
+/// The org's lock date, when the invoice is dated on or before it.
+fn locked_on(e: &ledger::Entry, doc: &InvoiceDoc, org: &OrgSettings) -> Option<chrono::NaiveDate> {
+    let lock = org.lock_date?;
+    let date = chrono::NaiveDate::parse_from_str(&written_date(e, doc), "%Y-%m-%d").ok()?;
+    (date <= lock).then_some(lock)
 }
 
 /// Why a payment (or allocation) of an order waits: its invoice is a draft.

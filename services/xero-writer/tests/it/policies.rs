@@ -265,3 +265,174 @@ async fn a_cancelled_paid_order_has_its_payments_deleted_then_is_voided() {
     );
     assert!(stack.dead_letters().await.is_empty());
 }
+
+/// Locks the period up to `date` and waits until the writer has read its settings since.
+async fn lock_period(stack: &Stack, date: &str) {
+    let reads = |log: &[Value]| {
+        log.iter()
+            .filter(|r| r["method"] == "GET" && r["endpoint"] == "/currencies")
+            .count()
+    };
+    let before = reads(&stack.sandbox.requests().await);
+    stack
+        .sandbox
+        .admin_post(
+            &format!("/tenants/{}/period-lock", stack.sandbox.tenant),
+            json!({ "date": date }),
+        )
+        .await;
+    // The settings are read in order, /Currencies last, before the next pull.
+    let deadline = tokio::time::Instant::now() + T;
+    while reads(&stack.sandbox.requests().await) < before + 2 {
+        assert!(tokio::time::Instant::now() < deadline, "{}", stack.output());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// SO-7500 as first written (dated 2026-11-20), and the same order with one more line.
+fn locked_order(
+    number: &str,
+) -> (
+    ledgerline_contract::v1::Order,
+    ledgerline_contract::v1::Order,
+) {
+    use ledgerline_contract::v1::LineKind;
+    let o = simple(number, &format!("{number}@example.com"));
+    let mut lines = o.lines.clone();
+    lines.push(line(LineKind::Product, "Added later", "1", "9.00", "GST15"));
+    let mut changed = order(
+        number,
+        2,
+        OrderStatus::Confirmed,
+        lines,
+        o.customer.clone().unwrap(),
+    );
+    changed.id = o.id.clone();
+    (o, changed)
+}
+
+#[tokio::test]
+async fn a_change_in_a_locked_period_goes_to_review_without_a_xero_call() {
+    let stack = Stack::start(&["--settings-refresh", "200ms"]).await;
+    let (o, changed) = locked_order("SO-7400");
+    stack
+        .publish(&event(&o, OrderEventType::Created, "l1"))
+        .await;
+    stack
+        .wait_docs("SO-7400", T, |d| invoice(d, "SO-7400").is_some())
+        .await;
+    lock_period(&stack, "2026-11-25").await;
+    stack
+        .publish(&event(&changed, OrderEventType::Updated, "l2"))
+        .await;
+    let dl = wait_dead_letters(&stack, 1).await.remove(0);
+    assert_eq!(dl.reason_class, ReasonClass::Policy as i32);
+    assert!(
+        dl.error.contains("lock date 2026-11-25") && dl.error.contains("SO-7400"),
+        "{}",
+        dl.error
+    );
+    let docs = stack.sandbox.documents().await;
+    assert_eq!(
+        d(&invoice(&docs, "SO-7400").unwrap()["Total"]),
+        total_of(&o)
+    );
+    let posts = stack
+        .sandbox
+        .requests()
+        .await
+        .iter()
+        .filter(|r| r["method"] == "POST" && r["endpoint"] == "/invoices")
+        .count();
+    assert_eq!(posts, 0, "decided from the cached settings");
+}
+
+#[tokio::test]
+async fn a_change_in_a_locked_period_can_be_credited_and_reissued() {
+    let stack = Stack::start(&[
+        "--settings-refresh",
+        "200ms",
+        "--locked-period",
+        "credit-and-reissue",
+    ])
+    .await;
+    let (o, changed) = locked_order("SO-7500");
+    stack
+        .publish(&event(&o, OrderEventType::Created, "r1"))
+        .await;
+    stack
+        .wait_docs("SO-7500", T, |d| invoice(d, "SO-7500").is_some())
+        .await;
+    lock_period(&stack, "2026-11-25").await;
+    stack
+        .publish(&event(&changed, OrderEventType::Updated, "r2"))
+        .await;
+    let docs = stack
+        .wait_docs("SO-7500-R1", T, |d| invoice(d, "SO-7500-R1").is_some())
+        .await;
+    let old = invoice(&docs, "SO-7500").unwrap();
+    let new = invoice(&docs, "SO-7500-R1").unwrap();
+    assert_eq!(
+        d(&old["Total"]),
+        total_of(&o),
+        "the old invoice is untouched"
+    );
+    assert_eq!(
+        d(&old["AmountDue"]),
+        rust_decimal::Decimal::ZERO,
+        "and fully credited"
+    );
+    assert_eq!(d(&old["AmountCredited"]), total_of(&o));
+    assert_eq!(d(&new["Total"]), total_of(&changed));
+    assert!(
+        day(&new["Date"]) > ymd("2026-11-25"),
+        "dated after the lock"
+    );
+    let cn = docs["CreditNotes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["CreditNoteNumber"] == "SO-7500-C")
+        .expect("credit note");
+    assert_eq!(d(&cn["Total"]), total_of(&o));
+    assert!(day(&cn["Date"]) > ymd("2026-11-25"));
+    let led = stack.ledger(&o.id).await.unwrap();
+    assert_eq!(led["invoice_number"], "SO-7500-R1");
+    assert_eq!(led["superseded"][0]["invoice_number"], "SO-7500");
+    assert_eq!(led["superseded"][0]["credit_note_number"], "SO-7500-C");
+    wait_fact(&stack, XeroDocumentKind::CreditNote, XeroVerb::Created).await;
+    wait_fact(&stack, XeroDocumentKind::Allocation, XeroVerb::Created).await;
+    assert!(
+        stack
+            .facts()
+            .await
+            .iter()
+            .any(|f| f.kind() == XeroDocumentKind::Invoice && f.number == "SO-7500-R1")
+    );
+    assert!(stack.dead_letters().await.is_empty());
+    // Payments now go to the new invoice.
+    let mut paid = changed.clone();
+    paid.version = 3;
+    paid.status = OrderStatus::Paid as i32;
+    let total = total_of(&paid);
+    pay(&mut paid, "pay-r", total);
+    stack
+        .publish(&event(&paid, OrderEventType::Paid, "r3"))
+        .await;
+    let docs = stack
+        .wait_docs("SO-7500-R1 paid", T, |d| {
+            invoice(d, "SO-7500-R1").is_some_and(|i| i["Status"] == "PAID")
+        })
+        .await;
+    let p = docs["Payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["Invoice"]["InvoiceNumber"] == "SO-7500-R1")
+        .expect("payment");
+    assert_eq!(
+        day(&p["Date"]),
+        ymd("2026-11-26"),
+        "received in the locked period: the first open day"
+    );
+}
