@@ -579,16 +579,15 @@ pub fn invoice_with(
     let date = day_in(org.timezone, &order.created_at)
         .unwrap_or_else(|| chrono::Utc::now().with_timezone(&org.timezone).date_naive());
     // The store's own due date wins; else the contact's terms, the org's, the configured days.
-    let due = day_in(org.timezone, &order.due_date)
-        .filter(|d| *d >= date)
-        .unwrap_or_else(|| {
-            crate::terms::due_date(
-                date,
-                opts.contact_terms,
-                org.sales_terms,
-                opts.default_due_days,
-            )
-        });
+    let own_due = day_in(org.timezone, &order.due_date).filter(|d| *d >= date);
+    let due = own_due.unwrap_or_else(|| {
+        crate::terms::due_date(
+            date,
+            opts.contact_terms,
+            org.sales_terms,
+            opts.default_due_days,
+        )
+    });
     let doc = XDocument {
         kind: "ACCREC".into(),
         invoice_id: None,
@@ -610,8 +609,14 @@ pub fn invoice_with(
         line_items: lines,
         currency_code: (!order.currency.is_empty()).then(|| order.currency.clone()),
     };
+    // The hash stands for the order's content, not the writer's settings: a new status or terms
+    // setting (or terms changed in Xero) does not make every known invoice look changed (which,
+    // once paid, would send it to review). It is computed as before those settings existed.
+    let mut canonical = doc.clone();
+    canonical.status = DocStatus::Authorised.as_xero().into();
+    canonical.due_date = Some(own_due.unwrap_or(date).to_string());
     let hash = crate::xero::hex(&Sha256::digest(
-        serde_json::to_vec(&doc).unwrap_or_default(),
+        serde_json::to_vec(&canonical).unwrap_or_default(),
     ));
     Ok(InvoiceDoc {
         doc,
@@ -889,6 +894,80 @@ mod tests {
         );
         let s = serde_json::to_string(&p).unwrap();
         assert!(s.contains(r#""Amount":39.1304"#), "{s}");
+    }
+
+    #[test]
+    fn the_content_hash_ignores_status_and_terms_settings() {
+        use ledgerline_contract::v1::{LineItem, LineKind, Money};
+        let m = |a: &str| {
+            Some(Money {
+                amount: a.into(),
+                currency: "NZD".into(),
+            })
+        };
+        let order = Order {
+            id: "o1".into(),
+            number: "SO-1".into(),
+            store: "main".into(),
+            currency: "NZD".into(),
+            created_at: "2026-11-20".into(),
+            lines: vec![LineItem {
+                kind: LineKind::Product as i32,
+                description: "Widget".into(),
+                quantity: "1".into(),
+                unit_price: m("10.00"),
+                line_total: m("10.00"),
+                source_tax_code: "GST0".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mapping = ledgerline_mapping::Effective::defaults().mapping;
+        let org = OrgSettings {
+            accounts: vec![crate::org::Account {
+                code: "200".into(),
+                name: "Sales".into(),
+                kind: "REVENUE".into(),
+                class: "REVENUE".into(),
+                active: true,
+                payments: false,
+            }],
+            tax_rates: ["NONE", "ZERORATED", "OUTPUT2"]
+                .iter()
+                .map(|t| crate::org::TaxRate {
+                    tax_type: (*t).into(),
+                    name: (*t).into(),
+                    rate: Decimal::ZERO,
+                    revenue: true,
+                })
+                .collect(),
+            tracking: vec![],
+            currencies: vec!["NZD".into()],
+            base_currency: "NZD".into(),
+            timezone: chrono_tz::Pacific::Auckland,
+            sales_terms: None,
+            lock_date: None,
+            fetched: std::time::Instant::now(),
+        };
+        let plain = invoice(&order, "c", &mapping, &org).expect("builds");
+        let opts = DocOptions {
+            status: DocStatus::Draft,
+            contact_terms: Some(Terms {
+                day: 20,
+                kind: crate::terms::TermKind::OfFollowingMonth,
+            }),
+            default_due_days: 7,
+        };
+        let set = invoice_with(&order, "c", &mapping, &org, &opts).expect("builds");
+        assert_eq!(set.doc.status, "DRAFT");
+        assert_eq!(set.doc.due_date.as_deref(), Some("2026-12-20"));
+        assert_eq!(plain.doc.due_date.as_deref(), Some("2026-11-20"));
+        assert_eq!(plain.hash, set.hash);
+        let mut due = order.clone();
+        due.due_date = "2026-11-30".into();
+        let own = invoice_with(&due, "c", &mapping, &org, &opts).expect("builds");
+        assert_eq!(own.doc.due_date.as_deref(), Some("2026-11-30"));
+        assert_ne!(own.hash, set.hash, "the store's own due date is content");
     }
 
     #[test]
