@@ -2206,7 +2206,9 @@ impl TenantWorker {
                     let errors = element_errors(&el).join("; ");
                     if g.live() {
                         let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
-                        let (reason, error) = if errors.contains("Authorised documents") {
+                        let draft = g.led.entry.is_draft()
+                            && errors.to_ascii_lowercase().contains("authorised");
+                        let (reason, error) = if draft {
                             let number = g
                                 .order
                                 .as_ref()
@@ -2435,7 +2437,10 @@ impl TenantWorker {
                             } else {
                                 let errors = element_errors(&el).join("; ");
                                 let idx = g.refunds.first().map_or(g.msgs[0], |(_, i)| *i);
-                                let (reason, error) = if errors.contains("must be AUTHORISED") {
+                                let (reason, error) = if self.shared.config.invoice_status
+                                    == DocStatus::Draft
+                                    && errors.to_ascii_lowercase().contains("authorised")
+                                {
                                     (
                                         ReasonClass::Policy,
                                         format!(
@@ -2530,7 +2535,9 @@ impl TenantWorker {
                 } else if g.live() {
                     let errors = element_errors(&el).join("; ");
                     let idx = g.msgs[0];
-                    let (reason, error) = if errors.contains("Authorised documents") {
+                    let (reason, error) = if self.shared.config.invoice_status == DocStatus::Draft
+                        && errors.to_ascii_lowercase().contains("authorised")
+                    {
                         (
                             ReasonClass::Policy,
                             format!(

@@ -436,3 +436,39 @@ async fn a_change_in_a_locked_period_can_be_credited_and_reissued() {
         "received in the locked period: the first open day"
     );
 }
+
+#[tokio::test]
+async fn a_refund_of_a_draft_invoice_is_a_draft_credit_note_held_for_approval() {
+    let stack = Stack::start(&["--invoice-status", "draft"]).await;
+    let o = simple("SO-7600", "draft-refund@example.com");
+    stack
+        .publish(&event(&o, OrderEventType::Created, "dr1"))
+        .await;
+    stack
+        .wait_docs("SO-7600 draft", T, |d| invoice(d, "SO-7600").is_some())
+        .await;
+    let refund = refund_event(
+        &o,
+        "rf-1",
+        "RMA-1",
+        vec![],
+        rust_decimal_macros::dec!(11.50),
+    );
+    stack.publish_refund(&refund).await;
+    let dl = wait_dead_letters(&stack, 1).await.remove(0);
+    assert_eq!(dl.reason_class, ReasonClass::Policy as i32);
+    assert!(
+        dl.error.contains("waits for approval") && dl.error.contains("DRAFT"),
+        "{}",
+        dl.error
+    );
+    let docs = stack.sandbox.documents().await;
+    let cns = docs["CreditNotes"].as_array().unwrap();
+    assert_eq!(cns.len(), 1);
+    assert_eq!(cns[0]["Status"], "DRAFT");
+    assert!(
+        cns[0]["Allocations"]
+            .as_array()
+            .is_none_or(|a| a.is_empty())
+    );
+}
