@@ -104,6 +104,8 @@ struct Group {
     fresh: bool,
     /// The change lies in a locked period: credit the invoice and issue a new one.
     reissue: bool,
+    /// With `reissue`: the order was cancelled, so the credit note is all.
+    credit_only: bool,
 }
 
 impl Group {
@@ -473,6 +475,7 @@ impl TenantWorker {
                     remove_payments: false,
                     fresh: false,
                     reissue: false,
+                    credit_only: false,
                 });
                 groups.len() - 1
             });
@@ -684,6 +687,35 @@ impl TenantWorker {
                     };
                     self.review(g, &msgs[idx], ReasonClass::Policy, &error, vec![])
                         .await;
+                    continue;
+                }
+                let written = if e.date.is_empty() {
+                    docs::day_in(org.timezone, &order.created_at)
+                } else {
+                    chrono::NaiveDate::parse_from_str(&e.date, "%Y-%m-%d").ok()
+                };
+                if let (Some(lock), Some(date)) = (org.lock_date, written)
+                    && date <= lock
+                    && !e.is_draft()
+                {
+                    // Xero will not void a document in a closed period.
+                    if cfg.locked_period == LockedPeriod::Review || e.paid() > Decimal::ZERO {
+                        let error = format!(
+                            "order {} was cancelled but its invoice {} is dated {date}, on or before the organisation's lock date {lock}, where Xero cannot void it; a person decides (credit note, or unlock the period and replay){}",
+                            order.number,
+                            e.invoice_number,
+                            if e.paid() > Decimal::ZERO {
+                                "; it also has payments"
+                            } else {
+                                ", or set WRITER_LOCKED_PERIOD=credit-and-reissue"
+                            }
+                        );
+                        self.review(g, &msgs[idx], ReasonClass::Policy, &error, vec![])
+                            .await;
+                    } else {
+                        g.reissue = true;
+                        g.credit_only = true;
+                    }
                     continue;
                 }
                 g.remove_payments = e.paid() > Decimal::ZERO;
@@ -1479,10 +1511,17 @@ impl TenantWorker {
                 },
                 invoice_number: None,
                 credit_note_number: Some(cn_number.clone()),
-                reference: format!(
-                    "Cancels {} (changed after the lock date {lock})",
-                    e.invoice_number
-                ),
+                reference: if g.credit_only {
+                    format!(
+                        "Cancels {} (order cancelled after the lock date {lock})",
+                        e.invoice_number
+                    )
+                } else {
+                    format!(
+                        "Cancels {} (changed after the lock date {lock})",
+                        e.invoice_number
+                    )
+                },
                 date: date.to_string(),
                 due_date: None,
                 line_amount_types: str_at(&old, "LineAmountTypes"),
@@ -1615,6 +1654,21 @@ impl TenantWorker {
                     "AUTHORISED",
                 );
                 g.facts.push(f);
+            }
+            if g.credit_only {
+                // Cancelled: the credit note stands in for the void Xero would refuse.
+                let credit = CreditEntry {
+                    credit_note_id: cn_id.clone(),
+                    number: cn_number.clone(),
+                    total: dec_at(&cn, "Total"),
+                    allocated: dec_at(&cn, "Total") - dec_at(&cn, "RemainingCredit") + alloc,
+                    refunded: Decimal::ZERO,
+                    done: true,
+                };
+                g.led.entry.credit_notes.insert("cancelled".into(), credit);
+                g.led.entry.voided = true;
+                tracing::info!(invoice = %e.invoice_number, credit = %cn_number, "Cancelled order's invoice in a locked period credited in full.");
+                continue;
             }
             // 4. The new invoice, dated after the lock date.
             let Some(mut inv) = g.inv.clone() else {

@@ -345,6 +345,65 @@ async fn a_change_in_a_locked_period_goes_to_review_without_a_xero_call() {
         .filter(|r| r["method"] == "POST" && r["endpoint"] == "/invoices")
         .count();
     assert_eq!(posts, 0, "decided from the cached settings");
+    // Nor is it voided there.
+    let mut cancelled = changed.clone();
+    cancelled.version = 3;
+    cancelled.status = OrderStatus::Cancelled as i32;
+    stack
+        .publish(&event(&cancelled, OrderEventType::Cancelled, "l3"))
+        .await;
+    let dls = wait_dead_letters(&stack, 2).await;
+    assert!(
+        dls[1].error.contains("cancelled") && dls[1].error.contains("cannot void"),
+        "{}",
+        dls[1].error
+    );
+    let docs = stack.sandbox.documents().await;
+    assert_eq!(invoice(&docs, "SO-7400").unwrap()["Status"], "AUTHORISED");
+}
+
+#[tokio::test]
+async fn a_cancelled_order_in_a_locked_period_is_credited_instead_of_voided() {
+    let stack = Stack::start(&[
+        "--settings-refresh",
+        "200ms",
+        "--locked-period",
+        "credit-and-reissue",
+    ])
+    .await;
+    let mut o = simple("SO-7700", "locked-cancel@example.com");
+    stack
+        .publish(&event(&o, OrderEventType::Created, "lc1"))
+        .await;
+    stack
+        .wait_docs("SO-7700", T, |d| invoice(d, "SO-7700").is_some())
+        .await;
+    lock_period(&stack, "2026-11-25").await;
+    o.version = 2;
+    o.status = OrderStatus::Cancelled as i32;
+    stack
+        .publish(&event(&o, OrderEventType::Cancelled, "lc2"))
+        .await;
+    let docs = stack
+        .wait_docs("SO-7700 credited", T, |d| {
+            invoice(d, "SO-7700").is_some_and(|i| d_is_zero(&i["AmountDue"]))
+        })
+        .await;
+    let inv = invoice(&docs, "SO-7700").unwrap();
+    assert_ne!(inv["Status"], "VOIDED");
+    assert_eq!(d(&inv["AmountCredited"]), total_of(&o));
+    let cn = &docs["CreditNotes"].as_array().unwrap()[0];
+    assert_eq!(cn["CreditNoteNumber"], "SO-7700-C");
+    assert!(day(&cn["Date"]) > ymd("2026-11-25"));
+    let led = stack.ledger(&o.id).await.unwrap();
+    assert_eq!(led["voided"], true);
+    assert_eq!(led["credit_notes"]["cancelled"]["number"], "SO-7700-C");
+    wait_fact(&stack, XeroDocumentKind::Allocation, XeroVerb::Created).await;
+    assert!(stack.dead_letters().await.is_empty());
+}
+
+fn d_is_zero(v: &Value) -> bool {
+    !v.is_null() && d(v).is_zero()
 }
 
 #[tokio::test]
