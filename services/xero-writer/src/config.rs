@@ -527,6 +527,34 @@ mod tests {
     }
 
     #[test]
+    fn policies_come_from_the_writer_section_and_flags_win() {
+        let path =
+            std::env::temp_dir().join(format!("xero-writer-policies-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "[writer]\ninvoice_status = \"draft\"\ndefault_due_days = 30\narchived_contact = \"review\"\nlocked_period = \"credit-and-reissue\"\nvoid_removes_payments = true\n",
+        )
+        .unwrap();
+        let file = path.to_str().unwrap();
+        let c = Config::from_cli(&Cli::parse_from(["xero-writer", "--config", file])).unwrap();
+        assert_eq!(c.invoice_status, DocStatus::Draft);
+        assert_eq!(c.default_due_days, 30);
+        assert_eq!(c.archived_contact, ArchivedContact::Review);
+        assert_eq!(c.locked_period, LockedPeriod::CreditAndReissue);
+        assert!(c.void_removes_payments);
+        let c = Config::from_cli(&Cli::parse_from([
+            "xero-writer",
+            "--config",
+            file,
+            "--invoice-status",
+            "authorised",
+        ]))
+        .unwrap();
+        assert_eq!(c.invoice_status, DocStatus::Authorised);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
     fn policies_parse_and_bad_values_name_their_setting() {
         let cli = Cli::parse_from([
             "xero-writer",
