@@ -1091,6 +1091,7 @@ impl TenantWorker {
                     .as_ref()
                     .and_then(|(e, _)| e.order.as_ref())
                     .map(|o| o.number.clone())
+                    .or_else(|| g.refunds.first().map(|(r, _)| r.order_number.clone()))
                     .unwrap_or_default();
                 let error = format!(
                     "order {number}: its contact {} is archived in Xero (WRITER_ARCHIVED_CONTACT=review); make the contact active in Xero, then replay this event",
@@ -2332,101 +2333,121 @@ impl TenantWorker {
             }
         }
         todo.retain(|(gi, _, _)| groups[*gi].live());
-        for chunk in todo.chunks(self.shared.config.batch_size) {
-            let unitdp4 = chunk.iter().any(|(_, _, d)| d.unitdp4);
-            let body: Vec<&docs::XDocument> = chunk.iter().map(|(_, _, d)| &d.doc).collect();
-            let mut query = vec![("summarizeErrors", "false".to_owned())];
-            if unitdp4 {
-                query.push(("unitdp", "4".into()));
-            }
-            let resp = self
-                .client
-                .call(
-                    Method::PUT,
-                    "/CreditNotes",
-                    &query,
-                    Some(envelope("CreditNotes", &body)),
-                )
-                .await;
-            let els = match resp {
-                Ok(v) => element_list(&v, "CreditNotes"),
-                Err(e) => {
-                    for (gi, _, _) in chunk {
-                        let g = &mut groups[*gi];
-                        self.call_failed(g, msgs, &e).await;
-                    }
-                    continue;
+        // A second pass writes again, as POST, the credit notes refused for an archived
+        // contact that was made active again (the refused PUT's answer is stored under its key).
+        let mut pass_todo = todo;
+        for pass in 0..2 {
+            let mut archived: Vec<(usize, usize, docs::CreditDoc)> = Vec::new();
+            for chunk in pass_todo.chunks(self.shared.config.batch_size) {
+                let unitdp4 = chunk.iter().any(|(_, _, d)| d.unitdp4);
+                let body: Vec<&docs::XDocument> = chunk.iter().map(|(_, _, d)| &d.doc).collect();
+                let mut query = vec![("summarizeErrors", "false".to_owned())];
+                if unitdp4 {
+                    query.push(("unitdp", "4".into()));
                 }
-            };
-            for (n, (gi, ri, d)) in chunk.iter().enumerate() {
-                let g = &mut groups[*gi];
-                if !g.live() {
-                    continue;
-                }
-                let (ev, idx) = g.refunds[*ri].clone();
-                let rid = ev.refund.as_ref().map(|r| r.id.clone()).unwrap_or_default();
-                let mut el = els.get(n).cloned().unwrap_or_default();
-                let errors = element_errors(&el).join("; ");
-                if !element_ok(&el) && errors.contains("must be unique") {
-                    match self
-                        .client
-                        .call(
-                            Method::GET,
-                            "/CreditNotes",
-                            &[("where", format!("CreditNoteNumber==\"{}\"", d.number))],
-                            None,
-                        )
-                        .await
-                    {
-                        Ok(v) => {
-                            el = element_list(&v, "CreditNotes")
-                                .into_iter()
-                                .next()
-                                .unwrap_or_default()
-                        }
-                        Err(e) => {
-                            g.transient(e.to_string());
-                            continue;
-                        }
-                    }
-                } else if !element_ok(&el) {
-                    self.review(
-                        g,
-                        &msgs[idx],
-                        ReasonClass::XeroValidation,
-                        &format!("credit note {}: {errors}", d.number),
-                        vec![],
+                let resp = self
+                    .client
+                    .call(
+                        if pass == 0 { Method::PUT } else { Method::POST },
+                        "/CreditNotes",
+                        &query,
+                        Some(envelope("CreditNotes", &body)),
                     )
                     .await;
-                    continue;
+                let els = match resp {
+                    Ok(v) => element_list(&v, "CreditNotes"),
+                    Err(e) => {
+                        for (gi, _, _) in chunk {
+                            let g = &mut groups[*gi];
+                            self.call_failed(g, msgs, &e).await;
+                        }
+                        continue;
+                    }
+                };
+                for (n, (gi, ri, d)) in chunk.iter().enumerate() {
+                    let g = &mut groups[*gi];
+                    if !g.live() {
+                        continue;
+                    }
+                    let (ev, idx) = g.refunds[*ri].clone();
+                    let rid = ev.refund.as_ref().map(|r| r.id.clone()).unwrap_or_default();
+                    let mut el = els.get(n).cloned().unwrap_or_default();
+                    let errors = element_errors(&el).join("; ");
+                    if pass == 0 && !element_ok(&el) && errors.contains("has been archived") {
+                        archived.push((*gi, *ri, d.clone()));
+                        continue;
+                    }
+                    if !element_ok(&el) && errors.contains("must be unique") {
+                        match self
+                            .client
+                            .call(
+                                Method::GET,
+                                "/CreditNotes",
+                                &[("where", format!("CreditNoteNumber==\"{}\"", d.number))],
+                                None,
+                            )
+                            .await
+                        {
+                            Ok(v) => {
+                                el = element_list(&v, "CreditNotes")
+                                    .into_iter()
+                                    .next()
+                                    .unwrap_or_default()
+                            }
+                            Err(e) => {
+                                g.transient(e.to_string());
+                                continue;
+                            }
+                        }
+                    } else if !element_ok(&el) {
+                        self.review(
+                            g,
+                            &msgs[idx],
+                            ReasonClass::XeroValidation,
+                            &format!("credit note {}: {errors}", d.number),
+                            vec![],
+                        )
+                        .await;
+                        continue;
+                    }
+                    let id = str_at(&el, "CreditNoteID");
+                    if id.is_empty() {
+                        g.transient("credit note not found after 'must be unique'");
+                        continue;
+                    }
+                    g.led.entry.credit_notes.insert(
+                        rid,
+                        CreditEntry {
+                            credit_note_id: id.clone(),
+                            number: d.number.clone(),
+                            total: d.total,
+                            ..Default::default()
+                        },
+                    );
+                    let f = self.fact(
+                        g,
+                        XeroDocumentKind::CreditNote,
+                        XeroVerb::Created,
+                        &id,
+                        &d.number,
+                        Some(d.total),
+                        None,
+                        &d.doc.status,
+                    );
+                    g.facts.push(f);
+                    metrics::counter!(m::WRITES, "tenant" => self.tenant().to_owned(), "kind" => "credit_note", "verb" => "Created").increment(1);
                 }
-                let id = str_at(&el, "CreditNoteID");
-                if id.is_empty() {
-                    g.transient("credit note not found after 'must be unique'");
-                    continue;
-                }
-                g.led.entry.credit_notes.insert(
-                    rid,
-                    CreditEntry {
-                        credit_note_id: id.clone(),
-                        number: d.number.clone(),
-                        total: d.total,
-                        ..Default::default()
-                    },
-                );
-                let f = self.fact(
-                    g,
-                    XeroDocumentKind::CreditNote,
-                    XeroVerb::Created,
-                    &id,
-                    &d.number,
-                    Some(d.total),
-                    None,
-                    &d.doc.status,
-                );
-                g.facts.push(f);
-                metrics::counter!(m::WRITES, "tenant" => self.tenant().to_owned(), "kind" => "credit_note", "verb" => "Created").increment(1);
             }
+            if archived.is_empty() {
+                break;
+            }
+            let mut gis: Vec<usize> = archived.iter().map(|(gi, _, _)| *gi).collect();
+            gis.dedup();
+            let restored = self.restore_contacts(groups, msgs, &gis).await;
+            pass_todo = archived
+                .into_iter()
+                .filter(|(gi, _, _)| restored.contains(gi))
+                .collect();
         }
         self.save(groups).await;
         // Allocate to the invoice what it still owes; refund the rest as a payment.

@@ -531,3 +531,46 @@ async fn a_refund_of_a_draft_invoice_is_a_draft_credit_note_held_for_approval() 
             .is_none_or(|a| a.is_empty())
     );
 }
+
+#[tokio::test]
+async fn a_refund_for_a_contact_archived_since_restores_it_and_credits() {
+    let stack = Stack::start(&[]).await;
+    let o = simple("SO-7800", "archived-later@example.com");
+    stack
+        .publish(&event(&o, OrderEventType::Created, "ac1"))
+        .await;
+    let docs = stack
+        .wait_docs("SO-7800", T, |d| invoice(d, "SO-7800").is_some())
+        .await;
+    let contact = invoice(&docs, "SO-7800").unwrap()["Contact"]["ContactID"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The bookkeeper archives the contact after the sale.
+    let r = stack
+        .sandbox
+        .api(
+            reqwest::Method::POST,
+            "/Contacts",
+            Some(json!({"Contacts": [{"ContactID": contact, "ContactStatus": "ARCHIVED"}]})),
+        )
+        .await;
+    assert_eq!(r["Contacts"][0]["ContactStatus"], "ARCHIVED", "{r}");
+    let refund = refund_event(
+        &o,
+        "rf-a",
+        "RMA-A",
+        vec![],
+        rust_decimal_macros::dec!(11.50),
+    );
+    stack.publish_refund(&refund).await;
+    let docs = stack
+        .wait_docs("credited", T, |d| {
+            invoice(d, "SO-7800")
+                .is_some_and(|i| !i["AmountCredited"].is_null() && !d_is_zero(&i["AmountCredited"]))
+        })
+        .await;
+    assert_eq!(docs["CreditNotes"].as_array().unwrap().len(), 1);
+    assert_eq!(docs["Contacts"][0]["ContactStatus"], "ACTIVE");
+    assert!(stack.dead_letters().await.is_empty());
+}
