@@ -659,3 +659,34 @@ pub struct Pagination {
     pub page_count: usize,
     pub item_count: usize,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payment_terms_accept_xero_types_and_bound_the_day() {
+        let t = |day, kind: &str| PaymentTerm {
+            day,
+            kind: kind.into(),
+        };
+        assert_eq!(t(20, "OFFOLLOWINGMONTH").problem(), None);
+        assert_eq!(t(0, "DAYSAFTERBILLMONTH").problem(), None);
+        assert_eq!(t(90, "DAYSAFTERBILLDATE").problem(), None);
+        assert!(t(32, "OFCURRENTMONTH").problem().is_some());
+        assert!(t(-1, "DAYSAFTERBILLDATE").problem().is_some());
+        assert!(t(5, "NET30").problem().unwrap().contains("NET30"));
+        let both = PaymentTerms {
+            bills: Some(t(5, "OFCURRENTMONTH")),
+            sales: Some(t(40, "OFFOLLOWINGMONTH")),
+        };
+        assert!(both.problem().unwrap().contains("between 0 and 31"));
+        let json: PaymentTerms =
+            serde_json::from_str(r#"{"Sales":{"Day":10,"Type":"DAYSAFTERBILLMONTH"}}"#).unwrap();
+        assert_eq!(json.sales, Some(t(10, "DAYSAFTERBILLMONTH")));
+        assert_eq!(
+            serde_json::to_string(&json).unwrap(),
+            r#"{"Sales":{"Day":10,"Type":"DAYSAFTERBILLMONTH"}}"#
+        );
+    }
+}
