@@ -26,6 +26,7 @@ pub fn router() -> Router<Arc<App>> {
         .route("/tenants", get(tenants))
         .route("/tenants/{id}/documents", get(documents))
         .route("/tenants/{id}/period-lock", post(period_lock))
+        .route("/tenants/{id}/payment-terms", post(payment_terms))
         .route("/tenants/{id}/reconnect", post(reconnect))
         .route("/tokens", post(mint_token))
         .route("/tokens/expire", post(expire_tokens))
@@ -155,6 +156,7 @@ fn tenant_json(t: &crate::state::Tenant) -> serde_json::Value {
         "name": t.org.name,
         "connected": t.connected,
         "period_lock_date": t.org.period_lock_date,
+        "payment_terms": t.org.payment_terms,
         "contacts": t.contacts.len(),
         "invoices": t.invoices.len(),
         "credit_notes": t.credit_notes.len(),
@@ -215,6 +217,28 @@ async fn period_lock(
     match store.tenant_mut(id) {
         Some(t) => {
             t.org.period_lock_date = b.date;
+            axum::Json(tenant_json(t)).into_response()
+        }
+        None => crate::resp::not_found().into_response(),
+    }
+}
+
+/// Sets (or, with an empty body `{}`, clears) the organisation's default payment terms, which
+/// `GET /Organisation` returns as `PaymentTerms`.
+async fn payment_terms(
+    State(app): State<Arc<App>>,
+    h: HeaderMap,
+    Path(id): Path<Uuid>,
+    axum::Json(b): axum::Json<crate::model::PaymentTerms>,
+) -> Response {
+    guard!(app, h);
+    if let Some(e) = b.problem() {
+        return (StatusCode::BAD_REQUEST, e).into_response();
+    }
+    let mut store = app.store.lock().unwrap();
+    match store.tenant_mut(id) {
+        Some(t) => {
+            t.org.payment_terms = (b != Default::default()).then_some(b);
             axum::Json(tenant_json(t)).into_response()
         }
         None => crate::resp::not_found().into_response(),

@@ -74,6 +74,9 @@ pub struct Organisation {
     pub period_lock_date: Option<NaiveDate>,
     #[serde(with = "opt_day", default, skip_serializing_if = "Option::is_none")]
     pub end_of_year_lock_date: Option<NaiveDate>,
+    /// Default terms for contacts without their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_terms: Option<PaymentTerms>,
     #[serde(rename = "CreatedDateUTC", with = "instant")]
     pub created_date_utc: DateTime<Utc>,
     /// Xero's Windows-style zone name; the IANA zone lives on the tenant.
@@ -82,6 +85,66 @@ pub struct Organisation {
     pub short_code: String,
     pub class: String,
     pub edition: String,
+}
+
+/// One side of payment terms: `Day` counted as `Type` says.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct PaymentTerm {
+    #[serde(default)]
+    pub day: i64,
+    /// DAYSAFTERBILLDATE, DAYSAFTERBILLMONTH, OFCURRENTMONTH or OFFOLLOWINGMONTH.
+    #[serde(rename = "Type")]
+    pub kind: String,
+}
+
+impl PaymentTerm {
+    /// Xero's types.
+    pub const TYPES: [&'static str; 4] = [
+        "DAYSAFTERBILLDATE",
+        "DAYSAFTERBILLMONTH",
+        "OFCURRENTMONTH",
+        "OFFOLLOWINGMONTH",
+    ];
+
+    /// Why Xero would refuse it, if it would.
+    pub fn problem(&self) -> Option<String> {
+        if !Self::TYPES.contains(&self.kind.as_str()) {
+            return Some(format!("'{}' is not a valid payment term Type", self.kind));
+        }
+        let max = if self.kind.starts_with("OF") {
+            31
+        } else {
+            3660
+        };
+        if !(0..=max).contains(&self.day) {
+            return Some(format!(
+                "The payment term Day must be between 0 and {max} for {}",
+                self.kind
+            ));
+        }
+        None
+    }
+}
+
+/// `PaymentTerms` of a contact or the organisation.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct PaymentTerms {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bills: Option<PaymentTerm>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sales: Option<PaymentTerm>,
+}
+
+impl PaymentTerms {
+    /// The first problem of either side.
+    pub fn problem(&self) -> Option<String> {
+        self.bills
+            .iter()
+            .chain(self.sales.iter())
+            .find_map(PaymentTerm::problem)
+    }
 }
 
 /// A chart-of-accounts entry.
@@ -227,6 +290,8 @@ pub struct Contact {
     pub phones: Vec<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub contact_persons: Vec<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_terms: Option<PaymentTerms>,
     #[serde(default)]
     pub is_supplier: bool,
     #[serde(default)]
@@ -593,4 +658,35 @@ pub struct Pagination {
     pub page_size: usize,
     pub page_count: usize,
     pub item_count: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payment_terms_accept_xero_types_and_bound_the_day() {
+        let t = |day, kind: &str| PaymentTerm {
+            day,
+            kind: kind.into(),
+        };
+        assert_eq!(t(20, "OFFOLLOWINGMONTH").problem(), None);
+        assert_eq!(t(0, "DAYSAFTERBILLMONTH").problem(), None);
+        assert_eq!(t(90, "DAYSAFTERBILLDATE").problem(), None);
+        assert!(t(32, "OFCURRENTMONTH").problem().is_some());
+        assert!(t(-1, "DAYSAFTERBILLDATE").problem().is_some());
+        assert!(t(5, "NET30").problem().unwrap().contains("NET30"));
+        let both = PaymentTerms {
+            bills: Some(t(5, "OFCURRENTMONTH")),
+            sales: Some(t(40, "OFFOLLOWINGMONTH")),
+        };
+        assert!(both.problem().unwrap().contains("between 0 and 31"));
+        let json: PaymentTerms =
+            serde_json::from_str(r#"{"Sales":{"Day":10,"Type":"DAYSAFTERBILLMONTH"}}"#).unwrap();
+        assert_eq!(json.sales, Some(t(10, "DAYSAFTERBILLMONTH")));
+        assert_eq!(
+            serde_json::to_string(&json).unwrap(),
+            r#"{"Sales":{"Day":10,"Type":"DAYSAFTERBILLMONTH"}}"#
+        );
+    }
 }

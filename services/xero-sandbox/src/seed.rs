@@ -31,6 +31,8 @@ pub struct TenantSeed {
     pub timezone: Option<String>,
     /// Period lock date; documents dated on or before it are refused.
     pub period_lock_date: Option<NaiveDate>,
+    /// The organisation's default payment terms, in Xero's JSON shape.
+    pub payment_terms: Option<PaymentTerms>,
     /// Chart of accounts, in Xero's JSON shape.
     pub accounts: Option<Vec<Account>>,
     /// Tax rates, in Xero's JSON shape.
@@ -94,6 +96,7 @@ pub fn tenant(s: TenantSeed) -> Tenant {
         default_purchases_tax: "Tax Exclusive".into(),
         period_lock_date: s.period_lock_date,
         end_of_year_lock_date: None,
+        payment_terms: s.payment_terms.clone(),
         created_date_utc: now,
         timezone: "NEWZEALANDSTANDARDTIME".into(),
         organisation_entity_type: "COMPANY".into(),

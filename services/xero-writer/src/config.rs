@@ -151,6 +151,22 @@ pub struct WriterArgs {
     /// Delete payments before voiding a cancelled order's invoice (else review).
     #[arg(long, env = "WRITER_VOID_REMOVES_PAYMENTS", default_value_t = false)]
     pub void_removes_payments: bool,
+    /// Status of new invoices and credit notes: `authorised` (default) or `draft` (a person
+    /// approves them in Xero; payments and allocations wait for that, in review).
+    #[arg(long, env = "WRITER_INVOICE_STATUS")]
+    pub invoice_status: Option<String>,
+    /// Days after the invoice date an invoice is due when neither the order, the contact nor the
+    /// organisation sets terms (0: due on the invoice date).
+    #[arg(long, env = "WRITER_DEFAULT_DUE_DAYS")]
+    pub default_due_days: Option<u32>,
+    /// An order for a customer whose Xero contact is archived: `restore` (default; the contact is
+    /// made active again) or `review`.
+    #[arg(long, env = "WRITER_ARCHIVED_CONTACT")]
+    pub archived_contact: Option<String>,
+    /// A change to a document dated on or before the org's lock date: `review` (default) or
+    /// `credit-and-reissue`.
+    #[arg(long, env = "WRITER_LOCKED_PERIOD")]
+    pub locked_period: Option<String>,
 }
 
 impl std::fmt::Debug for WriterArgs {
@@ -169,6 +185,73 @@ impl std::fmt::Debug for WriterArgs {
 pub struct WriterFile {
     /// Same as `--dry-run`.
     pub dry_run: Option<bool>,
+    /// Same as `--invoice-status`.
+    pub invoice_status: Option<String>,
+    /// Same as `--default-due-days`.
+    pub default_due_days: Option<u32>,
+    /// Same as `--archived-contact`.
+    pub archived_contact: Option<String>,
+    /// Same as `--locked-period`.
+    pub locked_period: Option<String>,
+    /// Same as `--void-removes-payments`.
+    pub void_removes_payments: Option<bool>,
+}
+
+/// Status of the invoices and credit notes the writer creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocStatus {
+    /// Approved at once (payments and allocations follow).
+    Authorised,
+    /// Left for a person to approve in Xero.
+    Draft,
+}
+
+impl DocStatus {
+    /// Xero's spelling.
+    pub fn as_xero(self) -> &'static str {
+        match self {
+            Self::Authorised => "AUTHORISED",
+            Self::Draft => "DRAFT",
+        }
+    }
+}
+
+/// What to do when an order's contact is archived in Xero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchivedContact {
+    /// Make it active again (`ContactStatus: ACTIVE`), then post.
+    Restore,
+    /// Send the order to review.
+    Review,
+}
+
+/// What to do with a change to a document dated in a locked period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockedPeriod {
+    /// Send it to review.
+    Review,
+    /// Credit the old document after the lock date and issue a new invoice.
+    CreditAndReissue,
+}
+
+fn choice<T: Copy>(
+    key: &str,
+    value: Option<&str>,
+    default: T,
+    options: &[(&str, T)],
+) -> Result<T, ConfigError> {
+    let Some(v) = value else {
+        return Ok(default);
+    };
+    let v = v.trim().to_ascii_lowercase();
+    options
+        .iter()
+        .find(|(name, _)| *name == v)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| {
+            let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+            ConfigError::new(key, format!("{v:?}: use {}", names.join(" or ")))
+        })
 }
 
 /// One Xero tenant and the stores it receives.
@@ -238,6 +321,14 @@ pub struct Config {
     pub paid_change_review: bool,
     /// Delete payments before voiding.
     pub void_removes_payments: bool,
+    /// Status of new invoices and credit notes.
+    pub invoice_status: DocStatus,
+    /// Due days after the invoice date when nothing else sets terms.
+    pub default_due_days: u32,
+    /// Archived contact policy.
+    pub archived_contact: ArchivedContact,
+    /// Locked period policy.
+    pub locked_period: LockedPeriod,
     /// Graceful stop budget.
     pub shutdown_timeout: Duration,
     /// Go-live date.
@@ -393,6 +484,47 @@ impl Config {
                 ));
             }
         };
+        let invoice_status = choice(
+            "WRITER_INVOICE_STATUS",
+            w.invoice_status
+                .as_deref()
+                .or(section.invoice_status.as_deref()),
+            DocStatus::Authorised,
+            &[
+                ("authorised", DocStatus::Authorised),
+                ("authorized", DocStatus::Authorised),
+                ("draft", DocStatus::Draft),
+            ],
+        )?;
+        let archived_contact = choice(
+            "WRITER_ARCHIVED_CONTACT",
+            w.archived_contact
+                .as_deref()
+                .or(section.archived_contact.as_deref()),
+            ArchivedContact::Restore,
+            &[
+                ("restore", ArchivedContact::Restore),
+                ("review", ArchivedContact::Review),
+            ],
+        )?;
+        let locked_period = choice(
+            "WRITER_LOCKED_PERIOD",
+            w.locked_period
+                .as_deref()
+                .or(section.locked_period.as_deref()),
+            LockedPeriod::Review,
+            &[
+                ("review", LockedPeriod::Review),
+                ("credit-and-reissue", LockedPeriod::CreditAndReissue),
+            ],
+        )?;
+        let default_due_days = w.default_due_days.or(section.default_due_days).unwrap_or(0);
+        if default_due_days > 3660 {
+            return Err(ConfigError::new(
+                "WRITER_DEFAULT_DUE_DAYS",
+                "at most 3660 days",
+            ));
+        }
         Ok(Self {
             nats: cli.common.nats.clone(),
             identity_url,
@@ -433,7 +565,12 @@ impl Config {
             xero_timeout: w.xero_timeout,
             settings_refresh: w.settings_refresh,
             paid_change_review,
-            void_removes_payments: w.void_removes_payments,
+            void_removes_payments: w.void_removes_payments
+                || section.void_removes_payments.unwrap_or(false),
+            invoice_status,
+            default_due_days,
+            archived_contact,
+            locked_period,
             shutdown_timeout: cli.common.shutdown_timeout,
             start_date: w.start_date,
             fx_rates: parse_fx(&w.fx_rates)?,
@@ -465,6 +602,61 @@ mod tests {
         assert!(c.tenants.is_empty());
         assert_eq!(c.limits.minute, 60);
         assert_eq!(c.grant_type, GrantType::ClientCredentials);
+        assert_eq!(c.invoice_status, DocStatus::Authorised);
+        assert_eq!(c.default_due_days, 0);
+        assert_eq!(c.archived_contact, ArchivedContact::Restore);
+        assert_eq!(c.locked_period, LockedPeriod::Review);
+    }
+
+    #[test]
+    fn policies_come_from_the_writer_section_and_flags_win() {
+        let path =
+            std::env::temp_dir().join(format!("xero-writer-policies-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "[writer]\ninvoice_status = \"draft\"\ndefault_due_days = 30\narchived_contact = \"review\"\nlocked_period = \"credit-and-reissue\"\nvoid_removes_payments = true\n",
+        )
+        .unwrap();
+        let file = path.to_str().unwrap();
+        let c = Config::from_cli(&Cli::parse_from(["xero-writer", "--config", file])).unwrap();
+        assert_eq!(c.invoice_status, DocStatus::Draft);
+        assert_eq!(c.default_due_days, 30);
+        assert_eq!(c.archived_contact, ArchivedContact::Review);
+        assert_eq!(c.locked_period, LockedPeriod::CreditAndReissue);
+        assert!(c.void_removes_payments);
+        let c = Config::from_cli(&Cli::parse_from([
+            "xero-writer",
+            "--config",
+            file,
+            "--invoice-status",
+            "authorised",
+        ]))
+        .unwrap();
+        assert_eq!(c.invoice_status, DocStatus::Authorised);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn policies_parse_and_bad_values_name_their_setting() {
+        let cli = Cli::parse_from([
+            "xero-writer",
+            "--invoice-status",
+            "DRAFT",
+            "--archived-contact",
+            "review",
+            "--locked-period",
+            "credit-and-reissue",
+            "--default-due-days",
+            "14",
+        ]);
+        let c = Config::from_cli(&cli).unwrap();
+        assert_eq!(c.invoice_status, DocStatus::Draft);
+        assert_eq!(c.archived_contact, ArchivedContact::Review);
+        assert_eq!(c.locked_period, LockedPeriod::CreditAndReissue);
+        assert_eq!(c.default_due_days, 14);
+        let cli = Cli::parse_from(["xero-writer", "--invoice-status", "approved"]);
+        let e = Config::from_cli(&cli).unwrap_err().to_string();
+        assert!(e.contains("WRITER_INVOICE_STATUS"), "{e}");
     }
 
     #[test]

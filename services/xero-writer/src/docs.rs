@@ -5,7 +5,9 @@
 //! an explicit rounding line to the mapping's rounding account makes Xero's total equal the
 //! order's to the cent.
 
+use crate::config::DocStatus;
 use crate::org::OrgSettings;
+use crate::terms::Terms;
 use chrono::{DateTime, NaiveDate};
 use ledgerline_contract::v1::{LineItem, LineKind, Order, ReasonClass, RefundEvent, Suggestion};
 use ledgerline_mapping::{Mapping, PatternValues};
@@ -111,7 +113,8 @@ pub struct XDocument {
     pub due_date: Option<String>,
     /// Exclusive or Inclusive.
     pub line_amount_types: String,
-    /// AUTHORISED.
+    /// AUTHORISED or DRAFT; empty (left out) on an update that keeps Xero's status.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub status: String,
     /// Lines.
     pub line_items: Vec<XLine>,
@@ -471,12 +474,45 @@ fn tracking_of(order: &Order) -> Vec<(String, String)> {
     t
 }
 
-/// Builds the invoice for an order snapshot.
+/// Writer settings and Xero facts a document depends on beyond the order and the mapping.
+#[derive(Debug, Clone, Copy)]
+pub struct DocOptions {
+    /// Status new documents get.
+    pub status: DocStatus,
+    /// The contact's sales payment terms, when known.
+    pub contact_terms: Option<Terms>,
+    /// Due days when no terms apply.
+    pub default_due_days: u32,
+}
+
+impl Default for DocOptions {
+    fn default() -> Self {
+        Self {
+            status: DocStatus::Authorised,
+            contact_terms: None,
+            default_due_days: 0,
+        }
+    }
+}
+
+/// Builds the invoice for an order snapshot (AUTHORISED, due on the order's due date, else by
+/// the org's terms, else on the invoice date).
 pub fn invoice(
     order: &Order,
     contact_id: &str,
     mapping: &Mapping,
     org: &OrgSettings,
+) -> Result<InvoiceDoc, Problem> {
+    invoice_with(order, contact_id, mapping, org, &DocOptions::default())
+}
+
+/// Builds the invoice for an order snapshot with the writer's settings.
+pub fn invoice_with(
+    order: &Order,
+    contact_id: &str,
+    mapping: &Mapping,
+    org: &OrgSettings,
+    opts: &DocOptions,
 ) -> Result<InvoiceDoc, Problem> {
     if !org.currencies.iter().any(|c| c == &order.currency) && !order.currency.is_empty() {
         return Err(Problem {
@@ -542,9 +578,16 @@ pub fn invoice(
     }
     let date = day_in(org.timezone, &order.created_at)
         .unwrap_or_else(|| chrono::Utc::now().with_timezone(&org.timezone).date_naive());
-    let due = day_in(org.timezone, &order.due_date)
-        .filter(|d| *d >= date)
-        .unwrap_or(date);
+    // The store's own due date wins; else the contact's terms, the org's, the configured days.
+    let own_due = day_in(org.timezone, &order.due_date).filter(|d| *d >= date);
+    let due = own_due.unwrap_or_else(|| {
+        crate::terms::due_date(
+            date,
+            opts.contact_terms,
+            org.sales_terms,
+            opts.default_due_days,
+        )
+    });
     let doc = XDocument {
         kind: "ACCREC".into(),
         invoice_id: None,
@@ -562,12 +605,18 @@ pub fn invoice(
             "Exclusive"
         }
         .into(),
-        status: "AUTHORISED".into(),
+        status: opts.status.as_xero().into(),
         line_items: lines,
         currency_code: (!order.currency.is_empty()).then(|| order.currency.clone()),
     };
+    // The hash stands for the order's content, not the writer's settings: a new status or terms
+    // setting (or terms changed in Xero) does not make every known invoice look changed (which,
+    // once paid, would send it to review). It is computed as before those settings existed.
+    let mut canonical = doc.clone();
+    canonical.status = DocStatus::Authorised.as_xero().into();
+    canonical.due_date = Some(own_due.unwrap_or(date).to_string());
     let hash = crate::xero::hex(&Sha256::digest(
-        serde_json::to_vec(&doc).unwrap_or_default(),
+        serde_json::to_vec(&canonical).unwrap_or_default(),
     ));
     Ok(InvoiceDoc {
         doc,
@@ -592,13 +641,25 @@ pub struct CreditDoc {
     pub unitdp4: bool,
 }
 
-/// Builds the credit note for a refund.
+/// Builds the (AUTHORISED) credit note for a refund.
 pub fn credit_note(
     ev: &RefundEvent,
     store: &str,
     contact_id: &str,
     mapping: &Mapping,
     org: &OrgSettings,
+) -> Result<CreditDoc, Problem> {
+    credit_note_with(ev, store, contact_id, mapping, org, DocStatus::Authorised)
+}
+
+/// Builds the credit note for a refund with the configured status.
+pub fn credit_note_with(
+    ev: &RefundEvent,
+    store: &str,
+    contact_id: &str,
+    mapping: &Mapping,
+    org: &OrgSettings,
+    status: DocStatus,
 ) -> Result<CreditDoc, Problem> {
     let refund = ev.refund.clone().unwrap_or_default();
     let invalid = |e: String| Problem {
@@ -688,7 +749,7 @@ pub fn credit_note(
             "Exclusive"
         }
         .into(),
-        status: "AUTHORISED".into(),
+        status: status.as_xero().into(),
         line_items: lines,
         currency_code: (!ev.currency.is_empty()).then(|| ev.currency.clone()),
     };
@@ -833,6 +894,80 @@ mod tests {
         );
         let s = serde_json::to_string(&p).unwrap();
         assert!(s.contains(r#""Amount":39.1304"#), "{s}");
+    }
+
+    #[test]
+    fn the_content_hash_ignores_status_and_terms_settings() {
+        use ledgerline_contract::v1::{LineItem, LineKind, Money};
+        let m = |a: &str| {
+            Some(Money {
+                amount: a.into(),
+                currency: "NZD".into(),
+            })
+        };
+        let order = Order {
+            id: "o1".into(),
+            number: "SO-1".into(),
+            store: "main".into(),
+            currency: "NZD".into(),
+            created_at: "2026-11-20".into(),
+            lines: vec![LineItem {
+                kind: LineKind::Product as i32,
+                description: "Widget".into(),
+                quantity: "1".into(),
+                unit_price: m("10.00"),
+                line_total: m("10.00"),
+                source_tax_code: "GST0".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mapping = ledgerline_mapping::Effective::defaults().mapping;
+        let org = OrgSettings {
+            accounts: vec![crate::org::Account {
+                code: "200".into(),
+                name: "Sales".into(),
+                kind: "REVENUE".into(),
+                class: "REVENUE".into(),
+                active: true,
+                payments: false,
+            }],
+            tax_rates: ["NONE", "ZERORATED", "OUTPUT2"]
+                .iter()
+                .map(|t| crate::org::TaxRate {
+                    tax_type: (*t).into(),
+                    name: (*t).into(),
+                    rate: Decimal::ZERO,
+                    revenue: true,
+                })
+                .collect(),
+            tracking: vec![],
+            currencies: vec!["NZD".into()],
+            base_currency: "NZD".into(),
+            timezone: chrono_tz::Pacific::Auckland,
+            sales_terms: None,
+            lock_date: None,
+            fetched: std::time::Instant::now(),
+        };
+        let plain = invoice(&order, "c", &mapping, &org).expect("builds");
+        let opts = DocOptions {
+            status: DocStatus::Draft,
+            contact_terms: Some(Terms {
+                day: 20,
+                kind: crate::terms::TermKind::OfFollowingMonth,
+            }),
+            default_due_days: 7,
+        };
+        let set = invoice_with(&order, "c", &mapping, &org, &opts).expect("builds");
+        assert_eq!(set.doc.status, "DRAFT");
+        assert_eq!(set.doc.due_date.as_deref(), Some("2026-12-20"));
+        assert_eq!(plain.doc.due_date.as_deref(), Some("2026-11-20"));
+        assert_eq!(plain.hash, set.hash);
+        let mut due = order.clone();
+        due.due_date = "2026-11-30".into();
+        let own = invoice_with(&due, "c", &mapping, &org, &opts).expect("builds");
+        assert_eq!(own.doc.due_date.as_deref(), Some("2026-11-30"));
+        assert_ne!(own.hash, set.hash, "the store's own due date is content");
     }
 
     #[test]

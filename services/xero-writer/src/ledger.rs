@@ -34,6 +34,21 @@ pub struct CreditEntry {
     pub done: bool,
 }
 
+/// An invoice replaced because it lay in a locked period: credited in full, then re-issued.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Superseded {
+    /// The old InvoiceID.
+    pub invoice_id: String,
+    /// Its InvoiceNumber.
+    pub invoice_number: String,
+    /// The credit note that cancels it.
+    pub credit_note_id: String,
+    /// Its CreditNoteNumber.
+    pub credit_note_number: String,
+    /// Amount credited.
+    pub total: Decimal,
+}
+
 /// The ledger entry of one order.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Entry {
@@ -49,6 +64,13 @@ pub struct Entry {
     /// Hash of the invoice content last written (to tell a real change from a redelivery).
     #[serde(default)]
     pub content_hash: String,
+    /// Invoice status as Xero last reported it (empty in entries older than this field:
+    /// AUTHORISED).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub status: String,
+    /// Invoice date written (YYYY-MM-DD).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub date: String,
     /// Invoice total as Xero computed it.
     #[serde(default)]
     pub total: Decimal,
@@ -64,6 +86,12 @@ pub struct Entry {
     /// Source payment ids sent without a confirmed answer: look them up before paying again.
     #[serde(default)]
     pub payments_in_flight: Vec<String>,
+    /// Payments deleted in Xero so a cancelled order's invoice could be voided.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub removed_payments: BTreeMap<String, PaymentEntry>,
+    /// Earlier invoices of the order, replaced after a change in a locked period.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub superseded: Vec<Superseded>,
     /// Refund id → credit note.
     #[serde(default)]
     pub credit_notes: BTreeMap<String, CreditEntry>,
@@ -79,6 +107,11 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The invoice is a draft awaiting approval in Xero (as last seen).
+    pub fn is_draft(&self) -> bool {
+        self.status == "DRAFT" || self.status == "SUBMITTED"
+    }
+
     /// Sum of payments recorded.
     pub fn paid(&self) -> Decimal {
         self.payments.values().map(|p| p.amount).sum()

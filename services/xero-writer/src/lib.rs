@@ -21,6 +21,7 @@ pub mod docs;
 pub mod ledger;
 pub mod oauth;
 pub mod org;
+pub mod terms;
 pub mod writer;
 pub mod xero;
 

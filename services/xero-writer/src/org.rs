@@ -64,6 +64,11 @@ pub struct OrgSettings {
     pub base_currency: String,
     /// Timezone for document dates.
     pub timezone: chrono_tz::Tz,
+    /// The organisation's default sales payment terms.
+    pub sales_terms: Option<crate::terms::Terms>,
+    /// Documents dated on or before this day cannot be written (the later of Xero's
+    /// PeriodLockDate and EndOfYearLockDate).
+    pub lock_date: Option<chrono::NaiveDate>,
     /// When read.
     pub fetched: Instant,
 }
@@ -79,6 +84,25 @@ fn s(v: &Value, key: &str) -> String {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned()
+}
+
+/// A Xero date: MS-JSON `/Date(ms+0000)/` or `YYYY-MM-DD[Thh:mm:ss]`.
+pub fn xero_day(v: &Value) -> Option<chrono::NaiveDate> {
+    let text = v.as_str()?.trim();
+    if let Some(inner) = text
+        .strip_prefix("/Date(")
+        .and_then(|r| r.strip_suffix(")/"))
+    {
+        let digits: String = inner
+            .chars()
+            .enumerate()
+            .take_while(|(i, c)| c.is_ascii_digit() || (*i == 0 && *c == '-'))
+            .map(|(_, c)| c)
+            .collect();
+        let ms: i64 = digits.parse().ok()?;
+        return chrono::DateTime::from_timestamp_millis(ms).map(|t| t.date_naive());
+    }
+    chrono::NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d").ok()
 }
 
 /// Xero reports Windows timezone names; the ones our orgs use, else Pacific/Auckland.
@@ -151,6 +175,11 @@ impl OrgSettings {
                 .collect(),
             base_currency: s(&o, "BaseCurrency"),
             timezone: timezone(&s(&o, "Timezone")),
+            sales_terms: crate::terms::Terms::sales_of(&o),
+            lock_date: ["PeriodLockDate", "EndOfYearLockDate"]
+                .iter()
+                .filter_map(|k| o.get(*k).and_then(xero_day))
+                .max(),
             fetched: Instant::now(),
         })
     }

@@ -2,10 +2,12 @@
 //! in it to its newest snapshot, and writes to Xero in batched requests (one per document kind),
 //! then updates the ledger, publishes facts and acks.
 
+use crate::config::{ArchivedContact, DocStatus, LockedPeriod};
 use crate::contacts::{self, ContactSpec, Resolved};
 use crate::docs::{self, InvoiceDoc, Problem};
 use crate::ledger::{self, CreditEntry, PaymentEntry, Versioned};
 use crate::org::OrgSettings;
+use crate::terms::Terms;
 use crate::xero::{Client, XeroError, element_errors, element_ok, hex};
 use crate::{Config, metrics_names as m};
 use async_nats::jetstream::consumer::PullConsumer;
@@ -27,6 +29,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+mod policies;
+use policies::{draft_wait, locked_on, written_date};
 
 /// What every tenant worker shares.
 #[derive(Debug, Clone)]
@@ -62,6 +67,8 @@ pub struct TenantWorker {
     client: Arc<Client>,
     org: Option<Arc<OrgSettings>>,
     max_deliver: i64,
+    /// ContactID → sales payment terms, as last read (kept for the settings lifetime).
+    terms: std::sync::Mutex<HashMap<String, (Option<Terms>, std::time::Instant)>>,
 }
 
 enum Decoded {
@@ -94,6 +101,14 @@ struct Group {
     converge: bool,
     update: bool,
     void: bool,
+    /// Delete the invoice's payments before voiding it.
+    remove_payments: bool,
+    /// The invoice was written (created, adopted or updated) in this batch.
+    fresh: bool,
+    /// The change lies in a locked period: credit the invoice and issue a new one.
+    reissue: bool,
+    /// With `reissue`: the order was cancelled, so the credit note is all.
+    credit_only: bool,
 }
 
 impl Group {
@@ -276,6 +291,7 @@ impl TenantWorker {
             client,
             org: None,
             max_deliver,
+            terms: Default::default(),
         }
     }
 
@@ -462,6 +478,10 @@ impl TenantWorker {
                     converge: false,
                     update: false,
                     void: false,
+                    remove_payments: false,
+                    fresh: false,
+                    reissue: false,
+                    credit_only: false,
                 });
                 groups.len() - 1
             });
@@ -530,6 +550,7 @@ impl TenantWorker {
                 .await;
             self.create_invoices(&mut groups, &msgs, &org).await;
             self.update_invoices(&mut groups, &msgs, &org).await;
+            self.reissue_locked(&mut groups, &msgs, &org).await;
             self.void_invoices(&mut groups, &msgs).await;
             self.save(&mut groups).await;
             self.payments(&mut groups, &msgs, &mapping, &org).await;
@@ -549,7 +570,8 @@ impl TenantWorker {
         }
         let publishes: Vec<_> = groups
             .iter()
-            .filter(|g| g.live())
+            // A group sent to review after some writes still announces them.
+            .filter(|g| !matches!(g.fail, Some(Fail::Transient(_))))
             .flat_map(|g| g.facts.iter().cloned())
             .map(|f| {
                 let publisher = self.shared.publisher.clone();
@@ -655,18 +677,54 @@ impl TenantWorker {
                 if e.invoice_id.is_empty() || e.voided {
                     continue;
                 }
-                if e.paid() > Decimal::ZERO || e.credited() > Decimal::ZERO {
-                    let error = format!(
-                        "order {} was cancelled but its invoice {} has payments or credits; remove them in Xero, then replay",
-                        order.number, e.invoice_number
-                    );
-                    if cfg.void_removes_payments {
-                        tracing::warn!(key = %g.key, "Removing payments before voiding is not implemented; sending to review.");
-                    }
+                if e.credited() > Decimal::ZERO
+                    || (e.paid() > Decimal::ZERO && !cfg.void_removes_payments)
+                {
+                    let error = if e.credited() > Decimal::ZERO {
+                        format!(
+                            "order {} was cancelled but its invoice {} has credit notes allocated; remove the allocations in Xero, then replay",
+                            order.number, e.invoice_number
+                        )
+                    } else {
+                        format!(
+                            "order {} was cancelled but its invoice {} has payments; remove them in Xero, then replay (or set WRITER_VOID_REMOVES_PAYMENTS)",
+                            order.number, e.invoice_number
+                        )
+                    };
                     self.review(g, &msgs[idx], ReasonClass::Policy, &error, vec![])
                         .await;
                     continue;
                 }
+                let written = if e.date.is_empty() {
+                    docs::day_in(org.timezone, &order.created_at)
+                } else {
+                    chrono::NaiveDate::parse_from_str(&e.date, "%Y-%m-%d").ok()
+                };
+                if let (Some(lock), Some(date)) = (org.lock_date, written)
+                    && date <= lock
+                    && !e.is_draft()
+                {
+                    // Xero will not void a document in a closed period.
+                    if cfg.locked_period == LockedPeriod::Review || e.paid() > Decimal::ZERO {
+                        let error = format!(
+                            "order {} was cancelled but its invoice {} is dated {date}, on or before the organisation's lock date {lock}, where Xero cannot void it; a person decides (credit note, or unlock the period and replay){}",
+                            order.number,
+                            e.invoice_number,
+                            if e.paid() > Decimal::ZERO {
+                                "; it also has payments"
+                            } else {
+                                ", or set WRITER_LOCKED_PERIOD=credit-and-reissue"
+                            }
+                        );
+                        self.review(g, &msgs[idx], ReasonClass::Policy, &error, vec![])
+                            .await;
+                    } else {
+                        g.reissue = true;
+                        g.credit_only = true;
+                    }
+                    continue;
+                }
+                g.remove_payments = e.paid() > Decimal::ZERO;
                 g.void = true;
                 continue;
             }
@@ -740,6 +798,13 @@ impl TenantWorker {
             match resolved.get(&spec.contact_number) {
                 Some(Resolved::Id(id, origin)) => {
                     g.led.entry.contact_id = id.clone();
+                    if *origin == contacts::Origin::Created {
+                        // Created just now, without terms of its own.
+                        self.terms
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(id.clone(), (None, std::time::Instant::now()));
+                    }
                     let verb = match origin {
                         contacts::Origin::Created => XeroVerb::Created,
                         contacts::Origin::Found => XeroVerb::Adopted,
@@ -782,6 +847,8 @@ impl TenantWorker {
         mapping: &Effective,
         org: &OrgSettings,
     ) {
+        self.contact_terms(groups, org).await;
+        let cfg = &self.shared.config;
         for g in groups.iter_mut() {
             if !g.live() || !g.converge || g.void {
                 continue;
@@ -794,7 +861,17 @@ impl TenantWorker {
                 continue;
             }
             let contact = g.led.entry.contact_id.clone();
-            match docs::invoice(&order, &contact, &mapping.mapping, org) {
+            let opts = docs::DocOptions {
+                status: cfg.invoice_status,
+                contact_terms: self
+                    .terms
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&contact)
+                    .and_then(|(t, _)| *t),
+                default_due_days: cfg.default_due_days,
+            };
+            match docs::invoice_with(&order, &contact, &mapping.mapping, org, &opts) {
                 Ok(doc) => {
                     if !doc.dropped_tracking.is_empty() {
                         metrics::counter!(m::TRACKING_DROPPED, "tenant" => self.tenant().to_owned()).increment(1);
@@ -817,6 +894,26 @@ impl TenantWorker {
                                 continue;
                             }
                             // Ignored (by policy or already reviewed): payments still converge.
+                        } else if let Some(lock) = locked_on(e, &doc, org) {
+                            // Xero refuses any change there: decided here, no call spent.
+                            match cfg.locked_period {
+                                LockedPeriod::Review => {
+                                    let error = format!(
+                                        "order {} changed (version {}) but its invoice {} is dated {}, on or before the organisation's lock date {lock}, and Xero refuses changes there; a person decides (credit note and re-issue, or unlock the period and replay), or set WRITER_LOCKED_PERIOD=credit-and-reissue",
+                                        order.number,
+                                        order.version,
+                                        e.invoice_number,
+                                        written_date(e, &doc)
+                                    );
+                                    self.review(g, &msgs[idx], ReasonClass::Policy, &error, vec![])
+                                        .await;
+                                    continue;
+                                }
+                                LockedPeriod::CreditAndReissue => {
+                                    g.reissue = true;
+                                    g.inv = Some(doc);
+                                }
+                            }
                         } else {
                             g.update = true;
                             g.inv = Some(doc);
@@ -863,9 +960,15 @@ impl TenantWorker {
 
     async fn create_invoices(&self, groups: &mut [Group], msgs: &[Message], org: &OrgSettings) {
         let todo: Vec<usize> = (0..groups.len())
-            .filter(|&i| groups[i].live() && groups[i].inv.is_some() && !groups[i].update)
+            .filter(|&i| {
+                groups[i].live()
+                    && groups[i].inv.is_some()
+                    && !groups[i].update
+                    && !groups[i].reissue
+            })
             .collect();
         let mut adopt: Vec<usize> = Vec::new();
+        let mut archived: Vec<usize> = Vec::new();
         for unitdp4 in [false, true] {
             let set: Vec<usize> = todo
                 .iter()
@@ -896,6 +999,8 @@ impl TenantWorker {
                     let errors = element_errors(&el).join("; ");
                     if errors.contains("must be unique") {
                         adopt.push(i);
+                    } else if errors.contains("has been archived") {
+                        archived.push(i);
                     } else {
                         let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
                         let sugg = self.suggestions_for(&errors, g, org);
@@ -908,6 +1013,11 @@ impl TenantWorker {
         if !adopt.is_empty() {
             self.adopt_invoices(groups, &adopt).await;
         }
+        if !archived.is_empty() {
+            let restored = self.restore_contacts(groups, msgs, &archived).await;
+            self.rewrite_after_restore(groups, msgs, &restored, false)
+                .await;
+        }
     }
 
     fn invoice_written(&self, g: &mut Group, el: &Value, verb: XeroVerb) {
@@ -917,7 +1027,13 @@ impl TenantWorker {
         e.invoice_id = id.clone();
         e.invoice_number = doc.number.clone();
         e.content_hash = doc.hash.clone();
+        e.date = doc.doc.date.clone();
         e.total = dec_at(el, "Total");
+        let status = str_at(el, "Status");
+        if !status.is_empty() {
+            e.status = status;
+        }
+        g.fresh = true;
         let total = dec_at(el, "Total");
         let due = dec_at(el, "AmountDue");
         let tax = dec_at(el, "TotalTax");
@@ -1020,6 +1136,7 @@ impl TenantWorker {
         let todo: Vec<usize> = (0..groups.len())
             .filter(|&i| groups[i].live() && groups[i].update && groups[i].inv.is_some())
             .collect();
+        let mut archived: Vec<usize> = Vec::new();
         for chunk in todo.chunks(self.shared.config.batch_size) {
             let unitdp4 = chunk
                 .iter()
@@ -1029,6 +1146,10 @@ impl TenantWorker {
                 .map(|&i| {
                     let mut d = groups[i].inv.as_ref().expect("doc").doc.clone();
                     d.invoice_id = Some(groups[i].led.entry.invoice_id.clone());
+                    if self.shared.config.invoice_status == DocStatus::Draft {
+                        // A draft stays a draft, and one a person approved stays approved.
+                        d.status.clear();
+                    }
                     d
                 })
                 .collect();
@@ -1046,69 +1167,171 @@ impl TenantWorker {
                 let el = els.get(n).cloned().unwrap_or_default();
                 if element_ok(&el) {
                     self.invoice_written(g, &el, XeroVerb::Updated);
+                } else if element_errors(&el)
+                    .iter()
+                    .any(|e| e.contains("has been archived"))
+                {
+                    archived.push(i);
                 } else {
                     let errors = element_errors(&el).join("; ");
                     let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
-                    let reason =
-                        if errors.contains("cannot be edited") || errors.contains("valid status") {
-                            ReasonClass::Policy
-                        } else {
-                            ReasonClass::XeroValidation
-                        };
+                    // "lock date": the cached lock date was older than Xero's.
+                    let reason = if errors.contains("cannot be edited")
+                        || errors.contains("valid status")
+                        || errors.contains("lock date")
+                    {
+                        ReasonClass::Policy
+                    } else {
+                        ReasonClass::XeroValidation
+                    };
                     let sugg = self.suggestions_for(&errors, g, org);
                     self.review(g, &msgs[idx], reason, &errors, sugg).await;
                 }
             }
         }
+        if !archived.is_empty() {
+            let restored = self.restore_contacts(groups, msgs, &archived).await;
+            self.rewrite_after_restore(groups, msgs, &restored, true)
+                .await;
+        }
     }
 
+    /// Voids the invoices of cancelled orders; a draft cannot be voided in Xero, it is deleted.
+    /// When Xero refuses the status change (the ledger's status is stale: a person approved the
+    /// draft, or voided it already), the invoice is read once and the right verb tried again.
     async fn void_invoices(&self, groups: &mut [Group], msgs: &[Message]) {
-        let todo: Vec<usize> = (0..groups.len())
+        self.remove_payments(groups, msgs).await;
+        let mut todo: Vec<usize> = (0..groups.len())
             .filter(|&i| groups[i].live() && groups[i].void)
             .collect();
-        for chunk in todo.chunks(self.shared.config.batch_size) {
-            let docs: Vec<Value> = chunk
-                .iter()
-                .map(|&i| serde_json::json!({"InvoiceID": groups[i].led.entry.invoice_id, "Status": "VOIDED"}))
-                .collect();
-            let els = match self.invoices_call(Method::POST, &docs, false).await {
-                Ok(els) => els,
-                Err(e) => {
-                    for &i in chunk {
-                        self.call_failed(&mut groups[i], msgs, &e).await;
+        for attempt in 0..2 {
+            let mut unsure = Vec::new();
+            for chunk in todo.chunks(self.shared.config.batch_size) {
+                let wanted: Vec<&'static str> = chunk
+                    .iter()
+                    .map(|&i| {
+                        if groups[i].led.entry.is_draft() {
+                            "DELETED"
+                        } else {
+                            "VOIDED"
+                        }
+                    })
+                    .collect();
+                let docs: Vec<Value> = chunk
+                    .iter()
+                    .zip(&wanted)
+                    .map(|(&i, st)| serde_json::json!({"InvoiceID": groups[i].led.entry.invoice_id, "Status": st}))
+                    .collect();
+                let els = match self.invoices_call(Method::POST, &docs, false).await {
+                    Ok(els) => els,
+                    Err(e) => {
+                        for &i in chunk {
+                            self.call_failed(&mut groups[i], msgs, &e).await;
+                        }
+                        continue;
                     }
-                    continue;
+                };
+                for (n, &i) in chunk.iter().enumerate() {
+                    let g = &mut groups[i];
+                    let el = els.get(n).cloned().unwrap_or_default();
+                    let errors = element_errors(&el).join("; ");
+                    if element_ok(&el) {
+                        self.invoice_gone(g, wanted[n], dec_at(&el, "Total"));
+                    } else if attempt == 0 && errors.contains("valid status") {
+                        unsure.push(i);
+                    } else {
+                        let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                        self.review(g, &msgs[idx], ReasonClass::Policy, &errors, vec![])
+                            .await;
+                    }
                 }
-            };
-            for (n, &i) in chunk.iter().enumerate() {
-                let g = &mut groups[i];
-                let el = els.get(n).cloned().unwrap_or_default();
-                let errors = element_errors(&el).join("; ");
-                if element_ok(&el)
-                    || errors.contains("valid status") && str_at(&el, "Status") == "VOIDED"
+            }
+            if unsure.is_empty() {
+                break;
+            }
+            todo = Vec::new();
+            for chunk in unsure.chunks(40) {
+                let ids: Vec<String> = chunk
+                    .iter()
+                    .map(|&i| groups[i].led.entry.invoice_id.clone())
+                    .collect();
+                let list = match self
+                    .client
+                    .call(
+                        Method::GET,
+                        "/Invoices",
+                        &[("IDs", ids.join(",")), ("page", "1".into())],
+                        None,
+                    )
+                    .await
                 {
-                    g.led.entry.voided = true;
-                    let id = g.led.entry.invoice_id.clone();
-                    let number = g.led.entry.invoice_number.clone();
-                    let f = self.fact(
-                        g,
-                        XeroDocumentKind::Invoice,
-                        XeroVerb::Voided,
-                        &id,
-                        &number,
-                        Some(dec_at(&el, "Total")),
-                        Some(Decimal::ZERO),
-                        "VOIDED",
-                    );
-                    g.facts.push(f);
-                    metrics::counter!(m::WRITES, "tenant" => self.tenant().to_owned(), "kind" => "invoice", "verb" => "Voided").increment(1);
-                } else {
-                    let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
-                    self.review(g, &msgs[idx], ReasonClass::Policy, &errors, vec![])
-                        .await;
+                    Ok(v) => element_list(&v, "Invoices"),
+                    Err(e) => {
+                        for &i in chunk {
+                            groups[i].transient(e.to_string());
+                        }
+                        continue;
+                    }
+                };
+                for &i in chunk {
+                    let g = &mut groups[i];
+                    let found = list
+                        .iter()
+                        .find(|x| str_at(x, "InvoiceID") == g.led.entry.invoice_id)
+                        .cloned()
+                        .unwrap_or_default();
+                    let status = str_at(&found, "Status");
+                    match status.as_str() {
+                        "VOIDED" | "DELETED" => {
+                            let st = if status == "VOIDED" {
+                                "VOIDED"
+                            } else {
+                                "DELETED"
+                            };
+                            self.invoice_gone(g, st, dec_at(&found, "Total"));
+                        }
+                        "DRAFT" | "SUBMITTED" | "AUTHORISED" => {
+                            g.led.entry.status = status;
+                            todo.push(i);
+                        }
+                        other => {
+                            let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                            let error = format!(
+                                "order was cancelled but invoice {} is {other:?} in Xero and cannot be voided; remove its payments or credit notes in Xero, then replay",
+                                g.led.entry.invoice_number
+                            );
+                            self.review(g, &msgs[idx], ReasonClass::Policy, &error, vec![])
+                                .await;
+                        }
+                    }
                 }
             }
         }
+    }
+
+    /// Records a voided (or, for a draft, deleted) invoice and its fact.
+    fn invoice_gone(&self, g: &mut Group, status: &str, total: Decimal) {
+        g.led.entry.voided = true;
+        g.led.entry.status = status.to_owned();
+        let id = g.led.entry.invoice_id.clone();
+        let number = g.led.entry.invoice_number.clone();
+        let verb = if status == "DELETED" {
+            XeroVerb::Deleted
+        } else {
+            XeroVerb::Voided
+        };
+        let f = self.fact(
+            g,
+            XeroDocumentKind::Invoice,
+            verb,
+            &id,
+            &number,
+            Some(total),
+            Some(Decimal::ZERO),
+            status,
+        );
+        g.facts.push(f);
+        metrics::counter!(m::WRITES, "tenant" => self.tenant().to_owned(), "kind" => "invoice", "verb" => format!("{verb:?}")).increment(1);
     }
 
     /// One batched `/Invoices` write (`PUT` creates, `POST` updates and voids) with per-element
@@ -1265,6 +1488,25 @@ impl TenantWorker {
                 continue;
             }
             let mut due = g.led.entry.amount_due();
+            let waiting = order
+                .payments
+                .iter()
+                .find(|p| p.received && !g.led.entry.payments.contains_key(&p.id));
+            if let Some(p) = waiting
+                && g.fresh
+                && g.led.entry.is_draft()
+            {
+                // Just written as a draft: Xero would refuse the payment, so no call is spent.
+                let error = draft_wait(
+                    &order.number,
+                    &format!("payment {}", p.id),
+                    &g.led.entry.invoice_number,
+                );
+                let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                self.review(g, &msgs[idx], ReasonClass::Policy, &error, vec![])
+                    .await;
+                continue;
+            }
             for p in &order.payments {
                 if !p.received || g.led.entry.payments.contains_key(&p.id) {
                     continue;
@@ -1307,9 +1549,13 @@ impl TenantWorker {
                     .await;
                     break;
                 }
-                let date = docs::day_in(org.timezone, &p.received_at).unwrap_or_else(|| {
+                let mut date = docs::day_in(org.timezone, &p.received_at).unwrap_or_else(|| {
                     chrono::Utc::now().with_timezone(&org.timezone).date_naive()
                 });
+                if let Some(lock) = org.lock_date.filter(|l| date <= *l) {
+                    // Money received in a closed period is recorded on its first open day.
+                    date = lock.succ_opt().unwrap_or(lock);
+                }
                 let reference = docs::payment_reference(&g.led.entry.invoice_number, &p.id);
                 g.led.entry.payments_in_flight.push(p.id.clone());
                 todo.push((
@@ -1364,6 +1610,10 @@ impl TenantWorker {
                         ledgerline_platform::json::parse_decimal_text(&v.to_string())
                             .unwrap_or_default()
                     });
+                    if let Some(st) = el.pointer("/Invoice/Status").and_then(Value::as_str) {
+                        // A draft a person has approved since.
+                        g.led.entry.status = st.to_owned();
+                    }
                     let number = g.led.entry.invoice_number.clone();
                     let f = self.fact(
                         g,
@@ -1381,14 +1631,30 @@ impl TenantWorker {
                     let errors = element_errors(&el).join("; ");
                     if g.live() {
                         let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
-                        self.review(
-                            g,
-                            &msgs[idx],
-                            ReasonClass::XeroValidation,
-                            &format!("payment {src}: {errors}"),
-                            vec![],
-                        )
-                        .await;
+                        let draft = g.led.entry.is_draft()
+                            && errors.to_ascii_lowercase().contains("authorised");
+                        let (reason, error) = if draft {
+                            let number = g
+                                .order
+                                .as_ref()
+                                .and_then(|(e, _)| e.order.as_ref())
+                                .map(|o| o.number.clone())
+                                .unwrap_or_default();
+                            (
+                                ReasonClass::Policy,
+                                draft_wait(
+                                    &number,
+                                    &format!("payment {src}"),
+                                    &g.led.entry.invoice_number,
+                                ),
+                            )
+                        } else {
+                            (
+                                ReasonClass::XeroValidation,
+                                format!("payment {src}: {errors}"),
+                            )
+                        };
+                        self.review(g, &msgs[idx], reason, &error, vec![]).await;
                     }
                 }
             }
@@ -1420,12 +1686,13 @@ impl TenantWorker {
                 if g.led.entry.credit_notes.contains_key(&rid) {
                     continue;
                 }
-                match docs::credit_note(
+                match docs::credit_note_with(
                     &ev,
                     &g.store,
                     &g.led.entry.contact_id,
                     &mapping.mapping,
                     org,
+                    self.shared.config.invoice_status,
                 ) {
                     Ok(d) => todo.push((gi, ri, d)),
                     Err(p) => {
@@ -1436,101 +1703,121 @@ impl TenantWorker {
             }
         }
         todo.retain(|(gi, _, _)| groups[*gi].live());
-        for chunk in todo.chunks(self.shared.config.batch_size) {
-            let unitdp4 = chunk.iter().any(|(_, _, d)| d.unitdp4);
-            let body: Vec<&docs::XDocument> = chunk.iter().map(|(_, _, d)| &d.doc).collect();
-            let mut query = vec![("summarizeErrors", "false".to_owned())];
-            if unitdp4 {
-                query.push(("unitdp", "4".into()));
-            }
-            let resp = self
-                .client
-                .call(
-                    Method::PUT,
-                    "/CreditNotes",
-                    &query,
-                    Some(envelope("CreditNotes", &body)),
-                )
-                .await;
-            let els = match resp {
-                Ok(v) => element_list(&v, "CreditNotes"),
-                Err(e) => {
-                    for (gi, _, _) in chunk {
-                        let g = &mut groups[*gi];
-                        self.call_failed(g, msgs, &e).await;
-                    }
-                    continue;
+        // A second pass writes again, as POST, the credit notes refused for an archived
+        // contact that was made active again (the refused PUT's answer is stored under its key).
+        let mut pass_todo = todo;
+        for pass in 0..2 {
+            let mut archived: Vec<(usize, usize, docs::CreditDoc)> = Vec::new();
+            for chunk in pass_todo.chunks(self.shared.config.batch_size) {
+                let unitdp4 = chunk.iter().any(|(_, _, d)| d.unitdp4);
+                let body: Vec<&docs::XDocument> = chunk.iter().map(|(_, _, d)| &d.doc).collect();
+                let mut query = vec![("summarizeErrors", "false".to_owned())];
+                if unitdp4 {
+                    query.push(("unitdp", "4".into()));
                 }
-            };
-            for (n, (gi, ri, d)) in chunk.iter().enumerate() {
-                let g = &mut groups[*gi];
-                if !g.live() {
-                    continue;
-                }
-                let (ev, idx) = g.refunds[*ri].clone();
-                let rid = ev.refund.as_ref().map(|r| r.id.clone()).unwrap_or_default();
-                let mut el = els.get(n).cloned().unwrap_or_default();
-                let errors = element_errors(&el).join("; ");
-                if !element_ok(&el) && errors.contains("must be unique") {
-                    match self
-                        .client
-                        .call(
-                            Method::GET,
-                            "/CreditNotes",
-                            &[("where", format!("CreditNoteNumber==\"{}\"", d.number))],
-                            None,
-                        )
-                        .await
-                    {
-                        Ok(v) => {
-                            el = element_list(&v, "CreditNotes")
-                                .into_iter()
-                                .next()
-                                .unwrap_or_default()
-                        }
-                        Err(e) => {
-                            g.transient(e.to_string());
-                            continue;
-                        }
-                    }
-                } else if !element_ok(&el) {
-                    self.review(
-                        g,
-                        &msgs[idx],
-                        ReasonClass::XeroValidation,
-                        &format!("credit note {}: {errors}", d.number),
-                        vec![],
+                let resp = self
+                    .client
+                    .call(
+                        if pass == 0 { Method::PUT } else { Method::POST },
+                        "/CreditNotes",
+                        &query,
+                        Some(envelope("CreditNotes", &body)),
                     )
                     .await;
-                    continue;
+                let els = match resp {
+                    Ok(v) => element_list(&v, "CreditNotes"),
+                    Err(e) => {
+                        for (gi, _, _) in chunk {
+                            let g = &mut groups[*gi];
+                            self.call_failed(g, msgs, &e).await;
+                        }
+                        continue;
+                    }
+                };
+                for (n, (gi, ri, d)) in chunk.iter().enumerate() {
+                    let g = &mut groups[*gi];
+                    if !g.live() {
+                        continue;
+                    }
+                    let (ev, idx) = g.refunds[*ri].clone();
+                    let rid = ev.refund.as_ref().map(|r| r.id.clone()).unwrap_or_default();
+                    let mut el = els.get(n).cloned().unwrap_or_default();
+                    let errors = element_errors(&el).join("; ");
+                    if pass == 0 && !element_ok(&el) && errors.contains("has been archived") {
+                        archived.push((*gi, *ri, d.clone()));
+                        continue;
+                    }
+                    if !element_ok(&el) && errors.contains("must be unique") {
+                        match self
+                            .client
+                            .call(
+                                Method::GET,
+                                "/CreditNotes",
+                                &[("where", format!("CreditNoteNumber==\"{}\"", d.number))],
+                                None,
+                            )
+                            .await
+                        {
+                            Ok(v) => {
+                                el = element_list(&v, "CreditNotes")
+                                    .into_iter()
+                                    .next()
+                                    .unwrap_or_default()
+                            }
+                            Err(e) => {
+                                g.transient(e.to_string());
+                                continue;
+                            }
+                        }
+                    } else if !element_ok(&el) {
+                        self.review(
+                            g,
+                            &msgs[idx],
+                            ReasonClass::XeroValidation,
+                            &format!("credit note {}: {errors}", d.number),
+                            vec![],
+                        )
+                        .await;
+                        continue;
+                    }
+                    let id = str_at(&el, "CreditNoteID");
+                    if id.is_empty() {
+                        g.transient("credit note not found after 'must be unique'");
+                        continue;
+                    }
+                    g.led.entry.credit_notes.insert(
+                        rid,
+                        CreditEntry {
+                            credit_note_id: id.clone(),
+                            number: d.number.clone(),
+                            total: d.total,
+                            ..Default::default()
+                        },
+                    );
+                    let f = self.fact(
+                        g,
+                        XeroDocumentKind::CreditNote,
+                        XeroVerb::Created,
+                        &id,
+                        &d.number,
+                        Some(d.total),
+                        None,
+                        &d.doc.status,
+                    );
+                    g.facts.push(f);
+                    metrics::counter!(m::WRITES, "tenant" => self.tenant().to_owned(), "kind" => "credit_note", "verb" => "Created").increment(1);
                 }
-                let id = str_at(&el, "CreditNoteID");
-                if id.is_empty() {
-                    g.transient("credit note not found after 'must be unique'");
-                    continue;
-                }
-                g.led.entry.credit_notes.insert(
-                    rid,
-                    CreditEntry {
-                        credit_note_id: id.clone(),
-                        number: d.number.clone(),
-                        total: d.total,
-                        ..Default::default()
-                    },
-                );
-                let f = self.fact(
-                    g,
-                    XeroDocumentKind::CreditNote,
-                    XeroVerb::Created,
-                    &id,
-                    &d.number,
-                    Some(d.total),
-                    None,
-                    "AUTHORISED",
-                );
-                g.facts.push(f);
-                metrics::counter!(m::WRITES, "tenant" => self.tenant().to_owned(), "kind" => "credit_note", "verb" => "Created").increment(1);
             }
+            if archived.is_empty() {
+                break;
+            }
+            let mut gis: Vec<usize> = archived.iter().map(|(gi, _, _)| *gi).collect();
+            gis.dedup();
+            let restored = self.restore_contacts(groups, msgs, &gis).await;
+            pass_todo = archived
+                .into_iter()
+                .filter(|(gi, _, _)| restored.contains(gi))
+                .collect();
         }
         self.save(groups).await;
         // Allocate to the invoice what it still owes; refund the rest as a payment.
@@ -1595,14 +1882,24 @@ impl TenantWorker {
                             } else {
                                 let errors = element_errors(&el).join("; ");
                                 let idx = g.refunds.first().map_or(g.msgs[0], |(_, i)| *i);
-                                self.review(
-                                    g,
-                                    &msgs[idx],
-                                    ReasonClass::XeroValidation,
-                                    &format!("allocation of {}: {errors}", c.number),
-                                    vec![],
-                                )
-                                .await;
+                                let (reason, error) = if self.shared.config.invoice_status
+                                    == DocStatus::Draft
+                                    && errors.to_ascii_lowercase().contains("authorised")
+                                {
+                                    (
+                                        ReasonClass::Policy,
+                                        format!(
+                                            "refund {rid}: credit note {} waits for approval: it or invoice {} is a DRAFT in Xero (WRITER_INVOICE_STATUS=draft) and Xero allocates only approved documents; approve them in Xero, then replay this event",
+                                            c.number, g.led.entry.invoice_number
+                                        ),
+                                    )
+                                } else {
+                                    (
+                                        ReasonClass::XeroValidation,
+                                        format!("allocation of {}: {errors}", c.number),
+                                    )
+                                };
+                                self.review(g, &msgs[idx], reason, &error, vec![]).await;
                                 continue;
                             }
                         }
@@ -1683,14 +1980,22 @@ impl TenantWorker {
                 } else if g.live() {
                     let errors = element_errors(&el).join("; ");
                     let idx = g.msgs[0];
-                    self.review(
-                        g,
-                        &msgs[idx],
-                        ReasonClass::XeroValidation,
-                        &format!("refund payment {rid}: {errors}"),
-                        vec![],
-                    )
-                    .await;
+                    let (reason, error) = if self.shared.config.invoice_status == DocStatus::Draft
+                        && errors.to_ascii_lowercase().contains("authorised")
+                    {
+                        (
+                            ReasonClass::Policy,
+                            format!(
+                                "refund {rid} waits for approval: its credit note is a DRAFT in Xero (WRITER_INVOICE_STATUS=draft) and Xero pays back only approved credit notes; approve it in Xero, then replay this event"
+                            ),
+                        )
+                    } else {
+                        (
+                            ReasonClass::XeroValidation,
+                            format!("refund payment {rid}: {errors}"),
+                        )
+                    };
+                    self.review(g, &msgs[idx], reason, &error, vec![]).await;
                 }
             }
         }
@@ -1699,7 +2004,12 @@ impl TenantWorker {
     fn dry_run(&self, groups: &[Group], mapping: &Effective, org: &OrgSettings) {
         for g in groups {
             if let Some(order) = g.order.as_ref().and_then(|(e, _)| e.order.as_ref()) {
-                match docs::invoice(order, "<contact>", &mapping.mapping, org) {
+                let opts = docs::DocOptions {
+                    status: self.shared.config.invoice_status,
+                    contact_terms: None,
+                    default_due_days: self.shared.config.default_due_days,
+                };
+                match docs::invoice_with(order, "<contact>", &mapping.mapping, org, &opts) {
                     Ok(d) => {
                         tracing::info!(order = %order.number, invoice = %serde_json::to_string(&d.doc).unwrap_or_default(), "Dry run: would write this invoice.")
                     }

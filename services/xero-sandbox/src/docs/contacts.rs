@@ -73,6 +73,7 @@ impl Ctx<'_> {
                 addresses: Vec::new(),
                 phones: Vec::new(),
                 contact_persons: Vec::new(),
+                payment_terms: None,
                 is_supplier: false,
                 is_customer: false,
                 has_attachments: false,
@@ -109,6 +110,12 @@ impl Ctx<'_> {
         }
         if let Some(p) = input.contact_persons.clone() {
             c.contact_persons = p;
+        }
+        if let Some(t) = input.payment_terms.clone() {
+            if let Some(e) = t.problem() {
+                errors.push(Message::new(e));
+            }
+            c.payment_terms = Some(t);
         }
         if c.name.is_empty() {
             errors.push(Message::new("The contact name must be specified"));
@@ -347,6 +354,7 @@ impl Ctx<'_> {
                     addresses: c.addresses.clone().unwrap_or_default(),
                     phones: c.phones.clone().unwrap_or_default(),
                     contact_persons: Vec::new(),
+                    payment_terms: None,
                     is_supplier: false,
                     is_customer: false,
                     has_attachments: false,

@@ -19,6 +19,7 @@ pub(super) struct ContactIn {
     pub(super) addresses: Option<Vec<Value>>,
     pub(super) phones: Option<Vec<Value>>,
     pub(super) contact_persons: Option<Vec<Value>>,
+    pub(super) payment_terms: Option<PaymentTerms>,
 }
 
 #[derive(Debug, Default, Deserialize)]

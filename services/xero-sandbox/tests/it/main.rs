@@ -7,5 +7,6 @@ mod documents;
 mod identity;
 mod limits;
 mod spec;
+mod terms;
 mod util;
 mod webhooks;

@@ -161,6 +161,20 @@ impl Sandbox {
         v["access_token"].as_str().unwrap().to_owned()
     }
 
+    /// A direct API call (as a person in Xero would make the change).
+    pub async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let token = self.token().await;
+        let mut req = reqwest::Client::new()
+            .request(method, format!("{}/api.xro/2.0{path}", self.base))
+            .bearer_auth(token)
+            .header("xero-tenant-id", &self.tenant)
+            .header("accept", "application/json");
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.unwrap().json().await.unwrap()
+    }
+
     pub async fn api_put(&self, path: &str, body: Value) -> Value {
         let token = self.token().await;
         reqwest::Client::new()
@@ -322,6 +336,28 @@ impl Stack {
             }
         }
         out
+    }
+
+    /// Every fact on the XERO stream.
+    pub async fn facts(&self) -> Vec<ledgerline_contract::v1::XeroFact> {
+        use prost::Message as _;
+        let mut stream = self.js.get_stream("XERO").await.unwrap();
+        let n = stream.info().await.unwrap().state.messages;
+        let mut out = Vec::new();
+        for seq in 1..=n {
+            if let Ok(m) = stream.get_raw_message(seq).await {
+                out.push(ledgerline_contract::v1::XeroFact::decode(m.payload.as_ref()).unwrap());
+            }
+        }
+        out
+    }
+
+    /// The writer's ledger entry of an order of store `main`, as JSON.
+    pub async fn ledger(&self, order_id: &str) -> Option<Value> {
+        let kv = self.js.get_key_value("ledger").await.ok()?;
+        let key = format!("{}.main.{order_id}", self.sandbox.tenant);
+        let v = kv.get(key).await.ok()??;
+        serde_json::from_slice(&v).ok()
     }
 
     pub async fn metrics(&self) -> String {

@@ -8,6 +8,7 @@ mod bench;
 mod converge;
 mod faults;
 mod oauth;
+mod policies;
 mod replicas;
 mod rules;
 mod spec;

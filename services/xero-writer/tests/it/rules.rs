@@ -349,7 +349,7 @@ async fn customer_events_update_the_contact_and_create_new_accounts() {
 }
 
 #[tokio::test]
-async fn an_archived_contact_is_not_posted_to_and_goes_to_review() {
+async fn an_archived_contact_is_not_posted_to_and_goes_to_review_by_policy() {
     let sandbox = Sandbox::start().await;
     // The bookkeeper archived this customer's contact in Xero.
     sandbox
@@ -358,7 +358,7 @@ async fn an_archived_contact_is_not_posted_to_and_goes_to_review() {
             serde_json::json!({"Contacts":[{"Name":"Old Customer","ContactNumber":"main:old@example.com","EmailAddress":"old@example.com","ContactStatus":"ARCHIVED"}]}),
         )
         .await;
-    let stack = Stack::start_with(sandbox, &[]).await;
+    let stack = Stack::start_with(sandbox, &["--archived-contact", "review"]).await;
     stack
         .publish(&event(
             &simple("SO-6800", "old@example.com"),
@@ -367,7 +367,7 @@ async fn an_archived_contact_is_not_posted_to_and_goes_to_review() {
         ))
         .await;
     let dl = wait_dead_letter(&stack).await;
-    assert_eq!(dl.reason_class, ReasonClass::XeroValidation as i32);
+    assert_eq!(dl.reason_class, ReasonClass::Policy as i32);
     assert!(dl.error.contains("archived"), "{}", dl.error);
     let docs = stack.sandbox.documents().await;
     assert!(invoices(&docs).is_empty());

@@ -89,6 +89,8 @@ fn org() -> OrgSettings {
         currencies: vec!["NZD".into()],
         base_currency: "NZD".into(),
         timezone: chrono_tz::Pacific::Auckland,
+        sales_terms: None,
+        lock_date: None,
         fetched: Instant::now(),
     }
 }
