@@ -97,7 +97,10 @@ pub async fn receive(
             };
             (
                 StatusCode::ACCEPTED,
-                [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
                 body,
             )
                 .into_response()
