@@ -6,7 +6,7 @@ use crate::xero::{Client, element_errors, element_ok, hex};
 use async_nats::jetstream::kv;
 use futures::StreamExt;
 use ledgerline_contract::v1::{Customer, Order};
-use ledgerline_mapping::{GuestPolicy, Mapping};
+use ledgerline_mapping::{FieldTarget, GuestPolicy, Mapping};
 use reqwest::Method;
 use serde::Serialize;
 use serde_json::Value;
@@ -33,6 +33,15 @@ pub struct ContactSpec {
     /// Addresses.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<Value>,
+    /// AccountNumber, from the custom field the mapping targets at `contact.account_number`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub account_number: String,
+    /// TaxNumber (`contact.tax_number`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub tax_number: String,
+    /// Sales payment terms (`contact.payment_terms_days`: days after the invoice date).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_terms: Option<Value>,
     /// Identity key (cache key), not sent.
     #[serde(skip)]
     pub identity: String,
@@ -62,7 +71,11 @@ fn address(kind: &str, a: &ledgerline_contract::v1::Address) -> Value {
 
 /// The contact an order posts to.
 pub fn spec(order: &Order, mapping: &Mapping) -> ContactSpec {
-    let c: Customer = order.customer.clone().unwrap_or_default();
+    let mut c: Customer = order.customer.clone().unwrap_or_default();
+    // Custom fields come from the account, else the order.
+    for (k, v) in &order.attributes {
+        c.attributes.entry(k.clone()).or_insert_with(|| v.clone());
+    }
     spec_for(
         &c,
         &order.store,
@@ -90,6 +103,9 @@ pub fn spec_for(
             last_name: String::new(),
             email_address: String::new(),
             addresses: vec![],
+            account_number: String::new(),
+            tax_number: String::new(),
+            payment_terms: None,
             identity: "guests".into(),
         };
     }
@@ -134,6 +150,24 @@ pub fn spec_for(
     if let Some(a) = order_shipping.or(c.shipping_address.as_ref()) {
         addresses.push(address("STREET", a));
     }
+    let field = |target| {
+        mapping
+            .field_value(target, &c.attributes)
+            .map(|v| v.trim().chars().take(50).collect::<String>())
+            .unwrap_or_default()
+    };
+    let terms = field(FieldTarget::ContactPaymentTermsDays);
+    let payment_terms = match terms.parse::<u32>() {
+        Ok(days) if days <= 365 => Some(serde_json::json!({
+            "Sales": {"Day": days, "Type": "DAYSAFTERBILLDATE"}
+        })),
+        _ if terms.is_empty() => None,
+        _ => {
+            // A bad value must not hold up the invoice: the contact goes without terms.
+            tracing::warn!(contact_number = %number, value = %terms, "Payment terms custom field is not a number of days; left off.");
+            None
+        }
+    };
     ContactSpec {
         name,
         contact_number: number,
@@ -141,6 +175,9 @@ pub fn spec_for(
         last_name: c.last_name.chars().take(255).collect(),
         email_address: c.email.chars().take(255).collect(),
         addresses,
+        account_number: field(FieldTarget::ContactAccountNumber),
+        tax_number: field(FieldTarget::ContactTaxNumber),
+        payment_terms,
         identity,
     }
 }

@@ -799,11 +799,14 @@ impl TenantWorker {
                 Some(Resolved::Id(id, origin)) => {
                     g.led.entry.contact_id = id.clone();
                     if *origin == contacts::Origin::Created {
-                        // Created just now, without terms of its own.
+                        // Created just now: its terms are the ones we sent (if any).
+                        let terms = spec.payment_terms.as_ref().and_then(|t| {
+                            Terms::sales_of(&serde_json::json!({ "PaymentTerms": t }))
+                        });
                         self.terms
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
-                            .insert(id.clone(), (None, std::time::Instant::now()));
+                            .insert(id.clone(), (terms, std::time::Instant::now()));
                     }
                     let verb = match origin {
                         contacts::Origin::Created => XeroVerb::Created,

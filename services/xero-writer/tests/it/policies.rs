@@ -574,3 +574,66 @@ async fn a_refund_for_a_contact_archived_since_restores_it_and_credits() {
     assert_eq!(docs["Contacts"][0]["ContactStatus"], "ACTIVE");
     assert!(stack.dead_letters().await.is_empty());
 }
+
+#[tokio::test]
+async fn mapped_custom_fields_fill_the_contact_and_its_terms_set_the_due_date() {
+    let dir = std::env::temp_dir().join(format!(
+        "xw-fields-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("mapping.toml");
+    std::fs::write(
+        &path,
+        "[[fields]]\nattribute = \"XeroAccountNumber\"\ntarget = \"contact.account_number\"\n\
+         [[fields]]\nattribute = \"TaxId\"\ntarget = \"contact.tax_number\"\n\
+         [[fields]]\nattribute = \"TermsDays\"\ntarget = \"contact.payment_terms_days\"\n",
+    )
+    .unwrap();
+    let stack = Stack::start(&["--mapping", path.to_str().unwrap()]).await;
+    let mut mapped = simple("SO-7300", "fields@example.com");
+    let c = mapped.customer.as_mut().unwrap();
+    c.attributes
+        .insert("XeroAccountNumber".into(), "ACC-42".into());
+    c.attributes.insert("TaxId".into(), "123-456-789".into());
+    // The account's value wins over the order's; the order fills what the account lacks.
+    mapped
+        .attributes
+        .insert("TaxId".into(), "from-the-order".into());
+    mapped.attributes.insert("TermsDays".into(), "21".into());
+    let mut bad_terms = simple("SO-7301", "badterms@example.com");
+    bad_terms
+        .attributes
+        .insert("TermsDays".into(), "soon".into());
+    for (o, id) in [(&mapped, "f1"), (&bad_terms, "f2")] {
+        stack.publish(&event(o, OrderEventType::Created, id)).await;
+    }
+    let docs = stack
+        .wait_docs("two invoices", T, |d| invoices(d).len() == 2)
+        .await;
+    let contact = |email: &str| -> Value {
+        docs["Contacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["EmailAddress"] == email)
+            .cloned()
+            .unwrap_or_else(|| panic!("no contact {email}"))
+    };
+    let c = contact("fields@example.com");
+    assert_eq!(c["AccountNumber"], "ACC-42");
+    assert_eq!(c["TaxNumber"], "123-456-789");
+    assert_eq!(c["PaymentTerms"]["Sales"]["Day"], 21);
+    assert_eq!(c["PaymentTerms"]["Sales"]["Type"], "DAYSAFTERBILLDATE");
+    let bad = contact("badterms@example.com");
+    assert!(bad.get("PaymentTerms").is_none_or(Value::is_null), "{bad}");
+    let due = |n: &str| day(&invoice(&docs, n).unwrap()["DueDate"]);
+    assert_eq!(
+        due("SO-7300"),
+        ymd("2026-12-11"),
+        "21 days after 2026-11-20"
+    );
+    assert_eq!(due("SO-7301"), ymd("2026-11-20"), "no terms: the default");
+    assert!(stack.dead_letters().await.is_empty());
+}
