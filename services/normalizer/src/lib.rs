@@ -112,10 +112,13 @@ impl Normalizer {
         )
         .await?;
         shutdown.cancel();
-        for t in tasks {
-            let _ = t.await;
-        }
-        self.client.flush().await.ok();
+        ledgerline_platform::shutdown::finish(
+            "normalizer",
+            &self.client,
+            tasks,
+            ledgerline_platform::shutdown::FINISH_GRACE,
+        )
+        .await;
         tracing::info!("normalizer stopped.");
         Ok(())
     }

@@ -136,8 +136,13 @@ pub async fn run<H, F>(
         }
     }
     while tasks.join_next().await.is_some() {}
-    if let Err(error) = client.flush().await {
-        tracing::warn!(consumer = %config.name, %error, "Flush after stop failed.");
+    // Bounded: with NATS gone a flush never completes, and unflushed acks only mean redelivery.
+    match tokio::time::timeout(crate::shutdown::FINISH_GRACE, client.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(consumer = %config.name, %error, "Flush after stop failed.")
+        }
+        Err(_) => tracing::warn!(consumer = %config.name, "Flush after stop timed out."),
     }
     tracing::info!(consumer = %config.name, "Consumer stopped.");
 }

@@ -127,10 +127,13 @@ impl Ingest {
         )
         .await?;
         shutdown.cancel();
-        for t in tasks {
-            let _ = t.await;
-        }
-        self.state.client.flush().await.ok();
+        ledgerline_platform::shutdown::finish(
+            "webhook-ingest",
+            &self.state.client,
+            tasks,
+            ledgerline_platform::shutdown::FINISH_GRACE,
+        )
+        .await;
         tracing::info!("webhook-ingest stopped.");
         Ok(())
     }

@@ -133,10 +133,13 @@ impl Writer {
         .await?;
         shutdown.cancel();
         let _ = tokio::time::timeout(cfg.shutdown_timeout, workers).await;
-        for t in [topology, overlay, follow] {
-            let _ = t.await;
-        }
-        self.client.flush().await.ok();
+        ledgerline_platform::shutdown::finish(
+            "xero-writer",
+            &self.client,
+            [topology, overlay, follow],
+            ledgerline_platform::shutdown::FINISH_GRACE,
+        )
+        .await;
         tracing::info!("xero-writer stopped.");
         Ok(())
     }

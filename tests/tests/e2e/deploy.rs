@@ -206,3 +206,42 @@ fn compose_services_start_and_become_ready() {
         );
     }
 }
+
+/// An orchestrator stops services while NATS is down too (a whole-cluster stop, a node loss):
+/// each NATS service still exits 0 on SIGTERM, within its grace, instead of hanging on a flush.
+#[test]
+fn services_stop_on_sigterm_while_nats_is_gone() {
+    let mut nats = NatsServer::start();
+    let url = nats.url();
+    let mut running: Vec<(&str, ServiceProcess)> = ["webhook-ingest", "normalizer", "xero-writer"]
+        .into_iter()
+        .map(|bin| {
+            let mut p = ServiceProcess::spawn(
+                &workspace_binary(bin),
+                &[],
+                &[
+                    ("NATS_URL", url.as_str()),
+                    // No Xero here: the writer starts ready regardless.
+                    ("XERO_IDENTITY_URL", "http://127.0.0.1:9"),
+                    ("XERO_API_URL", "http://127.0.0.1:9/api.xro/2.0"),
+                ],
+            );
+            p.wait_ready(Duration::from_secs(60));
+            (bin, p)
+        })
+        .collect();
+    nats.stop();
+    // All at once, as an orchestrator would (each may use its 10 s finishing grace).
+    std::thread::scope(|s| {
+        for (bin, p) in &mut running {
+            s.spawn(move || {
+                let status = p.terminate(Duration::from_secs(60));
+                assert!(
+                    status.is_some_and(|s| s.success()),
+                    "{bin} did not exit 0 on SIGTERM with NATS gone ({status:?}):\n{}",
+                    p.output()
+                );
+            });
+        }
+    });
+}
