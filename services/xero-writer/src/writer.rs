@@ -873,6 +873,7 @@ impl TenantWorker {
                     .get(&contact)
                     .and_then(|(t, _)| *t),
                 default_due_days: cfg.default_due_days,
+                unknown_tracking: cfg.unknown_tracking,
             };
             match docs::invoice_with(&order, &contact, &mapping.mapping, org, &opts) {
                 Ok(doc) => {
@@ -2011,6 +2012,7 @@ impl TenantWorker {
                     status: self.shared.config.invoice_status,
                     contact_terms: None,
                     default_due_days: self.shared.config.default_due_days,
+                    unknown_tracking: self.shared.config.unknown_tracking,
                 };
                 match docs::invoice_with(order, "<contact>", &mapping.mapping, org, &opts) {
                     Ok(d) => {
