@@ -2,8 +2,9 @@
 //! setting), and an allocation whose answer was lost is looked up in Xero, not made twice.
 
 use crate::helpers::*;
-use ledgerline_contract::v1::{OrderEventType, ReasonClass, XeroDocumentKind};
-use serde_json::Value;
+use ledgerline_contract::v1::{OrderEventType, ReasonClass, XeroDocumentKind, XeroVerb};
+use rust_decimal_macros::dec;
+use serde_json::{Value, json};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(30);
@@ -120,4 +121,160 @@ async fn an_unknown_tracking_option_is_left_off_by_default() {
         "{inv}"
     );
     assert!(stack.dead_letters().await.is_empty());
+}
+
+#[tokio::test]
+async fn an_allocation_whose_answer_was_lost_is_applied_once() {
+    let stack = Stack::start(&[]).await;
+    let o = simple("SO-8200", "lost-alloc@example.com");
+    stack
+        .publish(&event(&o, OrderEventType::Created, "al1"))
+        .await;
+    stack
+        .wait_docs("SO-8200", T, |d| invoice(d, "SO-8200").is_some())
+        .await;
+    // The allocation is applied but no answer arrives (nor to the client's own quick retries,
+    // so the writer gives up on the call), and its later retry falls outside the idempotency
+    // window: Xero would not replay the first answer but refuse or apply the allocation again.
+    stack
+        .sandbox
+        .settings(json!({
+            "drop_after_apply": 3,
+            "drop_after_apply_endpoint": "/allocations",
+            "idempotency_secs": 0
+        }))
+        .await;
+    let refund = refund_event(&o, "rf-lost", "RMA-L", vec![], dec!(11.50));
+    stack.publish_refund(&refund).await;
+    let deadline = tokio::time::Instant::now() + T;
+    let entry = loop {
+        let e = stack.ledger(&o.id).await;
+        if let Some(e) = &e
+            && e["credit_notes"]["rf-lost"]["done"] == true
+        {
+            break e.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "allocation not confirmed: {e:?}\n{}",
+            stack.output()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        d(&entry["credit_notes"]["rf-lost"]["allocated"]),
+        dec!(11.50)
+    );
+    let settings: Value = reqwest::Client::new()
+        .get(format!("{}/admin/settings", stack.sandbox.base))
+        .bearer_auth("sandbox-admin")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(settings["drop_after_apply"], 0, "the fault fired");
+    let docs = stack.sandbox.documents().await;
+    let cns = docs["CreditNotes"].as_array().unwrap();
+    assert_eq!(cns.len(), 1);
+    let allocs = cns[0]["Allocations"].as_array().unwrap();
+    assert_eq!(allocs.len(), 1, "allocated exactly once: {allocs:?}");
+    assert_eq!(d(&allocs[0]["Amount"]), dec!(11.50));
+    assert_eq!(d(&cns[0]["RemainingCredit"]), dec!(0));
+    let inv = invoice(&docs, "SO-8200").unwrap();
+    assert_eq!(d(&inv["AmountCredited"]), dec!(11.50));
+    assert_eq!(d(&inv["AmountDue"]), total_of(&o) - dec!(11.50));
+    let log = stack.sandbox.requests().await;
+    let at = |method: &str, endpoint: &str| {
+        log.iter()
+            .enumerate()
+            .filter(|(_, r)| r["method"] == method && r["endpoint"] == endpoint)
+            .map(|(i, _)| i)
+            .collect::<Vec<_>>()
+    };
+    let puts = at("PUT", "/creditnotes/{id}/allocations");
+    let gets = at("GET", "/creditnotes/{id}");
+    assert_eq!(puts.len(), 3, "the first call's attempts only: {log:?}");
+    assert!(
+        !gets.is_empty() && gets[0] > puts[2],
+        "looked up after the lost answer, and not sent again"
+    );
+    assert!(stack.dead_letters().await.is_empty());
+    let allocation_facts: Vec<_> = stack
+        .facts()
+        .await
+        .into_iter()
+        .filter(|f| f.kind() == XeroDocumentKind::Allocation && f.verb() == XeroVerb::Created)
+        .collect();
+    assert_eq!(allocation_facts.len(), 1, "{allocation_facts:?}");
+    assert_eq!(allocation_facts[0].xero_id, allocs[0]["AllocationID"]);
+    let amount: rust_decimal::Decimal = allocation_facts[0]
+        .total
+        .as_ref()
+        .map(|m| m.amount.parse().unwrap())
+        .unwrap_or_default();
+    assert_eq!(amount, dec!(11.50));
+}
+
+#[tokio::test]
+async fn a_refund_payment_whose_answer_was_lost_is_made_once() {
+    let stack = Stack::start(&[]).await;
+    let mut o = simple("SO-8300", "lost-refund@example.com");
+    let total = total_of(&o);
+    pay(&mut o, "pay-1", total);
+    stack
+        .publish(&event(&o, OrderEventType::Created, "rp1"))
+        .await;
+    stack
+        .wait_docs("SO-8300 paid", T, |d| {
+            invoice(d, "SO-8300").is_some_and(|i| i["Status"] == "PAID")
+        })
+        .await;
+    // Paid in full: the refund is paid back from the credit note, and that answer is lost.
+    stack
+        .sandbox
+        .settings(json!({
+            "drop_after_apply": 3,
+            "drop_after_apply_endpoint": "/payments",
+            "idempotency_secs": 0
+        }))
+        .await;
+    let refund = refund_event(&o, "rf-pay", "RMA-P", vec![], dec!(11.50));
+    stack.publish_refund(&refund).await;
+    let deadline = tokio::time::Instant::now() + T;
+    let entry = loop {
+        let e = stack.ledger(&o.id).await;
+        if let Some(e) = &e
+            && e["credit_notes"]["rf-pay"]["done"] == true
+        {
+            break e.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "refund not confirmed: {e:?}\n{}",
+            stack.output()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(d(&entry["credit_notes"]["rf-pay"]["refunded"]), dec!(11.50));
+    assert_eq!(d(&entry["credit_notes"]["rf-pay"]["allocated"]), dec!(0));
+    let docs = stack.sandbox.documents().await;
+    let cns = docs["CreditNotes"].as_array().unwrap();
+    assert_eq!(cns.len(), 1);
+    let paid_back = cns[0]["Payments"].as_array().unwrap();
+    assert_eq!(paid_back.len(), 1, "refunded exactly once: {paid_back:?}");
+    assert_eq!(d(&cns[0]["RemainingCredit"]), dec!(0));
+    assert!(stack.dead_letters().await.is_empty());
+    let refund_facts = stack
+        .facts()
+        .await
+        .into_iter()
+        .filter(|f| {
+            f.kind() == XeroDocumentKind::Payment
+                && f.verb() == XeroVerb::Recorded
+                && f.number == "rf-pay"
+        })
+        .count();
+    assert_eq!(refund_facts, 1);
 }
