@@ -108,6 +108,9 @@ struct SettingsPatch {
     /// The next N API calls get a 429.
     force_429: Option<u32>,
     force_429_problem: Option<String>,
+    /// The next N matching writes are applied, then their response is cut.
+    drop_after_apply: Option<u32>,
+    drop_after_apply_endpoint: Option<String>,
 }
 
 async fn set_settings(State(app): State<Arc<App>>, h: HeaderMap, body: String) -> Response {
@@ -141,7 +144,9 @@ async fn set_settings(State(app): State<Arc<App>>, h: HeaderMap, body: String) -
         latency_ms,
         latency_jitter_ms,
         force_429,
-        force_429_problem
+        force_429_problem,
+        drop_after_apply,
+        drop_after_apply_endpoint
     );
     if let Some(secs) = p.outage_secs {
         s.outage_until = (secs > 0.0).then(|| Instant::now() + Duration::from_secs_f64(secs));
@@ -362,6 +367,7 @@ async fn reset(State(app): State<Arc<App>>, h: HeaderMap, body: String) -> Respo
         s.latency_jitter_ms = 0;
         s.outage_until = None;
         s.force_429 = 0;
+        s.drop_after_apply = 0;
     }
     if b.documents.unwrap_or(true) {
         let pristine = app.pristine.lock().unwrap().clone();

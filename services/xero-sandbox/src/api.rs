@@ -72,7 +72,20 @@ pub async fn handle(
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
-    let (resp, tenant, endpoint) = handle_inner(&app, &method, &uri, &headers, &body).await;
+    let (mut resp, tenant, endpoint) = handle_inner(&app, &method, &uri, &headers, &body).await;
+    if let Outcome::Normal(r) = &resp
+        && (method == Method::PUT || method == Method::POST)
+        && r.status.is_success()
+    {
+        let mut s = app.settings.lock().unwrap();
+        if s.drop_after_apply > 0
+            && endpoint.contains(&s.drop_after_apply_endpoint.to_ascii_lowercase())
+        {
+            // Applied (or replayed under its Idempotency-Key), but the answer never arrives.
+            s.drop_after_apply -= 1;
+            resp = Outcome::Reset(r.status);
+        }
+    }
     app.record(&method, &endpoint, tenant, resp.status(), started.elapsed());
     match resp {
         Outcome::Normal(r) => r.into_response(),

@@ -8,7 +8,8 @@ Operator API (Authorization: Bearer <admin token>; never rate-limited):
   GET  /admin/state | /admin/settings | /admin/tenants | /admin/counters | /admin/requests?limit=N
   POST /admin/settings            {\"time_scale\":60, \"minute_limit\":60, \"error_rate\":0.1, \"reset_rate\":0.0,
                                    \"latency_ms\":250, \"latency_jitter_ms\":100, \"outage_secs\":30,
-                                   \"force_429\":3, \"force_429_problem\":\"minute\", ...}
+                                   \"force_429\":3, \"force_429_problem\":\"minute\",
+                                   \"drop_after_apply\":1, \"drop_after_apply_endpoint\":\"allocations\", ...}
   GET  /admin/tenants/{id}/documents   every document of a tenant, no API budget spent
   POST /admin/tenants/{id}/period-lock {\"date\":\"2026-10-31\"} | {\"date\":null}
   POST /admin/tenants/{id}/reconnect   undo DELETE /connections/{id}

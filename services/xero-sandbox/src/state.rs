@@ -89,6 +89,13 @@ pub struct Settings {
     /// The next this-many API calls get a 429 with `force_429_problem`.
     pub force_429: u32,
     pub force_429_problem: String,
+    /// The next this-many successful PUT/POST calls whose endpoint contains
+    /// `drop_after_apply_endpoint` (case-insensitive; empty: any) are applied, then their
+    /// connection is cut before the body: the caller cannot know the write happened.
+    #[serde(default)]
+    pub drop_after_apply: u32,
+    #[serde(default)]
+    pub drop_after_apply_endpoint: String,
 }
 
 impl Settings {
@@ -116,6 +123,8 @@ impl Settings {
             outage_until: None,
             force_429: 0,
             force_429_problem: "minute".into(),
+            drop_after_apply: 0,
+            drop_after_apply_endpoint: String::new(),
         }
     }
 

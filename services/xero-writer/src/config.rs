@@ -167,6 +167,11 @@ pub struct WriterArgs {
     /// `credit-and-reissue`.
     #[arg(long, env = "WRITER_LOCKED_PERIOD")]
     pub locked_period: Option<String>,
+    /// A tracking value the organisation lacks (no such active category or option): `omit`
+    /// (default; the line goes without it) or `review` (the order goes to review with the
+    /// closest options).
+    #[arg(long, env = "WRITER_UNKNOWN_TRACKING")]
+    pub unknown_tracking: Option<String>,
 }
 
 impl std::fmt::Debug for WriterArgs {
@@ -193,6 +198,8 @@ pub struct WriterFile {
     pub archived_contact: Option<String>,
     /// Same as `--locked-period`.
     pub locked_period: Option<String>,
+    /// Same as `--unknown-tracking`.
+    pub unknown_tracking: Option<String>,
     /// Same as `--void-removes-payments`.
     pub void_removes_payments: Option<bool>,
 }
@@ -232,6 +239,16 @@ pub enum LockedPeriod {
     Review,
     /// Credit the old document after the lock date and issue a new invoice.
     CreditAndReissue,
+}
+
+/// What to do with a tracking value the organisation lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnknownTracking {
+    /// Leave it off the lines (logged and counted).
+    #[default]
+    Omit,
+    /// Send the order to review with the closest options.
+    Review,
 }
 
 fn choice<T: Copy>(
@@ -329,6 +346,8 @@ pub struct Config {
     pub archived_contact: ArchivedContact,
     /// Locked period policy.
     pub locked_period: LockedPeriod,
+    /// Unknown tracking value policy.
+    pub unknown_tracking: UnknownTracking,
     /// Graceful stop budget.
     pub shutdown_timeout: Duration,
     /// Go-live date.
@@ -518,6 +537,17 @@ impl Config {
                 ("credit-and-reissue", LockedPeriod::CreditAndReissue),
             ],
         )?;
+        let unknown_tracking = choice(
+            "WRITER_UNKNOWN_TRACKING",
+            w.unknown_tracking
+                .as_deref()
+                .or(section.unknown_tracking.as_deref()),
+            UnknownTracking::Omit,
+            &[
+                ("omit", UnknownTracking::Omit),
+                ("review", UnknownTracking::Review),
+            ],
+        )?;
         let default_due_days = w.default_due_days.or(section.default_due_days).unwrap_or(0);
         if default_due_days > 3660 {
             return Err(ConfigError::new(
@@ -571,6 +601,7 @@ impl Config {
             default_due_days,
             archived_contact,
             locked_period,
+            unknown_tracking,
             shutdown_timeout: cli.common.shutdown_timeout,
             start_date: w.start_date,
             fx_rates: parse_fx(&w.fx_rates)?,
@@ -606,6 +637,7 @@ mod tests {
         assert_eq!(c.default_due_days, 0);
         assert_eq!(c.archived_contact, ArchivedContact::Restore);
         assert_eq!(c.locked_period, LockedPeriod::Review);
+        assert_eq!(c.unknown_tracking, UnknownTracking::Omit);
     }
 
     #[test]
@@ -614,7 +646,7 @@ mod tests {
             std::env::temp_dir().join(format!("xero-writer-policies-{}.toml", std::process::id()));
         std::fs::write(
             &path,
-            "[writer]\ninvoice_status = \"draft\"\ndefault_due_days = 30\narchived_contact = \"review\"\nlocked_period = \"credit-and-reissue\"\nvoid_removes_payments = true\n",
+            "[writer]\ninvoice_status = \"draft\"\ndefault_due_days = 30\narchived_contact = \"review\"\nlocked_period = \"credit-and-reissue\"\nvoid_removes_payments = true\nunknown_tracking = \"review\"\n",
         )
         .unwrap();
         let file = path.to_str().unwrap();
@@ -624,6 +656,7 @@ mod tests {
         assert_eq!(c.archived_contact, ArchivedContact::Review);
         assert_eq!(c.locked_period, LockedPeriod::CreditAndReissue);
         assert!(c.void_removes_payments);
+        assert_eq!(c.unknown_tracking, UnknownTracking::Review);
         let c = Config::from_cli(&Cli::parse_from([
             "xero-writer",
             "--config",
@@ -657,6 +690,9 @@ mod tests {
         let cli = Cli::parse_from(["xero-writer", "--invoice-status", "approved"]);
         let e = Config::from_cli(&cli).unwrap_err().to_string();
         assert!(e.contains("WRITER_INVOICE_STATUS"), "{e}");
+        let cli = Cli::parse_from(["xero-writer", "--unknown-tracking", "drop"]);
+        let e = Config::from_cli(&cli).unwrap_err().to_string();
+        assert!(e.contains("WRITER_UNKNOWN_TRACKING"), "{e}");
     }
 
     #[test]

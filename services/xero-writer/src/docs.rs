@@ -5,7 +5,7 @@
 //! an explicit rounding line to the mapping's rounding account makes Xero's total equal the
 //! order's to the cent.
 
-use crate::config::DocStatus;
+use crate::config::{DocStatus, UnknownTracking};
 use crate::org::OrgSettings;
 use crate::terms::Terms;
 use chrono::{DateTime, NaiveDate};
@@ -483,6 +483,8 @@ pub struct DocOptions {
     pub contact_terms: Option<Terms>,
     /// Due days when no terms apply.
     pub default_due_days: u32,
+    /// Tracking values the org lacks: left off, or the order goes to review.
+    pub unknown_tracking: UnknownTracking,
 }
 
 impl Default for DocOptions {
@@ -491,6 +493,7 @@ impl Default for DocOptions {
             status: DocStatus::Authorised,
             contact_terms: None,
             default_due_days: 0,
+            unknown_tracking: UnknownTracking::Omit,
         }
     }
 }
@@ -530,10 +533,31 @@ pub fn invoice_with(
             }],
         });
     }
+    let tracking = tracking_of(order);
+    if opts.unknown_tracking == UnknownTracking::Review {
+        // The same (at most two) values the lines would carry.
+        for (cat, opt) in tracking.iter().take(2) {
+            if org.tracking_option(cat, opt).is_none() {
+                let what = if org
+                    .tracking
+                    .iter()
+                    .any(|c| c.name.eq_ignore_ascii_case(cat))
+                {
+                    format!("{opt:?} is not an active option of tracking category {cat:?}")
+                } else {
+                    format!("tracking category {cat:?} (value {opt:?}) is not an active category")
+                };
+                return Err(Problem::mapping(
+                    format!("{what} in this organisation (WRITER_UNKNOWN_TRACKING=review)"),
+                    org.suggest_tracking(cat, opt),
+                ));
+            }
+        }
+    }
     let built = build_lines(
         &order.lines,
         order.tax_included,
-        &tracking_of(order),
+        &tracking,
         mapping,
         org,
         true,
@@ -957,6 +981,7 @@ mod tests {
                 kind: crate::terms::TermKind::OfFollowingMonth,
             }),
             default_due_days: 7,
+            ..Default::default()
         };
         let set = invoice_with(&order, "c", &mapping, &org, &opts).expect("builds");
         assert_eq!(set.doc.status, "DRAFT");

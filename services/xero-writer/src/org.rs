@@ -303,33 +303,130 @@ impl OrgSettings {
         out
     }
 
-    /// Ranked option suggestions for an unknown tracking value.
+    /// Ranked suggestions for a tracking value the org lacks, best first: the closest active
+    /// options of the category, or, when the category itself is missing, the org's categories.
     pub fn suggest_tracking(&self, category: &str, value: &str) -> Vec<Suggestion> {
-        let v = value.to_ascii_lowercase();
-        let mut out: Vec<Suggestion> = self
+        let mut out: Vec<Suggestion> = match self
             .tracking
             .iter()
-            .filter(|c| c.name.eq_ignore_ascii_case(category))
-            .flat_map(|c| c.options.iter())
-            .map(|o| {
-                let ol = o.to_ascii_lowercase();
-                let shared = ol.split_whitespace().filter(|w| v.contains(w)).count();
-                let score = if ol.contains(&v) || v.contains(&ol) {
-                    0.8
-                } else {
-                    0.2 + 0.2 * shared as f64
-                };
-                Suggestion {
-                    field: format!("Tracking.{category}"),
-                    current_value: value.to_owned(),
-                    suggested_value: o.clone(),
-                    score: score.min(0.9),
-                    reason: "closest active option".into(),
-                }
-            })
-            .collect();
-        out.sort_by(|a, b| b.score.total_cmp(&a.score));
+            .find(|c| c.name.eq_ignore_ascii_case(category))
+        {
+            Some(c) => c
+                .options
+                .iter()
+                .map(|o| {
+                    let (score, why) = closeness(value, o);
+                    Suggestion {
+                        field: format!("Tracking.{}", c.name),
+                        current_value: value.to_owned(),
+                        suggested_value: o.clone(),
+                        score,
+                        reason: format!("active option of \"{}\"; {why}", c.name),
+                    }
+                })
+                .collect(),
+            None => self
+                .tracking
+                .iter()
+                .map(|c| {
+                    let (score, why) = closeness(category, &c.name);
+                    Suggestion {
+                        field: "Tracking".into(),
+                        current_value: category.to_owned(),
+                        suggested_value: c.name.clone(),
+                        score,
+                        reason: format!(
+                            "no active category \"{category}\"; \"{}\" is one ({why}), options: {}",
+                            c.name,
+                            c.options.join(", ")
+                        ),
+                    }
+                })
+                .collect(),
+        };
+        out.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| a.suggested_value.cmp(&b.suggested_value))
+        });
         out.truncate(3);
         out
+    }
+}
+
+/// How close `name` is to `wanted` (0..1) and why: a shared prefix or containment ranks above
+/// mere spelling likeness (edit distance and Jaro-Winkler, case-insensitive).
+fn closeness(wanted: &str, name: &str) -> (f64, String) {
+    let w = wanted.trim().to_lowercase();
+    let n = name.trim().to_lowercase();
+    if w.is_empty() || n.is_empty() {
+        return (0.05, "no likeness".into());
+    }
+    if n.starts_with(&w) || w.starts_with(&n) {
+        return (0.9, "one starts with the other".into());
+    }
+    if n.contains(&w) || w.contains(&n) {
+        return (0.8, "one contains the other".into());
+    }
+    let edits = strsim::damerau_levenshtein(&w, &n);
+    let longest = w.chars().count().max(n.chars().count());
+    let spelled = 1.0 - edits as f64 / longest as f64;
+    let jw = strsim::jaro_winkler(&w, &n);
+    let score = (0.05 + 0.65 * (spelled + jw) / 2.0).min(0.7);
+    (
+        (score * 1000.0).round() / 1000.0,
+        format!("{edits} edits apart"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn org() -> OrgSettings {
+        OrgSettings {
+            accounts: vec![],
+            tax_rates: vec![],
+            tracking: vec![
+                Tracking {
+                    name: "Region".into(),
+                    options: vec![
+                        "North Island".into(),
+                        "South Island".into(),
+                        "Export".into(),
+                    ],
+                },
+                Tracking {
+                    name: "Sales Channel".into(),
+                    options: vec!["Web Store".into(), "B2B Portal".into()],
+                },
+            ],
+            currencies: vec![],
+            base_currency: "NZD".into(),
+            timezone: chrono_tz::UTC,
+            sales_terms: None,
+            lock_date: None,
+            fetched: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn tracking_suggestions_rank_prefix_containment_then_spelling() {
+        let o = org();
+        let s = o.suggest_tracking("region", "Nowhere");
+        assert_eq!(s[0].suggested_value, "North Island", "{s:?}");
+        assert_eq!(s[0].field, "Tracking.Region");
+        assert!(s.windows(2).all(|w| w[0].score >= w[1].score));
+        let s = o.suggest_tracking("Region", "south");
+        assert_eq!(s[0].suggested_value, "South Island");
+        assert!((s[0].score - 0.9).abs() < 1e-9);
+        let s = o.suggest_tracking("Region", "Exprot");
+        assert_eq!(s[0].suggested_value, "Export", "a transposition: {s:?}");
+        assert!(s[0].reason.contains("1 edits apart"), "{}", s[0].reason);
+        // A missing category suggests the org's categories.
+        let s = o.suggest_tracking("Sales Chanel", "Web");
+        assert_eq!(s[0].field, "Tracking");
+        assert_eq!(s[0].suggested_value, "Sales Channel");
+        assert!(s[0].reason.contains("Web Store"), "{}", s[0].reason);
     }
 }

@@ -873,6 +873,7 @@ impl TenantWorker {
                     .get(&contact)
                     .and_then(|(t, _)| *t),
                 default_due_days: cfg.default_due_days,
+                unknown_tracking: cfg.unknown_tracking,
             };
             match docs::invoice_with(&order, &contact, &mapping.mapping, org, &opts) {
                 Ok(doc) => {
@@ -1361,6 +1362,94 @@ impl TenantWorker {
         Ok(element_list(&v, "Invoices"))
     }
 
+    /// Reads a credit note and records in the ledger (with Allocation and Payment facts) what
+    /// Xero has allocated from it to the order's invoice, and refunded with our reference,
+    /// beyond what the ledger knows. `Some` is the updated entry when there was more.
+    async fn credit_in_xero(
+        &self,
+        g: &mut Group,
+        rid: &str,
+        c: &CreditEntry,
+    ) -> Result<Option<CreditEntry>, XeroError> {
+        let v = self
+            .client
+            .call(
+                Method::GET,
+                &format!("/CreditNotes/{}", c.credit_note_id),
+                &[],
+                None,
+            )
+            .await?;
+        let cn = element_list(&v, "CreditNotes")
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        let invoice_id = &g.led.entry.invoice_id;
+        let mine: Vec<Value> = element_list(&cn, "Allocations")
+            .into_iter()
+            .filter(|a| {
+                a.get("Invoice")
+                    .is_some_and(|i| str_at(i, "InvoiceID").eq_ignore_ascii_case(invoice_id))
+                    && a.get("IsDeleted").and_then(Value::as_bool) != Some(true)
+            })
+            .collect();
+        let allocated: Decimal = mine.iter().map(|a| dec_at(a, "Amount")).sum();
+        let reference = format!("{} refund", c.number);
+        let refunds: Vec<Value> = element_list(&cn, "Payments")
+            .into_iter()
+            .filter(|p| str_at(p, "Reference") == reference && str_at(p, "Status") != "DELETED")
+            .collect();
+        let refunded: Decimal = refunds.iter().map(|p| dec_at(p, "Amount")).sum();
+        if allocated <= c.allocated && refunded <= c.refunded {
+            return Ok(None);
+        }
+        let mut known = c.clone();
+        if allocated > c.allocated {
+            let found = allocated - c.allocated;
+            known.allocated = allocated;
+            let id = mine
+                .last()
+                .map(|a| str_at(a, "AllocationID"))
+                .unwrap_or_default();
+            tracing::info!(credit_note = %c.number, invoice = %g.led.entry.invoice_number, amount = %found, "Allocation from an unconfirmed attempt found in Xero; not made again.");
+            let f = self.fact(
+                g,
+                XeroDocumentKind::Allocation,
+                XeroVerb::Created,
+                &id,
+                &c.number,
+                Some(found),
+                None,
+                "AUTHORISED",
+            );
+            g.facts.push(f);
+        }
+        if refunded > c.refunded {
+            let found = refunded - c.refunded;
+            known.refunded = refunded;
+            let id = refunds
+                .last()
+                .map(|p| str_at(p, "PaymentID"))
+                .unwrap_or_default();
+            tracing::info!(credit_note = %c.number, amount = %found, "Refund payment from an unconfirmed attempt found in Xero; not made again.");
+            let f = self.fact(
+                g,
+                XeroDocumentKind::Payment,
+                XeroVerb::Recorded,
+                &id,
+                rid,
+                Some(found),
+                None,
+                "AUTHORISED",
+            );
+            g.facts.push(f);
+        }
+        if let Some(ce) = g.led.entry.credit_notes.get_mut(rid) {
+            *ce = known.clone();
+        }
+        Ok(Some(known))
+    }
+
     async fn call_failed(&self, g: &mut Group, msgs: &[Message], e: &XeroError) {
         match e {
             XeroError::Validation(text) => {
@@ -1709,6 +1798,8 @@ impl TenantWorker {
         // A second pass writes again, as POST, the credit notes refused for an archived
         // contact that was made active again (the refused PUT's answer is stored under its key).
         let mut pass_todo = todo;
+        // Credit notes created by this batch's own calls: no earlier allocation can exist.
+        let mut fresh_credit: std::collections::HashSet<String> = Default::default();
         for pass in 0..2 {
             let mut archived: Vec<(usize, usize, docs::CreditDoc)> = Vec::new();
             for chunk in pass_todo.chunks(self.shared.config.batch_size) {
@@ -1746,6 +1837,7 @@ impl TenantWorker {
                     let rid = ev.refund.as_ref().map(|r| r.id.clone()).unwrap_or_default();
                     let mut el = els.get(n).cloned().unwrap_or_default();
                     let errors = element_errors(&el).join("; ");
+                    let created = element_ok(&el);
                     if pass == 0 && !element_ok(&el) && errors.contains("has been archived") {
                         archived.push((*gi, *ri, d.clone()));
                         continue;
@@ -1787,6 +1879,9 @@ impl TenantWorker {
                     if id.is_empty() {
                         g.transient("credit note not found after 'must be unique'");
                         continue;
+                    }
+                    if created {
+                        fresh_credit.insert(id.clone());
                     }
                     g.led.entry.credit_notes.insert(
                         rid,
@@ -1840,7 +1935,22 @@ impl TenantWorker {
                 .collect();
             for rid in pending {
                 let g = &mut groups[gi];
-                let c = g.led.entry.credit_notes[&rid].clone();
+                let mut c = g.led.entry.credit_notes[&rid].clone();
+                if c.total - c.allocated - c.refunded > Decimal::ZERO
+                    && !fresh_credit.contains(&c.credit_note_id)
+                {
+                    // An earlier attempt may have been applied without our knowing (answer
+                    // lost, writer restarted, beyond Xero's idempotency window): Xero's record
+                    // of the credit note decides, so nothing is allocated or refunded twice.
+                    match self.credit_in_xero(g, &rid, &c).await {
+                        Ok(Some(known)) => c = known,
+                        Ok(None) => {}
+                        Err(e) => {
+                            self.call_failed(g, msgs, &e).await;
+                            continue;
+                        }
+                    }
+                }
                 let due = g.led.entry.amount_due();
                 let left = c.total - c.allocated - c.refunded;
                 let alloc = left.min(due);
@@ -2011,6 +2121,7 @@ impl TenantWorker {
                     status: self.shared.config.invoice_status,
                     contact_terms: None,
                     default_due_days: self.shared.config.default_due_days,
+                    unknown_tracking: self.shared.config.unknown_tracking,
                 };
                 match docs::invoice_with(order, "<contact>", &mapping.mapping, org, &opts) {
                     Ok(d) => {

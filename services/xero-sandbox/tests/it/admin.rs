@@ -134,3 +134,43 @@ async fn admin_can_expire_tokens() {
     assert_eq!(st, 401);
     assert!(v["Detail"].as_str().unwrap().starts_with("TokenExpired"));
 }
+
+#[tokio::test]
+async fn drop_after_apply_writes_then_cuts_the_answer() {
+    let s = TestSandbox::start().await;
+    s.settings(json!({"drop_after_apply": 1, "drop_after_apply_endpoint": "/contacts"}))
+        .await;
+    // Reads are never cut.
+    assert_eq!(s.get("/Contacts").await.0, 200);
+    let r = s
+        .req(reqwest::Method::PUT, "/Contacts")
+        .header("Idempotency-Key", "drop-1")
+        .json(&json!({"Contacts": [{"Name": "Applied Unanswered"}]}))
+        .send()
+        .await;
+    let failed = match r {
+        Err(_) => true,
+        Ok(r) => r.bytes().await.is_err(),
+    };
+    assert!(failed, "the answer is cut");
+    let (_, v) = s.get("/Contacts").await;
+    assert_eq!(
+        v["Contacts"].as_array().unwrap().len(),
+        1,
+        "but it was applied"
+    );
+    assert_eq!(v["Contacts"][0]["Name"], "Applied Unanswered");
+    let settings = s.settings(json!({})).await;
+    assert_eq!(settings["drop_after_apply"], 0, "used up");
+    // The same key replays the stored answer once the fault is spent.
+    let r = s
+        .req(reqwest::Method::PUT, "/Contacts")
+        .header("Idempotency-Key", "drop-1")
+        .json(&json!({"Contacts": [{"Name": "Applied Unanswered"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, v) = s.get("/Contacts").await;
+    assert_eq!(v["Contacts"].as_array().unwrap().len(), 1);
+}

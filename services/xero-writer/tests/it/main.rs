@@ -10,5 +10,6 @@ mod faults;
 mod oauth;
 mod policies;
 mod replicas;
+mod review_more;
 mod rules;
 mod spec;
