@@ -507,7 +507,12 @@ impl Budget {
                     };
                     tokio::select! {
                         _ = tokio::time::sleep(d.max(Duration::from_millis(5))) => {}
-                        _ = cancel.cancelled() => return None,
+                        _ = cancel.cancelled() => {
+                            if held {
+                                metrics::gauge!("xero_writer_backfill_held", "tenant" => self.tenant.clone()).set(0.0);
+                            }
+                            return None;
+                        }
                     }
                 }
             }
