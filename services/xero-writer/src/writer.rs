@@ -430,7 +430,7 @@ impl TenantWorker {
             let msgs: Vec<Message> = msgs.clone();
             tokio::spawn(async move {
                 loop {
-                    tokio::time::sleep(Duration::from_secs(20)).await;
+                    tokio::time::sleep(backfill::KEEPALIVE).await;
                     for m in &msgs {
                         let _ = m.ack_with(AckKind::Progress).await;
                     }

@@ -19,38 +19,39 @@ fn metric(text: &str, name: &str) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
-#[tokio::test]
-async fn backfill_stops_at_its_share_while_live_orders_are_written_then_resumes() {
+/// A writer and sandbox with windows divided by `scale` and a day of `day` calls.
+async fn scaled(scale: f64, day: u32) -> Stack {
     let sandbox = Sandbox::start().await;
     // A little headroom over the writer's limit: the two day windows start a network hop
-    // apart, and at this scale the writer's dead zone (2 % of a minute) is under a millisecond.
+    // apart, and at this scale the writer's dead zone (2 % of a minute) is about a millisecond.
     sandbox
         .settings(serde_json::json!({
-            "time_scale": SCALE,
-            "day_limit": DAY + 5,
-            "access_token_secs": (3600.0 * SCALE) as u64,
-            "idempotency_secs": (600.0 * SCALE) as u64,
+            "time_scale": scale,
+            "day_limit": day + 5,
+            "access_token_secs": (3600.0 * scale) as u64,
+            "idempotency_secs": (600.0 * scale) as u64,
         }))
         .await;
-    let stack = Stack::start_with(
+    Stack::start_with(
         sandbox,
         &[
             "--time-scale",
-            &SCALE.to_string(),
+            &scale.to_string(),
             "--day-limit",
-            &DAY.to_string(),
+            &day.to_string(),
             "--backfill-day-share",
             "0.5",
             "--batch-size",
             "1",
         ],
     )
-    .await;
+    .await
+}
+
+/// Publishes `n` orders of one old customer, last changed in September.
+async fn publish_backlog(stack: &Stack, n: usize) {
     let old_buyer = customer("Old", "Buyer", "old@example.com");
-    // Uncapped, the backlog (with the settings reads and contacts) would spend the whole day
-    // before the live orders behind it in the stream got a call.
-    let backlog = 30;
-    for i in 0..backlog {
+    for i in 0..n {
         let mut o = simple(&format!("OLD-{i}"), "old@example.com");
         o.customer = Some(old_buyer.clone());
         o.created_at = "2026-09-01T10:00:00+12:00".into();
@@ -59,6 +60,44 @@ async fn backfill_stops_at_its_share_while_live_orders_are_written_then_resumes(
             .publish(&event(&o, OrderEventType::Updated, &format!("old-{i}")))
             .await;
     }
+}
+
+/// Deliveries beyond the first of each event, once the writer's ORDERS consumer has nothing
+/// pending or unacked (bounded). Every event of the test's stream passes its filter, so each
+/// delivery past the stream's last sequence was a redelivery (`num_redelivered` only counts
+/// those still unacked).
+async fn redeliveries(stack: &Stack) -> u64 {
+    let info = settled_consumer(stack).await;
+    info.delivered.consumer_sequence - info.delivered.stream_sequence
+}
+
+async fn settled_consumer(stack: &Stack) -> async_nats::jetstream::consumer::Info {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut consumer = stack
+            .js
+            .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(
+                ledgerline_contract::consumers::writer_orders_name(&stack.sandbox.tenant),
+                "ORDERS",
+            )
+            .await
+            .unwrap();
+        let info = consumer.info().await.unwrap().clone();
+        if info.num_ack_pending == 0 && info.num_pending == 0 {
+            return info;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{info:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn backfill_stops_at_its_share_while_live_orders_are_written_then_resumes() {
+    let stack = scaled(SCALE, DAY).await;
+    // Uncapped, the backlog (with the settings reads and contacts) would spend the whole day
+    // before the live orders behind it in the stream got a call.
+    let backlog = 30;
+    publish_backlog(&stack, backlog).await;
     let now = chrono::Utc::now().to_rfc3339();
     let live = 4;
     for i in 0..live {
@@ -159,23 +198,43 @@ async fn backfill_stops_at_its_share_while_live_orders_are_written_then_resumes(
         .filter(|f| f.verb() == ledgerline_contract::v1::XeroVerb::Created)
         .count();
     assert_eq!(created, backlog + live);
-    // Held events were kept alive, not redelivered, and all are acked.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut consumer = stack
-            .js
-            .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(
-                ledgerline_contract::consumers::writer_orders_name(&stack.sandbox.tenant),
-                "ORDERS",
-            )
-            .await
-            .unwrap();
-        let info = consumer.info().await.unwrap();
-        if info.num_ack_pending == 0 && info.num_pending == 0 {
-            assert_eq!(info.num_redelivered, 0, "{info:?}");
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{info:?}");
+    // All acked, none redelivered.
+    assert_eq!(redeliveries(&stack).await, 0);
+}
+
+/// A hold longer than every redelivery delay of the consumer's BackOff up to 30 s (and its
+/// nominal ack_wait, 60 s): held events are kept alive with in-progress acks, so none is
+/// redelivered (or gets nearer to max_deliver) before the reset.
+#[tokio::test]
+async fn held_backfill_outlasts_ack_wait_without_redelivery() {
+    // A scaled day of 75 s.
+    let stack = scaled(1152.0, 20).await;
+    let backlog = 16;
+    publish_backlog(&stack, backlog).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while metric(&stack.metrics().await, "xero_writer_backfill_held") != Some(1.0) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never held:\n{}",
+            stack.output()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let held_at = tokio::time::Instant::now();
+    let docs = stack
+        .wait_docs(
+            "the backlog after the reset",
+            Duration::from_secs(120),
+            |d| invoices(d).len() == backlog,
+        )
+        .await;
+    assert!(
+        held_at.elapsed() > Duration::from_secs(60),
+        "held only {:?}",
+        held_at.elapsed()
+    );
+    assert_eq!(invoices(&docs).len(), backlog);
+    assert_eq!(stack.sandbox.counters().await["throttled"], 0);
+    assert!(stack.dead_letters().await.is_empty());
+    assert_eq!(redeliveries(&stack).await, 0);
 }
