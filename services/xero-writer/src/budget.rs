@@ -14,6 +14,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 struct Window {
     start: Instant,
     used: u32,
+    /// Of `used`, calls made for backfill.
+    backfill: u32,
     limit: u32,
     /// Xero's window length.
     nominal: Duration,
@@ -33,6 +35,7 @@ impl Window {
         Self {
             start: Instant::now(),
             used: 0,
+            backfill: 0,
             limit,
             nominal,
             len: nominal + dead,
@@ -43,6 +46,7 @@ impl Window {
         if now.duration_since(self.start) >= self.len {
             self.start = now;
             self.used = 0;
+            self.backfill = 0;
         }
     }
 
@@ -71,6 +75,65 @@ pub struct Budget {
     state: Mutex<State>,
     inflight: std::sync::Arc<Semaphore>,
     shared: Option<SharedWindows>,
+    /// Backfill's caps: calls per minute window and per day window.
+    backfill: Caps,
+}
+
+/// How many calls of each window backfill may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    /// Per minute window.
+    pub minute: u32,
+    /// Per day window.
+    pub day: u32,
+}
+
+impl Caps {
+    /// `share` (0..=1) of each limit, rounded down. A share that allows any calls in the day
+    /// allows at least one a minute, or backfill could never start on a tiny minute limit.
+    pub fn of(minute: u32, day: u32, share: f64) -> Self {
+        let share = if share.is_finite() {
+            share.clamp(0.0, 1.0)
+        } else {
+            1.0
+        };
+        let part = |limit: u32| ((f64::from(limit) * share).floor() as u32).min(limit);
+        let day = part(day);
+        let minute = if day == 0 { 0 } else { part(minute).max(1) };
+        Self { minute, day }
+    }
+
+    /// Why a backfill call may not go, given what backfill used in each window.
+    fn wait(&self, minute_used: u32, day_used: u32) -> Option<Cap> {
+        if day_used >= self.day {
+            Some(Cap::Day)
+        } else if minute_used >= self.minute {
+            Some(Cap::Minute)
+        } else {
+            None
+        }
+    }
+}
+
+/// Which backfill cap was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cap {
+    Minute,
+    Day,
+}
+
+tokio::task_local! {
+    /// Set for the backfill lane's work: its calls spend backfill's share.
+    static BACKFILL: bool;
+}
+
+/// Runs `f` with its Xero calls counted as backfill (capped by the backfill share).
+pub async fn as_backfill<F: std::future::Future>(f: F) -> F::Output {
+    BACKFILL.scope(true, f).await
+}
+
+fn is_backfill() -> bool {
+    BACKFILL.try_with(|b| *b).unwrap_or(false)
 }
 
 /// The minute and day windows kept in the RATE_BUDGET bucket, so every replica spends from
@@ -99,6 +162,12 @@ struct SharedState {
     ds: u64,
     /// Calls in it.
     du: u32,
+    /// Of `mu`, backfill calls.
+    #[serde(default)]
+    bm: u32,
+    /// Of `du`, backfill calls.
+    #[serde(default)]
+    bd: u32,
 }
 
 fn now_ms() -> u64 {
@@ -123,7 +192,7 @@ impl SharedWindows {
 
     /// Takes one call, or says how long to wait. Store trouble lets the call go (the local
     /// 429 handling still protects the tenant) rather than stalling every replica.
-    async fn take(&self) -> Result<(), Wait> {
+    async fn take(&self, backfill: Option<Caps>) -> Result<(), Wait> {
         use async_nats::jetstream::kv::Operation;
         for _ in 0..20 {
             let entry = match self.kv.entry(&self.key).await {
@@ -144,14 +213,15 @@ impl SharedWindows {
                 self.minute.1.as_millis() as u64,
                 self.day.1.as_millis() as u64,
             );
-            for (start, used, len) in [
-                (&mut st.ms, &mut st.mu, mlen),
-                (&mut st.ds, &mut st.du, dlen),
+            for (start, used, back, len) in [
+                (&mut st.ms, &mut st.mu, &mut st.bm, mlen),
+                (&mut st.ds, &mut st.du, &mut st.bd, dlen),
             ] {
                 let age = now.saturating_sub(*start);
                 if age >= len + dead {
                     *start = now;
                     *used = 0;
+                    *back = 0;
                 } else if age >= len && *used > 0 {
                     // The dead zone after Xero's window: nothing goes out until ours ends.
                     let wait = (*start + len + dead).saturating_sub(now);
@@ -162,6 +232,23 @@ impl SharedWindows {
                 return Err(Wait::Day(Duration::from_millis(
                     (st.ds + dlen + dead).saturating_sub(now),
                 )));
+            }
+            if let Some(caps) = backfill {
+                metrics::gauge!("xero_writer_backfill_day_remaining", "tenant" => self.key.clone())
+                    .set(caps.day.saturating_sub(st.bd) as f64);
+                match caps.wait(st.bm, st.bd) {
+                    Some(Cap::Day) => {
+                        return Err(Wait::Backfill(Duration::from_millis(
+                            (st.ds + dlen + dead).saturating_sub(now),
+                        )));
+                    }
+                    Some(Cap::Minute) => {
+                        return Err(Wait::Short(Duration::from_millis(
+                            (st.ms + mlen + dead).saturating_sub(now).max(1),
+                        )));
+                    }
+                    None => {}
+                }
             }
             *self.seen.lock().unwrap_or_else(|e| e.into_inner()) =
                 (self.minute.0.saturating_sub(st.mu + 1), st.ms);
@@ -177,6 +264,10 @@ impl SharedWindows {
             }
             st.mu += 1;
             st.du += 1;
+            if backfill.is_some() {
+                st.bm += 1;
+                st.bd += 1;
+            }
             let bytes: bytes::Bytes = serde_json::to_vec(&st).unwrap_or_default().into();
             let written = match rev {
                 Some(r) => self.kv.update(&self.key, bytes, r).await.is_ok(),
@@ -264,6 +355,8 @@ pub enum Wait {
     Short(Duration),
     /// Daily window spent: hold work, report it.
     Day(Duration),
+    /// Backfill's share of the day window spent: hold backfill work until the window resets.
+    Backfill(Duration),
 }
 
 impl Budget {
@@ -281,7 +374,18 @@ impl Budget {
             }),
             inflight: std::sync::Arc::new(Semaphore::new(limits.concurrent as usize)),
             shared: None,
+            backfill: Caps::of(limits.minute, limits.day, 1.0),
         }
+    }
+
+    /// Caps calls made under [`as_backfill`] at `share` of each window (1.0: no cap).
+    pub fn backfill_share(mut self, share: f64) -> Self {
+        let (minute, day) = {
+            let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            (s.minute.limit, s.day.limit)
+        };
+        self.backfill = Caps::of(minute, day, share);
+        self
     }
 
     /// Spends the minute and day windows from the RATE_BUDGET bucket (shared by replicas)
@@ -301,6 +405,10 @@ impl Budget {
 
     /// Takes one call from the windows, or says how long to wait.
     pub fn try_take(&self) -> Result<(), Wait> {
+        self.take_local(is_backfill())
+    }
+
+    fn take_local(&self, backfill: bool) -> Result<(), Wait> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         if let Some(until) = s.paused_until {
@@ -321,6 +429,19 @@ impl Budget {
         if let Some(w) = s.minute.wait(now) {
             return Err(Wait::Short(w));
         }
+        if backfill {
+            let day_left = (s.day.start + s.day.len).saturating_duration_since(now);
+            let minute_left = (s.minute.start + s.minute.len).saturating_duration_since(now);
+            match self.backfill.wait(s.minute.backfill, s.day.backfill) {
+                Some(Cap::Day) => return Err(Wait::Backfill(day_left)),
+                Some(Cap::Minute) => return Err(Wait::Short(minute_left)),
+                None => {}
+            }
+            s.minute.backfill += 1;
+            s.day.backfill += 1;
+            metrics::gauge!("xero_writer_backfill_day_remaining", "tenant" => self.tenant.clone())
+                .set(self.backfill.day.saturating_sub(s.day.backfill) as f64);
+        }
         s.minute.used += 1;
         s.day.used += 1;
         metrics::gauge!("xero_writer_budget_minute_remaining", "tenant" => self.tenant.clone())
@@ -335,24 +456,46 @@ impl Budget {
         &self,
         cancel: &tokio_util::sync::CancellationToken,
     ) -> Option<OwnedSemaphorePermit> {
-        let permit = tokio::select! {
-            p = self.inflight.clone().acquire_owned() => p.ok()?,
-            _ = cancel.cancelled() => return None,
-        };
+        let mut permit: Option<OwnedSemaphorePermit> = None;
         let mut reported_day = false;
+        let backfill = is_backfill();
+        let mut held = false;
         loop {
-            let taken = match self.try_take() {
+            if permit.is_none() {
+                permit = tokio::select! {
+                    p = self.inflight.clone().acquire_owned() => Some(p.ok()?),
+                    _ = cancel.cancelled() => return None,
+                };
+            }
+            let taken = match self.take_local(backfill) {
                 Ok(()) => match &self.shared {
-                    Some(shared) => shared.take().await,
+                    Some(shared) => shared.take(backfill.then_some(self.backfill)).await,
                     None => Ok(()),
                 },
                 Err(w) => Err(w),
             };
             match taken {
-                Ok(()) => return Some(permit),
+                Ok(()) => {
+                    if held {
+                        tracing::info!(tenant = %self.tenant, "Backfill share available again; backfill resumes.");
+                        metrics::gauge!("xero_writer_backfill_held", "tenant" => self.tenant.clone()).set(0.0);
+                    }
+                    return permit;
+                }
                 Err(w) => {
                     let d = match w {
                         Wait::Short(d) => d,
+                        Wait::Backfill(d) => {
+                            // A day's hold must not keep a slot live calls could use.
+                            permit = None;
+                            if !held {
+                                held = true;
+                                tracing::warn!(tenant = %self.tenant, wait_secs = d.as_secs(), calls = self.backfill.day, "Backfill's share of the daily Xero calls is spent; holding backfill until the window resets (live orders go on).");
+                                metrics::gauge!("xero_writer_backfill_held", "tenant" => self.tenant.clone()).set(1.0);
+                                metrics::counter!("xero_writer_backfill_holds_total", "tenant" => self.tenant.clone()).increment(1);
+                            }
+                            d
+                        }
                         Wait::Day(d) => {
                             if !reported_day {
                                 reported_day = true;
@@ -364,7 +507,12 @@ impl Budget {
                     };
                     tokio::select! {
                         _ = tokio::time::sleep(d.max(Duration::from_millis(5))) => {}
-                        _ = cancel.cancelled() => return None,
+                        _ = cancel.cancelled() => {
+                            if held {
+                                metrics::gauge!("xero_writer_backfill_held", "tenant" => self.tenant.clone()).set(0.0);
+                            }
+                            return None;
+                        }
                     }
                 }
             }
@@ -558,6 +706,7 @@ mod tests {
             mu: 3,
             ds: 10_000,
             du: 40,
+            ..Default::default()
         };
         let floor = |at, minute, day| Floor { minute, day, at };
         let mut s = st();
@@ -576,6 +725,96 @@ mod tests {
         assert!(!floor(160_000, Some(60), None).apply(&mut s, lens));
         assert!(floor(100_500, Some(60), None).raises(&(3, 40)));
         assert!(!floor(100_500, Some(3), Some(40)).raises(&(3, 40)));
+    }
+
+    #[test]
+    fn backfill_caps_are_a_share_of_each_window() {
+        assert_eq!(
+            Caps::of(60, 5000, 0.5),
+            Caps {
+                minute: 30,
+                day: 2500
+            }
+        );
+        assert_eq!(
+            Caps::of(60, 5000, 1.0),
+            Caps {
+                minute: 60,
+                day: 5000
+            }
+        );
+        // Rounded down; a tiny minute limit still lets backfill through one call at a time.
+        assert_eq!(Caps::of(5, 41, 0.25), Caps { minute: 1, day: 10 });
+        // Nothing for backfill: nothing in the minute either.
+        assert_eq!(Caps::of(60, 5000, 0.0), Caps { minute: 0, day: 0 });
+        assert_eq!(Caps::of(60, 1, 0.5), Caps { minute: 0, day: 0 });
+        // Out of range or nonsense shares are clamped.
+        assert_eq!(
+            Caps::of(60, 100, 7.0),
+            Caps {
+                minute: 60,
+                day: 100
+            }
+        );
+        assert_eq!(Caps::of(60, 100, -1.0), Caps { minute: 0, day: 0 });
+        assert_eq!(
+            Caps::of(60, 100, f64::NAN),
+            Caps {
+                minute: 60,
+                day: 100
+            }
+        );
+        let c = Caps::of(10, 100, 0.5);
+        assert_eq!(c.wait(4, 49), None);
+        assert_eq!(c.wait(5, 49), Some(Cap::Minute));
+        assert_eq!(c.wait(0, 50), Some(Cap::Day));
+    }
+
+    #[tokio::test]
+    async fn backfill_stops_at_its_share_and_live_goes_on() {
+        let b = Budget::new("t", limits(4)).backfill_share(0.5);
+        let caps = b.backfill;
+        assert_eq!(
+            caps,
+            Caps {
+                minute: 2,
+                day: 500
+            }
+        );
+        // Backfill takes its two calls of the minute, then waits; live calls still go.
+        assert!(as_backfill(async { b.try_take() }).await.is_ok());
+        assert!(as_backfill(async { b.try_take() }).await.is_ok());
+        assert!(matches!(
+            as_backfill(async { b.try_take() }).await,
+            Err(Wait::Short(_))
+        ));
+        assert!(b.try_take().is_ok());
+        assert!(b.try_take().is_ok());
+        assert!(matches!(b.try_take(), Err(Wait::Short(_))));
+        // The day share spent: backfill is held for the day, live is not.
+        let b = Budget::new(
+            "t",
+            Limits {
+                day: 4,
+                ..limits(60)
+            },
+        )
+        .backfill_share(0.5);
+        assert!(as_backfill(async { b.try_take() }).await.is_ok());
+        assert!(as_backfill(async { b.try_take() }).await.is_ok());
+        assert!(matches!(
+            as_backfill(async { b.try_take() }).await,
+            Err(Wait::Backfill(_))
+        ));
+        assert!(b.try_take().is_ok());
+        assert!(b.try_take().is_ok());
+        assert!(matches!(b.try_take(), Err(Wait::Day(_))));
+    }
+
+    #[test]
+    fn shared_state_without_backfill_counts_reads_as_none_used() {
+        let st: SharedState = serde_json::from_str(r#"{"ms":1,"mu":2,"ds":3,"du":4}"#).unwrap();
+        assert_eq!((st.mu, st.du, st.bm, st.bd), (2, 4, 0, 0));
     }
 
     #[test]

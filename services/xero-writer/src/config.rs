@@ -172,6 +172,15 @@ pub struct WriterArgs {
     /// closest options).
     #[arg(long, env = "WRITER_UNKNOWN_TRACKING")]
     pub unknown_tracking: Option<String>,
+    /// An order event whose order last changed longer ago than this is backfill (history at
+    /// go-live, a resync): its calls are capped by `--backfill-day-share`. Default 24h; 0
+    /// makes every event live.
+    #[arg(long, env = "WRITER_BACKFILL_AGE", value_parser = parse_duration)]
+    pub backfill_age: Option<Duration>,
+    /// Share (0..=1) of each day (and minute) window that backfill may use; live orders are
+    /// never held by it. Default 0.5; 1 removes the cap.
+    #[arg(long, env = "WRITER_BACKFILL_DAY_SHARE")]
+    pub backfill_day_share: Option<f64>,
 }
 
 impl std::fmt::Debug for WriterArgs {
@@ -202,6 +211,10 @@ pub struct WriterFile {
     pub unknown_tracking: Option<String>,
     /// Same as `--void-removes-payments`.
     pub void_removes_payments: Option<bool>,
+    /// Same as `--backfill-age` (e.g. "24h").
+    pub backfill_age: Option<String>,
+    /// Same as `--backfill-day-share`.
+    pub backfill_day_share: Option<f64>,
 }
 
 /// Status of the invoices and credit notes the writer creates.
@@ -356,6 +369,10 @@ pub struct Config {
     pub fx_rates: std::collections::BTreeMap<String, rust_decimal::Decimal>,
     /// Operator endpoints' bearer token.
     pub operator_token: Option<SecretString>,
+    /// Events whose order last changed longer ago are backfill (zero: none are).
+    pub backfill_age: Duration,
+    /// Share of each window backfill may use.
+    pub backfill_day_share: f64,
 }
 
 /// How the writer obtains access tokens.
@@ -555,6 +572,23 @@ impl Config {
                 "at most 3660 days",
             ));
         }
+        let backfill_age = match (w.backfill_age, section.backfill_age.as_deref()) {
+            (Some(d), _) => d,
+            (None, Some(s)) => {
+                parse_duration(s).map_err(|e| ConfigError::new("WRITER_BACKFILL_AGE", e))?
+            }
+            (None, None) => Duration::from_secs(24 * 3600),
+        };
+        let backfill_day_share = w
+            .backfill_day_share
+            .or(section.backfill_day_share)
+            .unwrap_or(0.5);
+        if !(0.0..=1.0).contains(&backfill_day_share) {
+            return Err(ConfigError::new(
+                "WRITER_BACKFILL_DAY_SHARE",
+                "must be between 0 and 1",
+            ));
+        }
         Ok(Self {
             nats: cli.common.nats.clone(),
             identity_url,
@@ -606,6 +640,8 @@ impl Config {
             start_date: w.start_date,
             fx_rates: parse_fx(&w.fx_rates)?,
             operator_token: w.operator_token.clone(),
+            backfill_age,
+            backfill_day_share,
         })
     }
 }
@@ -638,6 +674,39 @@ mod tests {
         assert_eq!(c.archived_contact, ArchivedContact::Restore);
         assert_eq!(c.locked_period, LockedPeriod::Review);
         assert_eq!(c.unknown_tracking, UnknownTracking::Omit);
+        assert_eq!(c.backfill_age, Duration::from_secs(86_400));
+        assert_eq!(c.backfill_day_share, 0.5);
+    }
+
+    #[test]
+    fn backfill_settings_from_file_flags_win_and_bad_shares_are_refused() {
+        let path =
+            std::env::temp_dir().join(format!("xero-writer-backfill-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "[writer]\nbackfill_age = \"2h\"\nbackfill_day_share = 0.25\n",
+        )
+        .unwrap();
+        let file = path.to_str().unwrap();
+        let c = Config::from_cli(&Cli::parse_from(["xero-writer", "--config", file])).unwrap();
+        assert_eq!(c.backfill_age, Duration::from_secs(7200));
+        assert_eq!(c.backfill_day_share, 0.25);
+        let c = Config::from_cli(&Cli::parse_from([
+            "xero-writer",
+            "--config",
+            file,
+            "--backfill-day-share",
+            "1",
+            "--backfill-age",
+            "0s",
+        ]))
+        .unwrap();
+        assert_eq!(c.backfill_day_share, 1.0);
+        assert_eq!(c.backfill_age, Duration::ZERO);
+        let _ = std::fs::remove_file(&path);
+        let cli = Cli::parse_from(["xero-writer", "--backfill-day-share", "1.5"]);
+        let e = Config::from_cli(&cli).unwrap_err().to_string();
+        assert!(e.contains("WRITER_BACKFILL_DAY_SHARE"), "{e}");
     }
 
     #[test]

@@ -313,7 +313,9 @@ async fn run_workers(
             return;
         };
         let budget = Arc::new(
-            budget::Budget::new(&t.tenant, cfg.limits).shared(rate_kv.clone(), cfg.limits),
+            budget::Budget::new(&t.tenant, cfg.limits)
+                .backfill_share(cfg.backfill_day_share)
+                .shared(rate_kv.clone(), cfg.limits),
         );
         let breaker = Arc::new(budget::Breaker::new(
             &t.tenant,

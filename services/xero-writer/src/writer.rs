@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+mod backfill;
 mod policies;
 use policies::{draft_wait, locked_on, written_date};
 
@@ -310,6 +311,7 @@ impl TenantWorker {
             tenant.clone(),
             shutdown.clone(),
         ));
+        let lane = self.backfill_lane(&shutdown);
         while !shutdown.is_cancelled() {
             if self.client.breaker.is_open()
                 || self.shared.is_paused(&tenant)
@@ -367,7 +369,13 @@ impl TenantWorker {
                 }
                 continue;
             }
-            self.process(msgs).await;
+            let msgs = self.route_backfill(msgs, lane.as_ref());
+            if !msgs.is_empty() {
+                self.process(msgs).await;
+            }
+        }
+        if let Some(lane) = lane {
+            lane.finish().await;
         }
         lag.abort();
         tracing::info!(%tenant, "Tenant worker stopped.");
@@ -422,7 +430,7 @@ impl TenantWorker {
             let msgs: Vec<Message> = msgs.clone();
             tokio::spawn(async move {
                 loop {
-                    tokio::time::sleep(Duration::from_secs(20)).await;
+                    tokio::time::sleep(backfill::KEEPALIVE).await;
                     for m in &msgs {
                         let _ = m.ack_with(AckKind::Progress).await;
                     }

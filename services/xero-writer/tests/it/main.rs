@@ -4,6 +4,7 @@
 #[allow(dead_code)]
 mod helpers;
 
+mod backfill;
 mod bench;
 mod converge;
 mod faults;
