@@ -54,6 +54,14 @@ fn backoff() -> Vec<Duration> {
     [1, 5, 30, 120, 600].map(Duration::from_secs).to_vec()
 }
 
+/// The writer's: JetStream lets a BackOff list replace ack_wait, so its first step is how long a
+/// delivery may go without an ack or in-progress ack. The writer holds messages for seconds
+/// (batch linger, a spent minute window, a held backfill) and sends in-progress acks every
+/// 3 s; a crashed writer's messages come back after 10 s.
+fn writer_backoff() -> Vec<Duration> {
+    [10, 30, 120, 300, 600].map(Duration::from_secs).to_vec()
+}
+
 /// The normalizer's consumer on RAW.
 pub fn normalizer() -> ConsumerSpec {
     ConsumerSpec {
@@ -85,7 +93,7 @@ pub fn writer_orders(tenant: &str, stores: &[String]) -> ConsumerSpec {
         // Xero calls are slow and batched; the writer sends Progress while waiting.
         ack_wait: Duration::from_secs(60),
         max_deliver: 20,
-        backoff: backoff(),
+        backoff: writer_backoff(),
         max_ack_pending: 2000,
     }
 }
@@ -101,7 +109,7 @@ pub fn writer_customers(tenant: &str, stores: &[String]) -> ConsumerSpec {
             .collect(),
         ack_wait: Duration::from_secs(60),
         max_deliver: 20,
-        backoff: backoff(),
+        backoff: writer_backoff(),
         max_ack_pending: 1000,
     }
 }

@@ -173,8 +173,8 @@ pub struct WriterArgs {
     #[arg(long, env = "WRITER_UNKNOWN_TRACKING")]
     pub unknown_tracking: Option<String>,
     /// An order event whose order last changed longer ago than this is backfill (history at
-    /// go-live, a resync): its calls are capped by `--backfill-day-share`. Default 24h; 0
-    /// makes every event live.
+    /// go-live, a resync): its calls are capped by `--backfill-day-share`. Default 0 (off:
+    /// every event is live); e.g. 24h when going live on a store with history.
     #[arg(long, env = "WRITER_BACKFILL_AGE", value_parser = parse_duration)]
     pub backfill_age: Option<Duration>,
     /// Share (0..=1) of each day (and minute) window that backfill may use; live orders are
@@ -577,7 +577,7 @@ impl Config {
             (None, Some(s)) => {
                 parse_duration(s).map_err(|e| ConfigError::new("WRITER_BACKFILL_AGE", e))?
             }
-            (None, None) => Duration::from_secs(24 * 3600),
+            (None, None) => Duration::ZERO,
         };
         let backfill_day_share = w
             .backfill_day_share
@@ -674,7 +674,7 @@ mod tests {
         assert_eq!(c.archived_contact, ArchivedContact::Restore);
         assert_eq!(c.locked_period, LockedPeriod::Review);
         assert_eq!(c.unknown_tracking, UnknownTracking::Omit);
-        assert_eq!(c.backfill_age, Duration::from_secs(86_400));
+        assert_eq!(c.backfill_age, Duration::ZERO);
         assert_eq!(c.backfill_day_share, 0.5);
     }
 

@@ -15,9 +15,10 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// How often held messages tell JetStream they are still being worked on. The consumer has a
-/// BackOff list, which replaces its ack_wait: a first delivery is redelivered 1 s after its last
-/// ack or in-progress ack (then 5 s, 30 s …), so this must stay well under a second.
-pub(super) const KEEPALIVE: Duration = Duration::from_millis(300);
+/// BackOff list, which replaces its ack_wait: a first delivery is redelivered 10 s after its last
+/// ack or in-progress ack (see `ledgerline_contract::consumers::writer_orders`), so this stays
+/// well under that.
+pub(super) const KEEPALIVE: Duration = Duration::from_secs(3);
 
 /// True if `msg` is backfill: its order (or refund) last changed more than `age` before `now`.
 /// Zero `age`, unreadable events and unparsable times are live (never held by the cap).

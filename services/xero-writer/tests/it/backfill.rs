@@ -39,6 +39,8 @@ async fn scaled(scale: f64, day: u32) -> Stack {
             &scale.to_string(),
             "--day-limit",
             &day.to_string(),
+            "--backfill-age",
+            "24h",
             "--backfill-day-share",
             "0.5",
             "--batch-size",
