@@ -284,6 +284,25 @@ fn nak_delay(delivered: i64) -> Duration {
     Duration::from_millis(500 * 2u64.pow(exp)).min(Duration::from_secs(30))
 }
 
+/// How often messages being worked on tell JetStream so. The consumer has a BackOff list,
+/// which replaces its ack_wait: a first delivery is redelivered 10 s after its last ack or
+/// in-progress ack (see `ledgerline_contract::consumers::writer_orders`), so this stays well
+/// under that.
+const KEEPALIVE: Duration = Duration::from_secs(3);
+
+/// Sends an in-progress ack for each of `msgs()` every [`KEEPALIVE`] until aborted: for a
+/// batch in progress, and for held backfill.
+fn keep_alive(msgs: impl Fn() -> Vec<Message> + Send + 'static) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(KEEPALIVE).await;
+            for m in &msgs() {
+                let _ = m.ack_with(AckKind::Progress).await;
+            }
+        }
+    })
+}
+
 impl TenantWorker {
     /// A worker for the client's tenant.
     pub fn new(shared: Shared, client: Arc<Client>, max_deliver: i64) -> Self {
@@ -428,14 +447,7 @@ impl TenantWorker {
         // Keep the messages alive while Xero is slow or the budget makes us wait.
         let keepalive = {
             let msgs: Vec<Message> = msgs.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(backfill::KEEPALIVE).await;
-                    for m in &msgs {
-                        let _ = m.ack_with(AckKind::Progress).await;
-                    }
-                }
-            })
+            keep_alive(move || msgs.clone())
         };
         let mut outcome: Vec<Option<AckKind>> = vec![None; msgs.len()];
         let mut groups: Vec<Group> = Vec::new();

@@ -14,12 +14,6 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// How often held messages tell JetStream they are still being worked on. The consumer has a
-/// BackOff list, which replaces its ack_wait: a first delivery is redelivered 10 s after its last
-/// ack or in-progress ack (see `ledgerline_contract::consumers::writer_orders`), so this stays
-/// well under that.
-pub(super) const KEEPALIVE: Duration = Duration::from_secs(3);
-
 /// True if `msg` is backfill: its order (or refund) last changed more than `age` before `now`.
 /// Zero `age`, unreadable events and unparsable times are live (never held by the cap).
 pub(super) fn is_backfill(
@@ -72,7 +66,13 @@ impl Lane {
         let queue: Arc<Mutex<Queue>> = Default::default();
         let wake = Arc::new(Notify::new());
         let tenant = worker.tenant().to_owned();
-        let keepalive = tokio::spawn(keep_alive(queue.clone()));
+        let keepalive = {
+            let queue = queue.clone();
+            super::keep_alive(move || {
+                let q = queue.lock().unwrap_or_else(|e| e.into_inner());
+                q.msgs.iter().cloned().collect()
+            })
+        };
         let task = tokio::spawn(run(worker, queue.clone(), wake.clone(), shutdown));
         Self {
             queue,
@@ -106,22 +106,6 @@ impl Lane {
         };
         for m in left {
             let _ = m.ack_with(AckKind::Nak(None)).await;
-        }
-    }
-}
-
-async fn keep_alive(queue: Arc<Mutex<Queue>>) {
-    loop {
-        tokio::time::sleep(KEEPALIVE).await;
-        let msgs: Vec<Message> = queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .msgs
-            .iter()
-            .cloned()
-            .collect();
-        for m in &msgs {
-            let _ = m.ack_with(AckKind::Progress).await;
         }
     }
 }
