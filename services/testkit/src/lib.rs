@@ -13,4 +13,6 @@ mod process;
 
 pub use http::{http_get, wait_until};
 pub use nats::{NatsServer, find_nats_server};
-pub use process::{ServiceProcess, find_workspace_binary, free_port, workspace_binary};
+pub use process::{
+    ServiceProcess, find_workspace_binary, free_port, peak_rss_kib, workspace_binary,
+};

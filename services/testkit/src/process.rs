@@ -35,6 +35,15 @@ pub fn find_workspace_binary(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Peak resident set (VmHWM) of process `pid` in KiB (Linux), for benchmarks' memory figures.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 /// A service binary running as a child process, with its output captured.
 #[derive(Debug)]
 pub struct ServiceProcess {
@@ -151,12 +160,7 @@ impl ServiceProcess {
 
     /// Its peak resident set (VmHWM) in KiB, while it runs (Linux).
     pub fn peak_rss_kib(&self) -> Option<u64> {
-        let pid = self.child.as_ref()?.id();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        peak_rss_kib(self.child.as_ref()?.id())
     }
 
     /// True while it runs.

@@ -69,7 +69,7 @@ async fn bench_unthrottled_orders_per_second() {
     assert_eq!(inv.len(), n);
     assert!(inv.iter().all(|i| i["Status"] == "PAID"));
     let calls = total_calls(&stack.sandbox.counters().await) - calls_before;
-    let rss = writer_peak_rss_mib(stack.writer.as_ref().unwrap().addr());
+    let rss = writer_peak_rss_mib(stack.writer.as_ref().unwrap());
     println!("BENCH writer_peak_rss_mib={rss:?}");
     println!(
         "BENCH orders={n} customers={customers} seconds={:.2} orders_per_s={:.0} xero_calls={calls} calls_per_order={:.3}",
@@ -181,7 +181,7 @@ async fn bench_scaled_limits_orders_per_scaled_minute() {
         .copied()
         .collect();
     let avg = steady.iter().sum::<u64>() as f64 / steady.len().max(1) as f64;
-    let rss = writer_peak_rss_mib(stack.writer.as_ref().unwrap().addr());
+    let rss = writer_peak_rss_mib(stack.writer.as_ref().unwrap());
     println!("BENCH_SCALED writer_peak_rss_mib={rss:?}");
     println!(
         "BENCH_SCALED minutes={minutes} offered_per_scaled_min={per_minute} feed_seconds={:.1} paid={last}/{total} steady_paid_per_scaled_min={avg:.0} ({:.0}% of 1500) throttled={} api_calls={calls} token_calls={token_calls} calls_per_order={:.4} per_second={per_second:?}",
@@ -258,22 +258,7 @@ async fn bench_latency_event_to_invoice_at_50_per_second() {
     assert_eq!(lat.len(), n);
 }
 
-/// Peak RSS (VmHWM) of the writer process listening on `addr`, in MiB (Linux only).
-fn writer_peak_rss_mib(addr: &str) -> Option<f64> {
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        if cmd.contains("xero-writer") && cmd.contains(addr) {
-            let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
-            let kb: f64 = status
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            return Some(kb / 1024.0);
-        }
-    }
-    None
+/// Peak RSS (VmHWM) of the writer process, in MiB (Linux only).
+fn writer_peak_rss_mib(writer: &ledgerline_testkit::ServiceProcess) -> Option<f64> {
+    writer.peak_rss_kib().map(|k| k as f64 / 1024.0)
 }
