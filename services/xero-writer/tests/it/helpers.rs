@@ -338,6 +338,28 @@ impl Stack {
         out
     }
 
+    /// Waits (bounded by `timeout`) until the DLQ holds at least `n` dead letters; returns them.
+    pub async fn wait_dead_letters(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<ledgerline_contract::v1::DeadLetter> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let dls = self.dead_letters().await;
+            if dls.len() >= n {
+                return dls;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} dead letters, want {n}:\n{}",
+                dls.len(),
+                self.output()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Every fact on the XERO stream.
     pub async fn facts(&self) -> Vec<ledgerline_contract::v1::XeroFact> {
         use prost::Message as _;

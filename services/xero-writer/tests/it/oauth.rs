@@ -14,6 +14,23 @@ use std::time::Duration;
 use xero_writer::oauth::TokenSet;
 
 const T: Duration = Duration::from_secs(60);
+
+/// Waits (bounded) for a connection event on `subject`.
+async fn wait_connection_event(stack: &Stack, subject: &str) {
+    let deadline = tokio::time::Instant::now() + T;
+    while !connection_events(stack)
+        .await
+        .iter()
+        .any(|(s, _)| s == subject)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {subject} event; writer output:\n{}",
+            stack.output()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
 const AC: [&str; 2] = ["--xero-grant-type", "authorization_code"];
 
 /// Runs `xero-writer connect` in-process; a client standing in for the browser follows the
@@ -255,19 +272,7 @@ async fn a_revoked_grant_pauses_the_tenant_with_one_alert_until_connect_again() 
             .await;
     }
     let lost = subjects::xero_connection(&stack.sandbox.tenant, XeroConnectionState::Disconnected);
-    let deadline = tokio::time::Instant::now() + T;
-    while !connection_events(&stack)
-        .await
-        .iter()
-        .any(|(s, _)| *s == lost)
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no alert; writer output:\n{}",
-            stack.output()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_connection_event(&stack, &lost).await;
     let metrics = stack.metrics().await;
     let gauge = format!(
         "xero_writer_tenant_connected{{tenant=\"{}\"}} 0",
@@ -310,15 +315,7 @@ async fn a_revoked_grant_pauses_the_tenant_with_one_alert_until_connect_again() 
         "{events:?}"
     );
     let restored = subjects::xero_connection(&stack.sandbox.tenant, XeroConnectionState::Connected);
-    let deadline = tokio::time::Instant::now() + T;
-    while !connection_events(&stack)
-        .await
-        .iter()
-        .any(|(s, _)| *s == restored)
-    {
-        assert!(tokio::time::Instant::now() < deadline, "no restored event");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_connection_event(&stack, &restored).await;
     let gauge_up = format!(
         "xero_writer_tenant_connected{{tenant=\"{}\"}} 1",
         stack.sandbox.tenant
@@ -342,19 +339,7 @@ async fn a_disconnected_organisation_pauses_the_tenant_until_connect_again() {
             .await;
     }
     let lost = subjects::xero_connection(&stack.sandbox.tenant, XeroConnectionState::Disconnected);
-    let deadline = tokio::time::Instant::now() + T;
-    while !connection_events(&stack)
-        .await
-        .iter()
-        .any(|(s, _)| *s == lost)
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no alert; writer output:\n{}",
-            stack.output()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_connection_event(&stack, &lost).await;
     assert!(stack.dead_letters().await.is_empty());
     connect(&stack).await;
     stack

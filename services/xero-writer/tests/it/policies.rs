@@ -11,23 +11,6 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(30);
 
-async fn wait_dead_letters(stack: &Stack, n: usize) -> Vec<ledgerline_contract::v1::DeadLetter> {
-    let deadline = tokio::time::Instant::now() + T;
-    loop {
-        let dls = stack.dead_letters().await;
-        if dls.len() >= n {
-            return dls;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} dead letters, want {n}:\n{}",
-            dls.len(),
-            stack.output()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn wait_fact(
     stack: &Stack,
     kind: XeroDocumentKind,
@@ -81,7 +64,7 @@ async fn draft_invoices_hold_payments_for_approval_and_cancelled_drafts_are_dele
     pay(&mut o, "pay-d", total);
     let paid = event(&o, OrderEventType::Paid, "d1");
     stack.publish(&paid).await;
-    let dl = wait_dead_letters(&stack, 1).await.remove(0);
+    let dl = stack.wait_dead_letters(1, T).await.remove(0);
     assert_eq!(dl.reason_class, ReasonClass::Policy as i32);
     assert!(
         dl.error.contains("payment pay-d waits for approval")
@@ -325,7 +308,7 @@ async fn a_change_in_a_locked_period_goes_to_review_without_a_xero_call() {
     stack
         .publish(&event(&changed, OrderEventType::Updated, "l2"))
         .await;
-    let dl = wait_dead_letters(&stack, 1).await.remove(0);
+    let dl = stack.wait_dead_letters(1, T).await.remove(0);
     assert_eq!(dl.reason_class, ReasonClass::Policy as i32);
     assert!(
         dl.error.contains("lock date 2026-11-25") && dl.error.contains("SO-7400"),
@@ -352,7 +335,7 @@ async fn a_change_in_a_locked_period_goes_to_review_without_a_xero_call() {
     stack
         .publish(&event(&cancelled, OrderEventType::Cancelled, "l3"))
         .await;
-    let dls = wait_dead_letters(&stack, 2).await;
+    let dls = stack.wait_dead_letters(2, T).await;
     assert!(
         dls[1].error.contains("cancelled") && dls[1].error.contains("cannot void"),
         "{}",
@@ -514,7 +497,7 @@ async fn a_refund_of_a_draft_invoice_is_a_draft_credit_note_held_for_approval() 
         rust_decimal_macros::dec!(11.50),
     );
     stack.publish_refund(&refund).await;
-    let dl = wait_dead_letters(&stack, 1).await.remove(0);
+    let dl = stack.wait_dead_letters(1, T).await.remove(0);
     assert_eq!(dl.reason_class, ReasonClass::Policy as i32);
     assert!(
         dl.error.contains("waits for approval") && dl.error.contains("DRAFT"),

@@ -9,23 +9,6 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(30);
 
-async fn wait_dead_letters(stack: &Stack, n: usize) -> Vec<ledgerline_contract::v1::DeadLetter> {
-    let deadline = tokio::time::Instant::now() + T;
-    loop {
-        let dls = stack.dead_letters().await;
-        if dls.len() >= n {
-            return dls;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{} dead letters, want {n}:\n{}",
-            dls.len(),
-            stack.output()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn calls(log: &[Value], method: &str, endpoint: &str) -> usize {
     log.iter()
         .filter(|r| r["method"] == method && r["endpoint"] == endpoint)
@@ -53,7 +36,7 @@ async fn an_unknown_tracking_option_goes_to_review_with_the_closest_option() {
         inv["LineItems"][0]["Tracking"][0]["Option"], "North Island",
         "a known option, spelled as the org spells it"
     );
-    let dls = wait_dead_letters(&stack, 1).await;
+    let dls = stack.wait_dead_letters(1, T).await;
     assert_eq!(dls.len(), 1, "only the unknown option is held");
     let dl = &dls[0];
     assert_eq!(dl.reason_class, ReasonClass::Mapping as i32);
@@ -94,7 +77,7 @@ async fn an_unknown_tracking_category_suggests_the_orgs_categories() {
     stack
         .publish(&event(&bad, OrderEventType::Created, "tc1"))
         .await;
-    let dl = wait_dead_letters(&stack, 1).await.remove(0);
+    let dl = stack.wait_dead_letters(1, T).await.remove(0);
     assert_eq!(dl.reason_class, ReasonClass::Mapping as i32);
     assert!(dl.error.contains("Regoin"), "{}", dl.error);
     assert_eq!(dl.suggestions[0].field, "Tracking");

@@ -8,18 +8,7 @@ use std::time::Duration;
 const T: Duration = Duration::from_secs(30);
 
 async fn wait_dead_letter(stack: &Stack) -> ledgerline_contract::v1::DeadLetter {
-    let deadline = tokio::time::Instant::now() + T;
-    loop {
-        if let Some(dl) = stack.dead_letters().await.into_iter().next() {
-            return dl;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no dead letter:\n{}",
-            stack.output()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    stack.wait_dead_letters(1, T).await.remove(0)
 }
 
 /// Asserts that `check` stays false for a while (bounded), for "nothing happens" cases.
