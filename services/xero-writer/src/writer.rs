@@ -1004,7 +1004,10 @@ impl TenantWorker {
                     .iter()
                     .map(|&i| &groups[i].inv.as_ref().expect("doc").doc)
                     .collect();
-                let els = match self.invoices_call(Method::PUT, &docs, unitdp4).await {
+                let els = match self
+                    .batch_call(Method::PUT, "/Invoices", "Invoices", &docs, unitdp4)
+                    .await
+                {
                     Ok(els) => els,
                     Err(e) => {
                         for &i in chunk {
@@ -1177,7 +1180,10 @@ impl TenantWorker {
                     d
                 })
                 .collect();
-            let els = match self.invoices_call(Method::POST, &docs, unitdp4).await {
+            let els = match self
+                .batch_call(Method::POST, "/Invoices", "Invoices", &docs, unitdp4)
+                .await
+            {
                 Ok(els) => els,
                 Err(e) => {
                     for &i in chunk {
@@ -1246,7 +1252,10 @@ impl TenantWorker {
                     .zip(&wanted)
                     .map(|(&i, st)| serde_json::json!({"InvoiceID": groups[i].led.entry.invoice_id, "Status": st}))
                     .collect();
-                let els = match self.invoices_call(Method::POST, &docs, false).await {
+                let els = match self
+                    .batch_call(Method::POST, "/Invoices", "Invoices", &docs, false)
+                    .await
+                {
                     Ok(els) => els,
                     Err(e) => {
                         for &i in chunk {
@@ -1358,11 +1367,14 @@ impl TenantWorker {
         metrics::counter!(m::WRITES, "tenant" => self.tenant().to_owned(), "kind" => "invoice", "verb" => format!("{verb:?}")).increment(1);
     }
 
-    /// One batched `/Invoices` write (`PUT` creates, `POST` updates and voids) with per-element
-    /// results.
-    async fn invoices_call<T: serde::Serialize>(
+    /// One batched write of `docs` as `{"<collection>": [...]}` to `path` (for `/Invoices`:
+    /// `PUT` creates, `POST` updates and voids), `summarizeErrors=false` and `unitdp=4` when asked,
+    /// with Xero's per-element results in order.
+    async fn batch_call<T: serde::Serialize>(
         &self,
         method: Method,
+        path: &str,
+        collection: &str,
         docs: &[T],
         unitdp4: bool,
     ) -> Result<Vec<Value>, XeroError> {
@@ -1372,14 +1384,9 @@ impl TenantWorker {
         }
         let v = self
             .client
-            .call(
-                method,
-                "/Invoices",
-                &query,
-                Some(envelope("Invoices", docs)),
-            )
+            .call(method, path, &query, Some(envelope(collection, docs)))
             .await?;
-        Ok(element_list(&v, "Invoices"))
+        Ok(element_list(&v, collection))
     }
 
     /// Reads a credit note and records in the ledger (with Allocation and Payment facts) what
@@ -1686,17 +1693,11 @@ impl TenantWorker {
         todo.retain(|(i, _, _)| groups[*i].live());
         for chunk in todo.chunks(self.shared.config.batch_size) {
             let body: Vec<&docs::XPayment> = chunk.iter().map(|(_, _, p)| p).collect();
-            let resp = self
-                .client
-                .call(
-                    Method::PUT,
-                    "/Payments",
-                    &[("summarizeErrors", "false".into())],
-                    Some(envelope("Payments", &body)),
-                )
-                .await;
-            let els = match resp {
-                Ok(v) => element_list(&v, "Payments"),
+            let els = match self
+                .batch_call(Method::PUT, "/Payments", "Payments", &body, false)
+                .await
+            {
+                Ok(els) => els,
                 Err(e) => {
                     for (i, _, _) in chunk {
                         let g = &mut groups[*i];
@@ -1825,21 +1826,12 @@ impl TenantWorker {
             for chunk in pass_todo.chunks(self.shared.config.batch_size) {
                 let unitdp4 = chunk.iter().any(|(_, _, d)| d.unitdp4);
                 let body: Vec<&docs::XDocument> = chunk.iter().map(|(_, _, d)| &d.doc).collect();
-                let mut query = vec![("summarizeErrors", "false".to_owned())];
-                if unitdp4 {
-                    query.push(("unitdp", "4".into()));
-                }
-                let resp = self
-                    .client
-                    .call(
-                        if pass == 0 { Method::PUT } else { Method::POST },
-                        "/CreditNotes",
-                        &query,
-                        Some(envelope("CreditNotes", &body)),
-                    )
-                    .await;
-                let els = match resp {
-                    Ok(v) => element_list(&v, "CreditNotes"),
+                let method = if pass == 0 { Method::PUT } else { Method::POST };
+                let els = match self
+                    .batch_call(method, "/CreditNotes", "CreditNotes", &body, unitdp4)
+                    .await
+                {
+                    Ok(els) => els,
                     Err(e) => {
                         for (gi, _, _) in chunk {
                             let g = &mut groups[*gi];
@@ -2072,17 +2064,11 @@ impl TenantWorker {
         }
         for chunk in refunds.chunks(self.shared.config.batch_size) {
             let body: Vec<&docs::XPayment> = chunk.iter().map(|(_, _, p)| p).collect();
-            let resp = self
-                .client
-                .call(
-                    Method::PUT,
-                    "/Payments",
-                    &[("summarizeErrors", "false".into())],
-                    Some(envelope("Payments", &body)),
-                )
-                .await;
-            let els = match resp {
-                Ok(v) => element_list(&v, "Payments"),
+            let els = match self
+                .batch_call(Method::PUT, "/Payments", "Payments", &body, false)
+                .await
+            {
+                Ok(els) => els,
                 Err(e) => {
                     for (gi, _, _) in chunk {
                         groups[*gi].transient(e.to_string());

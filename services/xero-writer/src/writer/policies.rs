@@ -106,17 +106,11 @@ impl TenantWorker {
                 .iter()
                 .map(|id| serde_json::json!({"ContactID": id, "ContactStatus": "ACTIVE"}))
                 .collect();
-            let resp = self
-                .client
-                .call(
-                    Method::POST,
-                    "/Contacts",
-                    &[("summarizeErrors", "false".into())],
-                    Some(envelope("Contacts", &body)),
-                )
-                .await;
-            let els = match resp {
-                Ok(v) => element_list(&v, "Contacts"),
+            let els = match self
+                .batch_call(Method::POST, "/Contacts", "Contacts", &body, false)
+                .await
+            {
+                Ok(els) => els,
                 Err(e) => {
                     for &i in idx {
                         if chunk.contains(&groups[i].led.entry.contact_id) {
@@ -211,21 +205,11 @@ impl TenantWorker {
                     d
                 })
                 .collect();
-            let mut query = vec![("summarizeErrors", "false".to_owned())];
-            if unitdp4 {
-                query.push(("unitdp", "4".into()));
-            }
-            let resp = self
-                .client
-                .call(
-                    Method::POST,
-                    &path,
-                    &query,
-                    Some(envelope("Invoices", &docs)),
-                )
-                .await;
-            let els = match resp {
-                Ok(v) => element_list(&v, "Invoices"),
+            let els = match self
+                .batch_call(Method::POST, &path, "Invoices", &docs, unitdp4)
+                .await
+            {
+                Ok(els) => els,
                 Err(e) => {
                     for &i in &chunk {
                         self.call_failed(&mut groups[i], msgs, &e).await;
@@ -353,24 +337,17 @@ impl TenantWorker {
                 .line_items
                 .iter()
                 .any(|l| l.unit_amount.normalize().scale() > 2);
-            let mut query = vec![("summarizeErrors", "false".to_owned())];
-            if unitdp4 {
-                query.push(("unitdp", "4".into()));
-            }
             let cn = match self
-                .client
-                .call(
+                .batch_call(
                     Method::PUT,
                     "/CreditNotes",
-                    &query,
-                    Some(envelope("CreditNotes", &[&credit])),
+                    "CreditNotes",
+                    &[&credit],
+                    unitdp4,
                 )
                 .await
             {
-                Ok(v) => element_list(&v, "CreditNotes")
-                    .into_iter()
-                    .next()
-                    .unwrap_or_default(),
+                Ok(els) => els.into_iter().next().unwrap_or_default(),
                 Err(err) => {
                     self.call_failed(g, msgs, &err).await;
                     continue;
@@ -516,7 +493,10 @@ impl TenantWorker {
                 credit_note_number: cn_number.clone(),
                 total: dec_at(&cn, "Total"),
             };
-            let el = match self.invoices_call(Method::PUT, &[&inv.doc], unitdp4).await {
+            let el = match self
+                .batch_call(Method::PUT, "/Invoices", "Invoices", &[&inv.doc], unitdp4)
+                .await
+            {
                 Ok(els) => els.into_iter().next().unwrap_or_default(),
                 Err(err) => {
                     self.call_failed(g, msgs, &err).await;
