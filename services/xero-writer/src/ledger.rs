@@ -32,6 +32,10 @@ pub struct CreditEntry {
     pub refunded: Decimal,
     /// Allocation and refund are done.
     pub done: bool,
+    /// The refund's payment method (the account a cash refund is paid from, should an
+    /// allocation be undone after the refund event was settled).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub method: String,
 }
 
 /// An invoice replaced because it lay in a locked period: credited in full, then re-issued.

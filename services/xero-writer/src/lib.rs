@@ -51,6 +51,13 @@ pub mod metrics_names {
     pub const DEAD_LETTERS: &str = "xero_writer_dead_letters_total";
     /// Orders before the go-live date, left alone.
     pub const BEFORE_START: &str = "xero_writer_orders_before_start_total";
+    /// A payment, refund or allocation that could not be applied, by `kind` and `outcome`
+    /// (review or dead_letter): never skipped without one of these.
+    pub const UNAPPLIED: &str = "xero_writer_unapplied_total";
+    /// Refunds held until the order version they were made against is written.
+    pub const REFUNDS_HELD: &str = "xero_writer_refunds_held_total";
+    /// Credit allocations undone so that a payment could be recorded in full.
+    pub const ALLOCATIONS_UNDONE: &str = "xero_writer_allocations_undone_total";
     /// Tracking values left off because the org lacks them.
     pub const TRACKING_DROPPED: &str = "xero_writer_tracking_dropped_total";
 }

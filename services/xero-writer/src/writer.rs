@@ -110,6 +110,10 @@ struct Group {
     reissue: bool,
     /// With `reissue`: the order was cancelled, so the credit note is all.
     credit_only: bool,
+    /// Refund messages held back (nak), with why: see [`TenantWorker::hold_refunds`].
+    held: Vec<(usize, String)>,
+    /// Stream sequence of the message this group's review entry was made from.
+    reviewed_seq: Option<u64>,
 }
 
 impl Group {
@@ -138,6 +142,21 @@ impl Group {
             (None, Some((r, _))) => r.order_id.clone(),
             _ => String::new(),
         }
+    }
+
+    /// Refund messages of a reviewed group that are neither written nor the reviewed message.
+    fn unsettled_refunds(&self) -> Vec<usize> {
+        if !matches!(self.fail, Some(Fail::Dead)) {
+            return vec![];
+        }
+        self.refunds
+            .iter()
+            .filter(|(r, _)| {
+                let rid = r.refund.as_ref().map(|x| x.id.as_str()).unwrap_or_default();
+                !self.led.entry.credit_notes.contains_key(rid)
+            })
+            .map(|(_, i)| *i)
+            .collect()
     }
 
     fn transient(&mut self, why: impl Into<String>) {
@@ -274,6 +293,12 @@ async fn report_lag(mut consumer: PullConsumer, tenant: String, shutdown: Cancel
             _ = shutdown.cancelled() => return,
         }
     }
+}
+
+/// Counts a payment, refund or allocation that was not applied, and where it went instead.
+fn unapplied(tenant: &str, kind: &'static str, outcome: &'static str) {
+    metrics::counter!(m::UNAPPLIED, "tenant" => tenant.to_owned(), "kind" => kind, "outcome" => outcome)
+        .increment(1);
 }
 
 /// KV reads/writes and fact publishes in flight at once.
@@ -502,6 +527,8 @@ impl TenantWorker {
                     fresh: false,
                     reissue: false,
                     credit_only: false,
+                    held: vec![],
+                    reviewed_seq: None,
                 });
                 groups.len() - 1
             });
@@ -611,26 +638,48 @@ impl TenantWorker {
             .collect::<Vec<()>>()
             .await;
         for g in &groups {
+            let unsettled = g.unsettled_refunds();
             for &i in &g.msgs {
                 if outcome[i].is_some() {
                     continue;
                 }
-                outcome[i] = Some(match &g.fail {
-                    None | Some(Fail::Dead) => AckKind::Ack,
-                    Some(Fail::Transient(why)) => {
+                let retry = match (&g.fail, g.held.iter().find(|(h, _)| *h == i)) {
+                    (Some(Fail::Transient(why)), _) => Some(why.clone()),
+                    (_, Some((_, why))) => Some(why.clone()),
+                    // A review of the order (or of another refund) is not this refund's:
+                    // it is looked at again, never acked unwritten.
+                    (Some(Fail::Dead), None)
+                        if unsettled.contains(&i)
+                            && msgs[i].info().ok().map(|x| x.stream_sequence) != g.reviewed_seq =>
+                    {
+                        Some(format!(
+                            "refund not written: order {} went to review",
+                            g.key
+                        ))
+                    }
+                    _ => None,
+                };
+                outcome[i] = Some(match retry {
+                    None => AckKind::Ack,
+                    Some(why) => {
                         let delivered = msgs[i].info().map(|i| i.delivered).unwrap_or(1);
                         if delivered >= self.max_deliver
                             && self
                                 .dead_letter(
                                     &msgs[i],
                                     ReasonClass::Exhausted,
-                                    why,
+                                    &why,
                                     vec![],
                                     &g.store,
                                     &g.key,
                                 )
                                 .await
                         {
+                            if g.refunds.iter().any(|(_, r)| *r == i)
+                                || g.held.iter().any(|(h, _)| *h == i)
+                            {
+                                unapplied(&tenant, "refund", "dead_letter");
+                            }
                             AckKind::Term
                         } else {
                             tracing::debug!(key = %g.key, why, "Will retry.");
@@ -771,7 +820,8 @@ impl TenantWorker {
             return;
         }
         g.fail = Some(Fail::Dead);
-        if g.version() > 0 {
+        g.reviewed_seq = msg.info().ok().map(|i| i.stream_sequence);
+        if g.version() > g.led.entry.reviewed_version {
             g.led.entry.reviewed_version = g.version();
         }
     }
@@ -1594,7 +1644,8 @@ impl TenantWorker {
                 }
             }
         }
-        // What to pay, never more than is due.
+        self.make_room_for_payments(groups, msgs).await;
+        // What to pay: each payment in full, or a review entry saying why not.
         let mut todo: Vec<(usize, String, docs::XPayment)> = Vec::new();
         for (i, g) in groups.iter_mut().enumerate() {
             if !g.live() || !g.converge || g.led.entry.invoice_id.is_empty() || g.led.entry.voided {
@@ -1624,6 +1675,7 @@ impl TenantWorker {
                 let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
                 self.review(g, &msgs[idx], ReasonClass::Policy, &error, vec![])
                     .await;
+                unapplied(self.tenant(), "payment", "review");
                 continue;
             }
             for p in &order.payments {
@@ -1635,9 +1687,25 @@ impl TenantWorker {
                     .as_ref()
                     .and_then(|a| docs::dec(&a.amount).ok())
                     .unwrap_or_default();
-                let amount = amount.min(due);
-                if amount <= Decimal::ZERO {
+                if amount.is_zero() {
+                    // Nothing received, nothing to record.
                     continue;
+                }
+                if amount < Decimal::ZERO || amount > due {
+                    let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                    let error = format!(
+                        "payment {} of {amount} for order {} cannot be recorded: invoice {} owes {due} (total {}, paid {}, credited {}); a person decides (a payment or allocation made in Xero, or an order total changed after payment), then replays",
+                        p.id,
+                        order.number,
+                        g.led.entry.invoice_number,
+                        g.led.entry.total,
+                        g.led.entry.paid(),
+                        g.led.entry.credited()
+                    );
+                    self.review(g, &msgs[idx], ReasonClass::Policy, &error, vec![])
+                        .await;
+                    unapplied(self.tenant(), "payment", "review");
+                    break;
                 }
                 due -= amount;
                 let account = mapping.mapping.payment_account(&p.method).to_owned();
@@ -1666,6 +1734,7 @@ impl TenantWorker {
                         sugg,
                     )
                     .await;
+                    unapplied(self.tenant(), "payment", "review");
                     break;
                 }
                 let mut date = docs::day_in(org.timezone, &p.received_at).unwrap_or_else(|| {
@@ -1768,10 +1837,177 @@ impl TenantWorker {
                             )
                         };
                         self.review(g, &msgs[idx], reason, &error, vec![]).await;
+                        unapplied(self.tenant(), "payment", "review");
                     }
                 }
             }
         }
+    }
+
+    /// The refund rule: a refund is written against the order as it stood when the refund was
+    /// made (`RefundEvent.order_version`) or later, never against an older view. Until the
+    /// ledger (or this batch) has written that version, payments included, the refund is held:
+    /// nak'd with a growing delay, no call spent. A refund that overtakes its order's payment
+    /// (a redelivery, a crash) so waits for the payment instead of taking the invoice's balance
+    /// as credit. If that order version is in review, the refund goes to review too; if it
+    /// never comes, the refund is dead-lettered when its deliveries run out.
+    async fn hold_refunds(&self, groups: &mut [Group], msgs: &[Message]) {
+        for g in groups.iter_mut() {
+            if !g.live() || g.refunds.is_empty() || g.led.entry.before_start {
+                continue;
+            }
+            let written = if g.converge {
+                g.led.entry.version.max(g.version())
+            } else {
+                g.led.entry.version
+            };
+            let mut in_review = None;
+            let mut ready = Vec::new();
+            for (ev, idx) in std::mem::take(&mut g.refunds) {
+                let rid = ev.refund.as_ref().map(|r| r.id.clone()).unwrap_or_default();
+                let wanted = ev.order_version;
+                if wanted <= written || g.led.entry.credit_notes.contains_key(&rid) {
+                    ready.push((ev, idx));
+                } else if g.led.entry.reviewed_version >= wanted {
+                    in_review.get_or_insert((idx, rid.clone(), wanted, ev.order_number.clone()));
+                    ready.push((ev, idx));
+                } else {
+                    tracing::info!(key = %g.key, refund = %rid, wanted, written, "Refund held until the order version it was made against is written.");
+                    metrics::counter!(m::REFUNDS_HELD, "tenant" => self.tenant().to_owned())
+                        .increment(1);
+                    g.held.push((
+                        idx,
+                        format!(
+                            "refund {rid} was made against order {} version {wanted}, but version {written} is the newest written to Xero; held so the payments it follows are recorded first",
+                            ev.order_number
+                        ),
+                    ));
+                }
+            }
+            g.refunds = ready;
+            if let Some((idx, rid, wanted, number)) = in_review {
+                let error = format!(
+                    "refund {rid} was made against order {number} version {wanted}, which is in review; replay it once that version is written"
+                );
+                self.review(g, &msgs[idx], ReasonClass::Policy, &error, vec![])
+                    .await;
+                unapplied(self.tenant(), "refund", "review");
+            }
+        }
+    }
+
+    /// Payments are money received, so each is recorded in full. Credit that an earlier, stale
+    /// view allocated to the invoice (a refund written before the payment it followed: events
+    /// older than the hold rule, or a ledger from before it) would leave too little due: those
+    /// allocations are removed here, and the refunds phase then pays the freed credit back to
+    /// the customer, which is what the store's state says happened.
+    async fn make_room_for_payments(&self, groups: &mut [Group], msgs: &[Message]) {
+        for g in groups.iter_mut() {
+            if !g.live() || !g.converge || g.led.entry.invoice_id.is_empty() || g.led.entry.voided {
+                continue;
+            }
+            let Some(order) = g.order.as_ref().and_then(|(e, _)| e.order.as_ref()) else {
+                continue;
+            };
+            if order.status == OrderStatus::Cancelled as i32 {
+                continue;
+            }
+            let incoming: Decimal = order
+                .payments
+                .iter()
+                .filter(|p| p.received && !g.led.entry.payments.contains_key(&p.id))
+                .filter_map(|p| p.amount.as_ref().and_then(|a| docs::dec(&a.amount).ok()))
+                .sum();
+            let mut short = incoming - g.led.entry.amount_due();
+            let allocated: Vec<(String, CreditEntry)> = g
+                .led
+                .entry
+                .credit_notes
+                .iter()
+                .filter(|(_, c)| c.allocated > Decimal::ZERO)
+                .map(|(k, c)| (k.clone(), c.clone()))
+                .collect();
+            for (rid, c) in allocated {
+                if short <= Decimal::ZERO || !g.live() {
+                    break;
+                }
+                match self.undo_allocation(g, &rid, &c).await {
+                    Ok(freed) => short -= freed,
+                    Err(e) => {
+                        if matches!(e, XeroError::Validation(_)) {
+                            unapplied(self.tenant(), "allocation", "review");
+                        }
+                        self.call_failed(g, msgs, &e).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes every allocation of credit note `c` to the order's invoice; returns the amount
+    /// freed. The credit entry is left undone, so its credit is refunded instead.
+    async fn undo_allocation(
+        &self,
+        g: &mut Group,
+        rid: &str,
+        c: &CreditEntry,
+    ) -> Result<Decimal, XeroError> {
+        let v = self
+            .client
+            .call(
+                Method::GET,
+                &format!("/CreditNotes/{}", c.credit_note_id),
+                &[],
+                None,
+            )
+            .await?;
+        let cn = element_list(&v, "CreditNotes")
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        let invoice_id = g.led.entry.invoice_id.clone();
+        let mine: Vec<Value> = element_list(&cn, "Allocations")
+            .into_iter()
+            .filter(|a| {
+                a.get("Invoice")
+                    .is_some_and(|i| str_at(i, "InvoiceID").eq_ignore_ascii_case(&invoice_id))
+                    && a.get("IsDeleted").and_then(Value::as_bool) != Some(true)
+            })
+            .collect();
+        let mut freed = Decimal::ZERO;
+        for a in mine {
+            let id = str_at(&a, "AllocationID");
+            let amount = dec_at(&a, "Amount");
+            self.client
+                .call(
+                    Method::DELETE,
+                    &format!("/CreditNotes/{}/Allocations/{id}", c.credit_note_id),
+                    &[],
+                    None,
+                )
+                .await?;
+            freed += amount;
+            tracing::info!(key = %g.key, credit_note = %c.number, invoice = %g.led.entry.invoice_number, %amount, "Credit allocation undone so the order's payment can be recorded in full; the credit is refunded instead.");
+            metrics::counter!(m::ALLOCATIONS_UNDONE, "tenant" => self.tenant().to_owned())
+                .increment(1);
+            let f = self.fact(
+                g,
+                XeroDocumentKind::Allocation,
+                XeroVerb::Deleted,
+                &id,
+                &c.number,
+                Some(amount),
+                None,
+                "DELETED",
+            );
+            g.facts.push(f);
+        }
+        if let Some(ce) = g.led.entry.credit_notes.get_mut(rid) {
+            // Xero's record decides: what is still allocated after the removals is none.
+            ce.allocated = Decimal::ZERO;
+            ce.done = false;
+        }
+        Ok(freed)
     }
 
     async fn refunds(
@@ -1781,6 +2017,7 @@ impl TenantWorker {
         mapping: &Effective,
         org: &OrgSettings,
     ) {
+        self.hold_refunds(groups, msgs).await;
         // Credit notes to create.
         let mut todo: Vec<(usize, usize, docs::CreditDoc)> = Vec::new();
         for (gi, g) in groups.iter_mut().enumerate() {
@@ -1810,6 +2047,7 @@ impl TenantWorker {
                     Ok(d) => todo.push((gi, ri, d)),
                     Err(p) => {
                         self.problem(g, &msgs[idx], p).await;
+                        unapplied(self.tenant(), "refund", "review");
                         break;
                     }
                 }
@@ -1885,6 +2123,7 @@ impl TenantWorker {
                             vec![],
                         )
                         .await;
+                        unapplied(self.tenant(), "refund", "review");
                         continue;
                     }
                     let id = str_at(&el, "CreditNoteID");
@@ -1901,6 +2140,11 @@ impl TenantWorker {
                             credit_note_id: id.clone(),
                             number: d.number.clone(),
                             total: d.total,
+                            method: ev
+                                .refund
+                                .as_ref()
+                                .map(|r| r.method.clone())
+                                .unwrap_or_default(),
                             ..Default::default()
                         },
                     );
@@ -2025,6 +2269,7 @@ impl TenantWorker {
                                     )
                                 };
                                 self.review(g, &msgs[idx], reason, &error, vec![]).await;
+                                unapplied(self.tenant(), "allocation", "review");
                                 continue;
                             }
                         }
@@ -2041,7 +2286,7 @@ impl TenantWorker {
                         .iter()
                         .find(|(r, _)| r.refund.as_ref().is_some_and(|x| x.id == rid))
                         .and_then(|(r, _)| r.refund.as_ref().map(|x| x.method.clone()))
-                        .unwrap_or_default();
+                        .unwrap_or_else(|| c.method.clone());
                     let account = mapping.mapping.payment_account(&method).to_owned();
                     refunds.push((
                         gi,
@@ -2115,6 +2360,7 @@ impl TenantWorker {
                         )
                     };
                     self.review(g, &msgs[idx], reason, &error, vec![]).await;
+                    unapplied(self.tenant(), "refund", "review");
                 }
             }
         }

@@ -461,6 +461,7 @@ impl TenantWorker {
                     allocated: dec_at(&cn, "Total") - dec_at(&cn, "RemainingCredit") + alloc,
                     refunded: Decimal::ZERO,
                     done: true,
+                    method: String::new(),
                 };
                 g.led.entry.credit_notes.insert("cancelled".into(), credit);
                 g.led.entry.voided = true;

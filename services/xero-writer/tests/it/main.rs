@@ -9,6 +9,7 @@ mod bench;
 mod converge;
 mod faults;
 mod oauth;
+mod ordering;
 mod policies;
 mod replicas;
 mod review_more;
