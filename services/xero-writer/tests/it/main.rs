@@ -10,6 +10,7 @@ mod converge;
 mod faults;
 mod oauth;
 mod ordering;
+mod permutations;
 mod policies;
 mod replicas;
 mod review_more;
