@@ -161,6 +161,13 @@ impl Stack {
         ServiceProcess::start(bin, &[], &env)
     }
 
+    /// Kills the writer with SIGKILL (a crash); [`Stack::restart_writer`] starts a new one.
+    pub fn kill_writer(&mut self) {
+        if let Some(mut w) = self.writer.take() {
+            w.kill();
+        }
+    }
+
     /// Kills the writer and starts a new one (a crash and a restart).
     pub fn restart_writer(&mut self, extra_env: &[String]) -> anyhow::Result<()> {
         if let Some(w) = self.writer.as_mut() {
@@ -199,52 +206,64 @@ impl Stack {
 
     /// Runs clarity-sim to completion against webhook-ingest and returns its ground truth.
     pub async fn send_orders(&self, opts: &Options) -> anyhow::Result<GroundTruth> {
+        self.sender(opts).await
+    }
+
+    /// The load of [`Stack::send_orders`] as a future that borrows nothing from the stack, so a
+    /// test can spawn it and crash or restart services while the orders flow.
+    pub fn sender(
+        &self,
+        opts: &Options,
+    ) -> impl std::future::Future<Output = anyhow::Result<GroundTruth>> + Send + 'static {
         let truth_path = self.dir.path().join("truth.json");
         let target = format!("{}/webhooks/clarity/main", self.ingest.base_url());
-        let out = tokio::process::Command::new(binary("clarity-sim")?)
-            .args([
-                "send",
-                "--target",
-                &target,
-                "--store",
-                "main",
-                "--secret",
-                DEMO_SECRET,
-            ])
-            .args([
-                "--orders",
-                &opts.orders.to_string(),
-                "--rate",
-                &opts.rate.to_string(),
-            ])
-            .args([
-                "--seed",
-                &opts.seed.to_string(),
-                "--time-scale",
-                "0.01",
-                "--concurrency",
-                "8",
-            ])
-            .args(if opts.faults.is_empty() {
-                vec![]
-            } else {
-                vec!["--faults", opts.faults.as_str()]
-            })
-            .arg("--truth-out")
-            .arg(&truth_path)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .await?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let summary = stdout.lines().last().unwrap_or_default();
-        println!("clarity-sim: {summary}");
-        anyhow::ensure!(
-            out.status.success(),
-            "clarity-sim failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = std::fs::read_to_string(&truth_path)?;
-        Ok(serde_json::from_str(&text)?)
+        let opts = opts.clone();
+        async move {
+            let out = tokio::process::Command::new(binary("clarity-sim")?)
+                .args([
+                    "send",
+                    "--target",
+                    &target,
+                    "--store",
+                    "main",
+                    "--secret",
+                    DEMO_SECRET,
+                ])
+                .args([
+                    "--orders",
+                    &opts.orders.to_string(),
+                    "--rate",
+                    &opts.rate.to_string(),
+                ])
+                .args([
+                    "--seed",
+                    &opts.seed.to_string(),
+                    "--time-scale",
+                    "0.01",
+                    "--concurrency",
+                    "8",
+                ])
+                .args(if opts.faults.is_empty() {
+                    vec![]
+                } else {
+                    vec!["--faults", opts.faults.as_str()]
+                })
+                .arg("--truth-out")
+                .arg(&truth_path)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .await?;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let summary = stdout.lines().last().unwrap_or_default();
+            println!("clarity-sim: {summary}");
+            anyhow::ensure!(
+                out.status.success(),
+                "clarity-sim failed:\n{stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = std::fs::read_to_string(&truth_path)?;
+            Ok(serde_json::from_str(&text)?)
+        }
     }
 
     /// Current counts across the pipeline.
@@ -515,6 +534,12 @@ pub struct CreditNote {
     /// Total.
     #[serde(with = "decimal")]
     pub total: Decimal,
+    /// CreditNoteNumber.
+    #[serde(default)]
+    pub credit_note_number: String,
+    /// Credit neither allocated nor paid back.
+    #[serde(with = "decimal", default)]
+    pub remaining_credit: Decimal,
 }
 
 /// How Xero compares with the store.
@@ -637,6 +662,18 @@ pub fn tie_out(truth: &GroundTruth, docs: &Documents) -> TieOut {
                 &mut t,
                 format!("{}: {} invoices (duplicates)", o.number, many.len()),
             ),
+        }
+    }
+    // Every refund is settled: its credit allocated to the invoice or paid back to the customer.
+    for n in &docs.credit_notes {
+        if n.status != "VOIDED" && n.status != "DELETED" && !n.remaining_credit.is_zero() {
+            push(
+                &mut t,
+                format!(
+                    "credit note {}: {} {} neither allocated nor refunded",
+                    n.credit_note_number, n.remaining_credit, n.currency_code
+                ),
+            );
         }
     }
     for (c, want) in &truth.per_currency {

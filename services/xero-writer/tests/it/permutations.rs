@@ -81,7 +81,11 @@ fn steps(c: &Case, total: Decimal) -> Vec<Step> {
         1 => {
             let mut s = vec![Step::Pay(total)];
             if c.refunds >= 1 {
-                let r1 = if c.b % 3 == 0 { total } else { part(total, c.a) };
+                let r1 = if c.b % 3 == 0 {
+                    total
+                } else {
+                    part(total, c.a)
+                };
                 s.push(Step::Refund(r1));
                 if c.refunds == 2 && total - r1 >= Decimal::new(1, 2) {
                     s.push(Step::Refund(part(total - r1, c.b)));
@@ -207,7 +211,9 @@ fn permutations(n: usize) -> Vec<Vec<usize>> {
 /// a new event id, so JetStream does not drop it) of a seeded event at a seeded place.
 fn with_duplicate(evs: &[Ev], perm: &[usize], seed: u64, j: usize) -> Vec<Ev> {
     let mut out: Vec<Ev> = perm.iter().map(|&i| evs[i].clone()).collect();
-    let mix = seed.wrapping_add(j as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mix = seed
+        .wrapping_add(j as u64)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let which = (mix % evs.len() as u64) as usize;
     let at = ((mix >> 17) % (out.len() as u64 + 1)) as usize;
     let mut dup = evs[which].clone();
