@@ -1439,6 +1439,36 @@ impl TenantWorker {
         Ok(element_list(&v, collection))
     }
 
+    /// Reads a credit note; returns it with its live allocations to `invoice_id`.
+    async fn credit_note_allocations(
+        &self,
+        credit_note_id: &str,
+        invoice_id: &str,
+    ) -> Result<(Value, Vec<Value>), XeroError> {
+        let v = self
+            .client
+            .call(
+                Method::GET,
+                &format!("/CreditNotes/{credit_note_id}"),
+                &[],
+                None,
+            )
+            .await?;
+        let cn = element_list(&v, "CreditNotes")
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        let mine = element_list(&cn, "Allocations")
+            .into_iter()
+            .filter(|a| {
+                a.get("Invoice")
+                    .is_some_and(|i| str_at(i, "InvoiceID").eq_ignore_ascii_case(invoice_id))
+                    && a.get("IsDeleted").and_then(Value::as_bool) != Some(true)
+            })
+            .collect();
+        Ok((cn, mine))
+    }
+
     /// Reads a credit note and records in the ledger (with Allocation and Payment facts) what
     /// Xero has allocated from it to the order's invoice, and refunded with our reference,
     /// beyond what the ledger knows. `Some` is the updated entry when there was more.
@@ -1448,28 +1478,9 @@ impl TenantWorker {
         rid: &str,
         c: &CreditEntry,
     ) -> Result<Option<CreditEntry>, XeroError> {
-        let v = self
-            .client
-            .call(
-                Method::GET,
-                &format!("/CreditNotes/{}", c.credit_note_id),
-                &[],
-                None,
-            )
+        let (cn, mine) = self
+            .credit_note_allocations(&c.credit_note_id, &g.led.entry.invoice_id)
             .await?;
-        let cn = element_list(&v, "CreditNotes")
-            .into_iter()
-            .next()
-            .unwrap_or_default();
-        let invoice_id = &g.led.entry.invoice_id;
-        let mine: Vec<Value> = element_list(&cn, "Allocations")
-            .into_iter()
-            .filter(|a| {
-                a.get("Invoice")
-                    .is_some_and(|i| str_at(i, "InvoiceID").eq_ignore_ascii_case(invoice_id))
-                    && a.get("IsDeleted").and_then(Value::as_bool) != Some(true)
-            })
-            .collect();
         let allocated: Decimal = mine.iter().map(|a| dec_at(a, "Amount")).sum();
         let reference = format!("{} refund", c.number);
         let refunds: Vec<Value> = element_list(&cn, "Payments")
@@ -1952,28 +1963,9 @@ impl TenantWorker {
         rid: &str,
         c: &CreditEntry,
     ) -> Result<Decimal, XeroError> {
-        let v = self
-            .client
-            .call(
-                Method::GET,
-                &format!("/CreditNotes/{}", c.credit_note_id),
-                &[],
-                None,
-            )
+        let (_, mine) = self
+            .credit_note_allocations(&c.credit_note_id, &g.led.entry.invoice_id)
             .await?;
-        let cn = element_list(&v, "CreditNotes")
-            .into_iter()
-            .next()
-            .unwrap_or_default();
-        let invoice_id = g.led.entry.invoice_id.clone();
-        let mine: Vec<Value> = element_list(&cn, "Allocations")
-            .into_iter()
-            .filter(|a| {
-                a.get("Invoice")
-                    .is_some_and(|i| str_at(i, "InvoiceID").eq_ignore_ascii_case(&invoice_id))
-                    && a.get("IsDeleted").and_then(Value::as_bool) != Some(true)
-            })
-            .collect();
         let mut freed = Decimal::ZERO;
         for a in mine {
             let id = str_at(&a, "AllocationID");
