@@ -81,7 +81,7 @@ fn steps(c: &Case, total: Decimal) -> Vec<Step> {
         1 => {
             let mut s = vec![Step::Pay(total)];
             if c.refunds >= 1 {
-                let r1 = if c.b % 3 == 0 {
+                let r1 = if c.b.is_multiple_of(3) {
                     total
                 } else {
                     part(total, c.a)
@@ -115,8 +115,8 @@ fn steps(c: &Case, total: Decimal) -> Vec<Step> {
 
 #[derive(Clone)]
 enum Ev {
-    Order(OrderEvent),
-    Refund(RefundEvent),
+    Order(Box<OrderEvent>),
+    Refund(Box<RefundEvent>),
 }
 
 /// The events of permutation `j` of case `n`, in the store's order.
@@ -145,11 +145,11 @@ fn events(n: usize, j: usize, c: &Case) -> (Vec<Ev>, Vec<Step>) {
     );
     let total = total_of(&o);
     let steps = steps(c, total);
-    let mut out = vec![Ev::Order(event(
+    let mut out = vec![Ev::Order(Box::new(event(
         &o,
         OrderEventType::Created,
         &format!("{number}-c"),
-    ))];
+    )))];
     let mut paid = Decimal::ZERO;
     for (k, s) in steps.iter().enumerate() {
         match s {
@@ -162,30 +162,30 @@ fn events(n: usize, j: usize, c: &Case) -> (Vec<Ev>, Vec<Step>) {
                 } else {
                     OrderStatus::PartiallyPaid
                 } as i32;
-                out.push(Ev::Order(event(
+                out.push(Ev::Order(Box::new(event(
                     &o,
                     OrderEventType::Paid,
                     &format!("{number}-p{k}"),
-                )));
+                ))));
             }
             Step::Refund(a) => {
                 // Made against the order as it stands now (`order_version` = its version).
-                out.push(Ev::Refund(refund_event(
+                out.push(Ev::Refund(Box::new(refund_event(
                     &o,
                     &format!("ref-{number}-{k}"),
                     &format!("RMA-{number}-{k}"),
                     vec![],
                     *a,
-                )));
+                ))));
             }
             Step::Cancel => {
                 o.version += 1;
                 o.status = OrderStatus::Cancelled as i32;
-                out.push(Ev::Order(event(
+                out.push(Ev::Order(Box::new(event(
                     &o,
                     OrderEventType::Cancelled,
                     &format!("{number}-x"),
-                )));
+                ))));
             }
         }
     }
