@@ -254,12 +254,17 @@ impl Stack {
                 .output()
                 .await?;
             let stdout = String::from_utf8_lossy(&out.stdout);
-            let summary = stdout.lines().last().unwrap_or_default();
+            // stdout is the JSON report; the one-line summary for people is on stderr.
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let summary = stderr
+                .lines()
+                .rev()
+                .find(|l| l.starts_with("sent "))
+                .unwrap_or_default();
             println!("clarity-sim: {summary}");
             anyhow::ensure!(
                 out.status.success(),
-                "clarity-sim failed:\n{stdout}\n{}",
-                String::from_utf8_lossy(&out.stderr)
+                "clarity-sim failed:\n{stdout}\n{stderr}"
             );
             let text = std::fs::read_to_string(&truth_path)?;
             Ok(serde_json::from_str(&text)?)
