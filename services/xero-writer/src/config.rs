@@ -293,20 +293,7 @@ pub struct TenantConfig {
     pub stores: Vec<String>,
 }
 
-/// Rate limits per tenant, with windows already divided by the time scale.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Calls per minute window.
-    pub minute: u32,
-    /// Calls per day window.
-    pub day: u32,
-    /// Calls in flight.
-    pub concurrent: u32,
-    /// Length of the minute window.
-    pub minute_window: Duration,
-    /// Length of the day window.
-    pub day_window: Duration,
-}
+pub use ledgerline_xero_client::budget::Limits;
 
 /// Validated configuration.
 #[derive(Debug, Clone)]
@@ -440,6 +427,18 @@ pub fn parse_fx(
 }
 
 impl Config {
+    /// Where Xero is and who we are, for `ledgerline_xero_client`.
+    pub fn endpoint(&self) -> anyhow::Result<ledgerline_xero_client::Endpoint> {
+        Ok(ledgerline_xero_client::Endpoint {
+            http: ledgerline_platform::tls::http_client("ledgerline-xero-writer")?,
+            api_url: self.api_url.clone(),
+            identity_url: self.identity_url.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            timeout: self.xero_timeout,
+        })
+    }
+
     /// Builds the configuration from flags, environment and the optional file.
     pub fn from_cli(cli: &Cli) -> Result<Self, ConfigError> {
         let file = FileConfig::load(cli.common.config_file.as_deref())?;

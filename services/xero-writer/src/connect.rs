@@ -6,10 +6,9 @@
 //! writers watch that key, so a paused tenant resumes without a restart.
 
 use crate::config::ConnectArgs;
-use crate::oauth::{self, TokenSet};
-use crate::xero::Endpoint;
 use crate::{Config, TenantConfig};
 use anyhow::{Context as _, anyhow, bail};
+use ledgerline_xero_client::oauth::{self, TokenSet};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -135,7 +134,7 @@ impl Pending {
                 code_of(&params(&line), &self.state)?
             }
         };
-        let endpoint = Endpoint::from_config(config)?;
+        let endpoint = config.endpoint()?;
         let set = endpoint
             .grant(&[
                 ("grant_type", "authorization_code"),

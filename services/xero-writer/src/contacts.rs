@@ -2,11 +2,11 @@
 //! else by email when exactly one active contact has it, never by name alone. A new contact
 //! whose name is taken gets the email in brackets. Matches are cached in the CONTACTS bucket.
 
-use crate::xero::{Client, element_errors, element_ok, hex};
 use async_nats::jetstream::kv;
 use futures::StreamExt;
 use ledgerline_contract::v1::{Customer, Order};
 use ledgerline_mapping::{FieldTarget, GuestPolicy, Mapping};
+use ledgerline_xero_client::{Client, Refusal, element_errors, element_ok, hex};
 use reqwest::Method;
 use serde::Serialize;
 use serde_json::Value;
@@ -403,7 +403,8 @@ pub async fn resolve(
                     continue;
                 }
                 let errors = element_errors(el).join("; ");
-                if errors.contains("contact number") {
+                let refusal = Refusal::classify(&errors);
+                if matches!(refusal, Refusal::DuplicateContactNumber(_)) {
                     // Ours from an earlier, unconfirmed attempt (or archived): adopt it.
                     let r = match client
                         .call(
@@ -423,7 +424,7 @@ pub async fn resolve(
                         Err(e) => Resolved::Refused(format!("{errors} ({e})")),
                     };
                     out.insert(s.contact_number.clone(), r);
-                } else if errors.contains("already assigned") && attempt == 0 {
+                } else if matches!(refusal, Refusal::DuplicateContactName(_)) && attempt == 0 {
                     let mut s2 = s.clone();
                     s2.name = disambiguated(s);
                     retry.push(s2);

@@ -3,12 +3,12 @@
 
 use crate::contacts::{self, ContactSpec, Origin, Resolved};
 use crate::writer::{Shared, dead_letter, pull_batch};
-use crate::xero::{Client, element_errors, element_ok, hex};
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{AckKind, Message};
 use ledgerline_contract::subjects;
 use ledgerline_contract::v1::{CustomerEvent, ReasonClass, XeroDocumentKind, XeroFact, XeroVerb};
 use ledgerline_mapping::GuestPolicy;
+use ledgerline_xero_client::{Client, Refusal, element_errors, element_ok, hex};
 use prost::Message as _;
 use reqwest::Method;
 use serde::Serialize;
@@ -48,7 +48,7 @@ impl CustomerWorker {
     pub async fn run(self, consumer: PullConsumer, shutdown: CancellationToken) {
         let tenant = self.client.tenant().to_owned();
         while !shutdown.is_cancelled() {
-            if self.client.breaker.state() != crate::budget::BreakerState::Closed
+            if self.client.breaker.state() != ledgerline_xero_client::budget::BreakerState::Closed
                 || self.shared.is_paused(&tenant)
                 || !self.client.is_connected()
             {
@@ -217,7 +217,10 @@ impl CustomerWorker {
                             .await;
                         facts.push(self.fact(id, spec, XeroVerb::Updated));
                     } else if attempt == 0
-                        && element_errors(&el).join("; ").contains("already assigned")
+                        && matches!(
+                            Refusal::of_element(&el),
+                            Some(Refusal::DuplicateContactName(_))
+                        )
                     {
                         let mut s2 = spec.clone();
                         s2.name = contacts::disambiguated(spec);

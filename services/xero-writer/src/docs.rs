@@ -639,7 +639,7 @@ pub fn invoice_with(
     let mut canonical = doc.clone();
     canonical.status = DocStatus::Authorised.as_xero().into();
     canonical.due_date = Some(own_due.unwrap_or(date).to_string());
-    let hash = crate::xero::hex(&Sha256::digest(
+    let hash = ledgerline_xero_client::hex(&Sha256::digest(
         serde_json::to_vec(&canonical).unwrap_or_default(),
     ));
     Ok(InvoiceDoc {

@@ -144,7 +144,7 @@ pub fn key(tenant: &str, store: &str, order_id: &str) -> String {
     } else {
         format!(
             "h{}",
-            &crate::xero::hex(&Sha256::digest(order_id.as_bytes()))[..40]
+            &ledgerline_xero_client::hex(&Sha256::digest(order_id.as_bytes()))[..40]
         )
     };
     format!("{tenant}.{store}.{id}")

@@ -6,24 +6,20 @@
 //! (topology, one worker per tenant, HTTP ops until the shutdown token fires).
 //!
 //! - [`writer`]: the per-tenant convergence loop (batching, ledger, facts, review queue).
-//! - [`xero`]: the HTTP client (token in KV, budget, breaker, idempotency keys).
-//! - [`oauth`]: authorization_code token sets (refresh under a KV lease, pause and alert when
-//!   authorisation is lost); [`connect`]: the `connect` subcommand (first consent).
-//! - [`budget`]: rate budget and circuit breaker; [`org`]: the org's settings and suggestions.
+//! - Xero itself (tokens, calls, budget, breaker) is `ledgerline_xero_client`.
+//! - [`connect`]: the `connect` subcommand (first consent); [`org`]: the org's settings and
+//!   suggestions.
 //! - [`docs`]: documents from orders; [`contacts`]: contact matching; [`ledger`]: what was written.
 
-pub mod budget;
 pub mod config;
 pub mod connect;
 pub mod contacts;
 pub mod customers;
 pub mod docs;
 pub mod ledger;
-pub mod oauth;
 pub mod org;
 pub mod terms;
 pub mod writer;
-pub mod xero;
 
 pub use config::{Cli, Command, Config, GrantType, TenantConfig};
 
@@ -239,20 +235,12 @@ async fn run_workers(
         }
     }
     let js = ledgerline_platform::nats::jetstream(&client);
-    let http = match ledgerline_platform::tls::http_client("ledgerline-xero-writer") {
-        Ok(h) => h,
+    let endpoint = match cfg.endpoint() {
+        Ok(e) => e,
         Err(e) => {
             tracing::error!(error = %e, "Cannot build the HTTP client.");
             return;
         }
-    };
-    let endpoint = xero::Endpoint {
-        http,
-        api_url: cfg.api_url.clone(),
-        identity_url: cfg.identity_url.clone(),
-        client_id: cfg.client_id.clone(),
-        client_secret: cfg.client_secret.clone(),
-        timeout: cfg.xero_timeout,
     };
     let mut tenants = cfg.tenants.clone();
     let mut delay = Duration::from_millis(200);
@@ -320,16 +308,16 @@ async fn run_workers(
             return;
         };
         let budget = Arc::new(
-            budget::Budget::new(&t.tenant, cfg.limits)
+            ledgerline_xero_client::budget::Budget::new(&t.tenant, cfg.limits)
                 .backfill_share(cfg.backfill_day_share)
                 .shared(rate_kv.clone(), cfg.limits),
         );
-        let breaker = Arc::new(budget::Breaker::new(
+        let breaker = Arc::new(ledgerline_xero_client::budget::Breaker::new(
             &t.tenant,
             cfg.breaker_threshold,
             cfg.breaker_cooldown,
         ));
-        let mut client = xero::Client::new(
+        let mut client = ledgerline_xero_client::Client::new(
             endpoint.clone(),
             &t.tenant,
             Some(tokens.clone()),
@@ -338,7 +326,7 @@ async fn run_workers(
             shutdown.clone(),
         );
         if auth_code {
-            let connection = Arc::new(oauth::Connection::new(
+            let connection = Arc::new(ledgerline_xero_client::oauth::Connection::new(
                 &t.tenant,
                 tokens.clone(),
                 Some(publisher.clone()),
@@ -360,9 +348,10 @@ async fn run_workers(
 /// Tenants with an authorization_code token set in XERO_TOKENS (from `xero-writer connect`).
 async fn stored_tenants(
     js: &async_nats::jetstream::Context,
-) -> Result<Vec<String>, xero::XeroError> {
+) -> Result<Vec<String>, ledgerline_xero_client::XeroError> {
     use futures::TryStreamExt;
-    let store = |e: String| xero::XeroError::Transient(format!("token store: {e}"));
+    let store =
+        |e: String| ledgerline_xero_client::XeroError::Transient(format!("token store: {e}"));
     let kv = js
         .get_key_value(buckets::XERO_TOKENS.bucket)
         .await

@@ -2,9 +2,9 @@
 //! currencies, timezone), used to check every document before a call is spent and to rank
 //! suggestions for the review queue.
 
-use crate::xero::{Client, XeroError};
 use ledgerline_contract::v1::{LineKind, Suggestion};
 use ledgerline_platform::json::parse_decimal_text;
+use ledgerline_xero_client::{Client, XeroError};
 use reqwest::Method;
 use rust_decimal::Decimal;
 use serde_json::Value;

@@ -8,7 +8,6 @@ use crate::docs::{self, InvoiceDoc, Problem};
 use crate::ledger::{self, CreditEntry, PaymentEntry, Versioned};
 use crate::org::OrgSettings;
 use crate::terms::Terms;
-use crate::xero::{Client, XeroError, element_errors, element_ok, hex};
 use crate::{Config, metrics_names as m};
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{AckKind, Message, kv};
@@ -20,6 +19,7 @@ use ledgerline_contract::v1::{
 use ledgerline_contract::{Schema, headers, subjects};
 use ledgerline_mapping::{Effective, MappingHandle};
 use ledgerline_platform::publish::Publisher;
+use ledgerline_xero_client::{Client, Refusal, XeroError, element_errors, element_ok, hex};
 use prost::Message as _;
 use reqwest::Method;
 use rust_decimal::Decimal;
@@ -369,7 +369,7 @@ impl TenantWorker {
             }
             if matches!(
                 self.client.breaker.state(),
-                crate::budget::BreakerState::HalfOpen
+                ledgerline_xero_client::budget::BreakerState::HalfOpen
             ) {
                 // The probe is a cheap read, not an event: events are delivered only while
                 // the breaker is closed, so an outage does not use up their deliveries.
@@ -1014,20 +1014,19 @@ impl TenantWorker {
             .map(|o| o.lines.clone())
             .unwrap_or_default();
         let mut out = Vec::new();
-        if error.contains("Account code") {
+        let refusal = Refusal::classify(error);
+        if let Refusal::UnknownAccountCode { code, .. } = &refusal {
             let kind = lines
                 .first()
                 .map(|l| ledgerline_contract::v1::LineKind::try_from(l.kind).unwrap_or_default())
                 .unwrap_or_default();
-            let current = error.split('\'').nth(1).unwrap_or_default();
-            out = org.suggest_accounts(kind, current);
-        } else if error.contains("TaxType") {
+            out = org.suggest_accounts(kind, code.as_deref().unwrap_or_default());
+        } else if let Refusal::UnknownTaxType { tax_type, .. } = &refusal {
             let rate = lines
                 .first()
                 .and_then(|l| docs::dec(&l.tax_rate).ok())
                 .unwrap_or_default();
-            let current = error.split('\'').nth(1).unwrap_or_default();
-            out = org.suggest_tax_types(rate, current);
+            out = org.suggest_tax_types(rate, tax_type.as_deref().unwrap_or_default());
         }
         out
     }
@@ -1074,9 +1073,10 @@ impl TenantWorker {
                         continue;
                     }
                     let errors = element_errors(&el).join("; ");
-                    if errors.contains("must be unique") {
+                    let refusal = Refusal::classify(&errors);
+                    if matches!(refusal, Refusal::DuplicateDocumentNumber(_)) {
                         adopt.push(i);
-                    } else if errors.contains("has been archived") {
+                    } else if matches!(refusal, Refusal::ArchivedContact(_)) {
                         archived.push(i);
                     } else {
                         let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
@@ -1247,19 +1247,18 @@ impl TenantWorker {
                 let el = els.get(n).cloned().unwrap_or_default();
                 if element_ok(&el) {
                     self.invoice_written(g, &el, XeroVerb::Updated);
-                } else if element_errors(&el)
-                    .iter()
-                    .any(|e| e.contains("has been archived"))
-                {
+                } else if matches!(Refusal::of_element(&el), Some(Refusal::ArchivedContact(_))) {
                     archived.push(i);
                 } else {
                     let errors = element_errors(&el).join("; ");
                     let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
                     // "lock date": the cached lock date was older than Xero's.
-                    let reason = if errors.contains("cannot be edited")
-                        || errors.contains("valid status")
-                        || errors.contains("lock date")
-                    {
+                    let reason = if matches!(
+                        Refusal::classify(&errors),
+                        Refusal::HasPaymentsOrCredit(_)
+                            | Refusal::InvalidStatus(_)
+                            | Refusal::PeriodLocked(_)
+                    ) {
                         ReasonClass::Policy
                     } else {
                         ReasonClass::XeroValidation
@@ -1320,7 +1319,9 @@ impl TenantWorker {
                     let errors = element_errors(&el).join("; ");
                     if element_ok(&el) {
                         self.invoice_gone(g, wanted[n], dec_at(&el, "Total"));
-                    } else if attempt == 0 && errors.contains("valid status") {
+                    } else if attempt == 0
+                        && matches!(Refusal::classify(&errors), Refusal::InvalidStatus(_))
+                    {
                         unsure.push(i);
                     } else {
                         let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
@@ -1825,7 +1826,7 @@ impl TenantWorker {
                     if g.live() {
                         let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
                         let draft = g.led.entry.is_draft()
-                            && errors.to_ascii_lowercase().contains("authorised");
+                            && matches!(Refusal::classify(&errors), Refusal::NotAuthorised(_));
                         let (reason, error) = if draft {
                             let number = g
                                 .order
@@ -2080,11 +2081,12 @@ impl TenantWorker {
                     let mut el = els.get(n).cloned().unwrap_or_default();
                     let errors = element_errors(&el).join("; ");
                     let created = element_ok(&el);
-                    if pass == 0 && !element_ok(&el) && errors.contains("has been archived") {
+                    let refusal = Refusal::of_element(&el);
+                    if pass == 0 && matches!(refusal, Some(Refusal::ArchivedContact(_))) {
                         archived.push((*gi, *ri, d.clone()));
                         continue;
                     }
-                    if !element_ok(&el) && errors.contains("must be unique") {
+                    if matches!(refusal, Some(Refusal::DuplicateDocumentNumber(_))) {
                         match self
                             .client
                             .call(
@@ -2245,8 +2247,10 @@ impl TenantWorker {
                                 let idx = g.refunds.first().map_or(g.msgs[0], |(_, i)| *i);
                                 let (reason, error) = if self.shared.config.invoice_status
                                     == DocStatus::Draft
-                                    && errors.to_ascii_lowercase().contains("authorised")
-                                {
+                                    && matches!(
+                                        Refusal::classify(&errors),
+                                        Refusal::NotAuthorised(_)
+                                    ) {
                                     (
                                         ReasonClass::Policy,
                                         format!(
@@ -2337,7 +2341,7 @@ impl TenantWorker {
                     let errors = element_errors(&el).join("; ");
                     let idx = g.msgs[0];
                     let (reason, error) = if self.shared.config.invoice_status == DocStatus::Draft
-                        && errors.to_ascii_lowercase().contains("authorised")
+                        && matches!(Refusal::classify(&errors), Refusal::NotAuthorised(_))
                     {
                         (
                             ReasonClass::Policy,

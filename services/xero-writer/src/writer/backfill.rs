@@ -1,6 +1,6 @@
 //! The backfill lane: events of orders that last changed long ago (history at go-live, an
 //! operator's resync) are converged by a second worker whose Xero calls spend only backfill's
-//! share of the tenant's windows ([`crate::budget::as_backfill`]). While that share is spent
+//! share of the tenant's windows ([`ledgerline_xero_client::budget::as_backfill`]). While that share is spent
 //! the lane waits for the window to reset, its messages kept alive with in-progress acks (no
 //! redelivery, so no step towards `max_deliver`); the tenant's main worker meanwhile goes on
 //! pulling and converging live events.
@@ -155,7 +155,7 @@ async fn run(
             }
             continue;
         }
-        crate::budget::as_backfill(worker.process(batch)).await;
+        ledgerline_xero_client::budget::as_backfill(worker.process(batch)).await;
     }
 }
 

@@ -366,10 +366,10 @@ impl TenantWorker {
                 );
                 g.facts.push(f);
                 cn
-            } else if element_errors(&cn)
-                .iter()
-                .any(|m| m.contains("must be unique"))
-            {
+            } else if matches!(
+                Refusal::of_element(&cn),
+                Some(Refusal::DuplicateDocumentNumber(_))
+            ) {
                 // Ours from an attempt that did not finish.
                 match self
                     .client
@@ -506,10 +506,10 @@ impl TenantWorker {
             };
             let (el, verb) = if element_ok(&el) {
                 (el, XeroVerb::Created)
-            } else if element_errors(&el)
-                .iter()
-                .any(|m| m.contains("must be unique"))
-            {
+            } else if matches!(
+                Refusal::of_element(&el),
+                Some(Refusal::DuplicateDocumentNumber(_))
+            ) {
                 match self
                     .client
                     .call(
@@ -590,7 +590,8 @@ impl TenantWorker {
                     }
                 };
                 let errors = element_errors(&el).join("; ");
-                if el.is_null() || !(element_ok(&el) || errors.contains("already been deleted")) {
+                let gone = matches!(Refusal::classify(&errors), Refusal::AlreadyDeleted(_));
+                if el.is_null() || !(element_ok(&el) || gone) {
                     let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
                     let why = if el.is_null() {
                         "Xero does not know it".to_owned()

@@ -8,10 +8,10 @@ use ledgerline_contract::v1::{
 };
 use ledgerline_contract::{Schema, subjects};
 use ledgerline_testkit::ServiceProcess;
+use ledgerline_xero_client::oauth::TokenSet;
 use prost::Message as _;
 use serde_json::Value;
 use std::time::Duration;
-use xero_writer::oauth::TokenSet;
 
 const T: Duration = Duration::from_secs(60);
 
@@ -73,7 +73,7 @@ async fn connect(stack: &Stack) -> xero_writer::connect::Connected {
 
 async fn stored(stack: &Stack) -> TokenSet {
     let kv = stack.js.get_key_value("xero_tokens").await.unwrap();
-    let key = xero_writer::oauth::key(&stack.sandbox.tenant);
+    let key = ledgerline_xero_client::oauth::key(&stack.sandbox.tenant);
     let v = kv.get(&key).await.unwrap().expect("token set stored");
     serde_json::from_slice(&v).unwrap()
 }
@@ -363,14 +363,14 @@ async fn replicas_racing_an_expired_token_refresh_it_once() {
     stack.writer.as_mut().unwrap().kill();
     connect(&stack).await;
     let kv = stack.js.get_key_value("xero_tokens").await.unwrap();
-    let key = xero_writer::oauth::key(&stack.sandbox.tenant);
+    let key = ledgerline_xero_client::oauth::key(&stack.sandbox.tenant);
     // The stored access token is about to expire, as every replica sees it.
     let mut set = stored(&stack).await;
     set.expires_at = chrono::Utc::now().timestamp();
     kv.put(&key, serde_json::to_vec(&set).unwrap().into())
         .await
         .unwrap();
-    let endpoint = xero_writer::xero::Endpoint {
+    let endpoint = ledgerline_xero_client::Endpoint {
         http: reqwest::Client::new(),
         api_url: format!("{}/api.xro/2.0", stack.sandbox.base),
         identity_url: stack.sandbox.base.clone(),
@@ -380,7 +380,11 @@ async fn replicas_racing_an_expired_token_refresh_it_once() {
     };
     let replicas: Vec<_> = (0..6)
         .map(|_| {
-            let c = xero_writer::oauth::Connection::new(&stack.sandbox.tenant, kv.clone(), None);
+            let c = ledgerline_xero_client::oauth::Connection::new(
+                &stack.sandbox.tenant,
+                kv.clone(),
+                None,
+            );
             let endpoint = endpoint.clone();
             tokio::spawn(async move { c.access_token(&endpoint, None).await })
         })

@@ -138,8 +138,8 @@ async fn replicas_spend_one_shared_budget_and_are_never_throttled() {
 #[tokio::test]
 async fn xero_remaining_headers_correct_the_budget_every_replica_shares() {
     use async_nats::jetstream::kv;
+    use ledgerline_xero_client::budget::Budget;
     use tokio_util::sync::CancellationToken;
-    use xero_writer::budget::Budget;
     use xero_writer::config::Limits;
 
     let nats = NatsServer::start();

@@ -1,182 +1,26 @@
-//! The Xero HTTP client for one tenant: OAuth token (shared through the XERO_TOKENS bucket),
-//! rate budget, circuit breaker, `Idempotency-Key` derived from the request, and errors typed by
-//! what the caller does next.
+//! The Xero HTTP client for one tenant: its token source, rate budget, circuit breaker,
+//! `Idempotency-Key` derived from the request, and errors typed by what the caller does next.
 
 use crate::budget::{Breaker, Budget};
+use crate::credentials::ClientCredentials;
+use crate::endpoint::Endpoint;
+use crate::error::XeroError;
+use crate::oauth::Connection;
+use crate::tokens::TokenSource;
 use async_nats::jetstream::kv;
 use reqwest::Method;
-use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-/// Why a call did not produce a usable answer.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum XeroError {
-    /// Try again later: 5xx, connection trouble, timeout (the request may have been applied),
-    /// the breaker is open, or we are stopping.
-    #[error("transient: {0}")]
-    Transient(String),
-    /// Xero refused the request as a whole (400); retrying the same request cannot help.
-    #[error("validation: {0}")]
-    Validation(String),
-    /// 404.
-    #[error("not found")]
-    NotFound,
-    /// 401/403 after a fresh token: the connection is revoked or the tenant is wrong.
-    #[error("authorisation: {0}")]
-    Auth(String),
-}
-
-impl XeroError {
-    /// True when the same work can succeed later.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Transient(_) | Self::Auth(_))
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct StoredToken {
-    access_token: String,
-    /// Unix seconds.
-    expires_at: i64,
-    /// Lifetime in seconds when issued (to refresh at 80 % of it).
-    lifetime: i64,
-}
-
-impl StoredToken {
-    fn fresh(&self) -> bool {
-        let margin = (self.lifetime / 5).clamp(1, 60);
-        chrono::Utc::now().timestamp() + margin < self.expires_at
-    }
-}
-
-/// Connection settings shared by every tenant's client.
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    /// HTTP client.
-    pub http: reqwest::Client,
-    /// Accounting API base URL.
-    pub api_url: String,
-    /// Identity base URL.
-    pub identity_url: String,
-    /// Client id.
-    pub client_id: String,
-    /// Client secret.
-    pub client_secret: SecretString,
-    /// Per-call timeout.
-    pub timeout: Duration,
-}
-
-impl Endpoint {
-    /// Requests a client_credentials token (for `tenant`, a sandbox extension Xero ignores).
-    async fn fetch_token(&self, tenant: Option<&str>) -> Result<StoredToken, XeroError> {
-        #[derive(Deserialize)]
-        struct Resp {
-            access_token: String,
-            expires_in: i64,
-        }
-        // Form-encoded by hand: both values are plain tokens (a grant name and a uuid).
-        let mut form = "grant_type=client_credentials".to_owned();
-        if let Some(t) =
-            tenant.filter(|t| t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-        {
-            form.push_str("&tenant_id=");
-            form.push_str(t);
-        }
-        let resp = self
-            .http
-            .post(format!("{}/connect/token", self.identity_url))
-            .basic_auth(&self.client_id, Some(self.client_secret.expose_secret()))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form)
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(|e| XeroError::Transient(format!("token request: {e}")))?;
-        let status = resp.status();
-        if status.is_server_error() {
-            return Err(XeroError::Transient(format!("token endpoint {status}")));
-        }
-        if !status.is_success() {
-            let body = resp.text().await.unwrap_or_default();
-            return Err(XeroError::Auth(format!("token endpoint {status}: {body}")));
-        }
-        let r: Resp = resp
-            .json()
-            .await
-            .map_err(|e| XeroError::Transient(format!("token response: {e}")))?;
-        metrics::counter!("xero_writer_calls_total", "endpoint" => "/connect/token", "status" => status.as_u16().to_string()).increment(1);
-        Ok(StoredToken {
-            access_token: r.access_token,
-            expires_at: chrono::Utc::now().timestamp() + r.expires_in,
-            lifetime: r.expires_in,
-        })
-    }
-
-    /// `GET /connections`: the tenant ids this client reaches.
-    pub async fn connections(&self) -> Result<Vec<String>, XeroError> {
-        let token = self.fetch_token(None).await?;
-        let list = self.connections_with(&token.access_token).await?;
-        Ok(list
-            .iter()
-            .filter_map(|c| c.get("tenantId").and_then(Value::as_str))
-            .map(str::to_ascii_lowercase)
-            .collect())
-    }
-
-    /// `GET /connections` with `access_token`: Xero's connection objects (`tenantId`,
-    /// `tenantName`, `id`, ...).
-    pub async fn connections_with(&self, access_token: &str) -> Result<Vec<Value>, XeroError> {
-        let base = self
-            .api_url
-            .trim_end_matches('/')
-            .trim_end_matches("/api.xro/2.0")
-            .to_owned();
-        let resp = self
-            .http
-            .get(format!("{base}/connections"))
-            .bearer_auth(access_token)
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(|e| XeroError::Transient(e.to_string()))?;
-        if !resp.status().is_success() {
-            return Err(XeroError::Transient(format!(
-                "connections: {}",
-                resp.status()
-            )));
-        }
-        resp.json()
-            .await
-            .map_err(|e| XeroError::Transient(e.to_string()))
-    }
-
-    /// The endpoint `config` describes.
-    pub fn from_config(config: &crate::Config) -> anyhow::Result<Self> {
-        Ok(Self {
-            http: ledgerline_platform::tls::http_client("ledgerline-xero-writer")?,
-            api_url: config.api_url.clone(),
-            identity_url: config.identity_url.clone(),
-            client_id: config.client_id.clone(),
-            client_secret: config.client_secret.clone(),
-            timeout: config.xero_timeout,
-        })
-    }
-}
 
 /// The client for one tenant.
 #[derive(Debug)]
 pub struct Client {
     endpoint: Endpoint,
     tenant: String,
-    tokens: Option<kv::Store>,
-    token: Mutex<Option<StoredToken>>,
-    /// Set for `authorization_code`: the tenant's token set and connection state.
-    connection: Option<Arc<crate::oauth::Connection>>,
+    tokens: TokenSource,
     /// The tenant's budget.
     pub budget: Arc<Budget>,
     /// The tenant's breaker.
@@ -234,9 +78,9 @@ impl Client {
         Self {
             endpoint,
             tenant: tenant.to_owned(),
-            tokens,
-            token: Mutex::new(None),
-            connection: None,
+            tokens: TokenSource::ClientCredentials(Box::new(ClientCredentials::new(
+                tenant, tokens,
+            ))),
             budget,
             breaker,
             cancel,
@@ -244,8 +88,8 @@ impl Client {
     }
 
     /// Uses `authorization_code` tokens from `connection` instead of client_credentials.
-    pub fn with_connection(mut self, connection: Arc<crate::oauth::Connection>) -> Self {
-        self.connection = Some(connection);
+    pub fn with_connection(mut self, connection: Arc<Connection>) -> Self {
+        self.tokens = TokenSource::AuthorizationCode(connection);
         self
     }
 
@@ -256,57 +100,12 @@ impl Client {
 
     /// False while the tenant is paused for want of a usable grant (authorization_code only).
     pub fn is_connected(&self) -> bool {
-        self.connection.as_ref().is_none_or(|c| c.is_connected())
+        self.tokens.is_connected()
     }
 
     /// `rejected`: the token Xero just answered 401 to.
     async fn access_token(&self, rejected: Option<&str>) -> Result<String, XeroError> {
-        if let Some(c) = &self.connection {
-            return c.access_token(&self.endpoint, rejected).await;
-        }
-        let force = rejected.is_some();
-        if !force
-            && let Some(t) = self.token.lock().unwrap_or_else(|e| e.into_inner()).clone()
-            && t.fresh()
-        {
-            return Ok(t.access_token);
-        }
-        let key = format!("cc.{}", self.tenant);
-        // Another replica may have refreshed already.
-        let mut revision = None;
-        if let Some(kv) = &self.tokens
-            && let Ok(Some(entry)) = kv.entry(&key).await
-        {
-            revision = Some(entry.revision);
-            if entry.operation == kv::Operation::Put
-                && let Ok(t) = serde_json::from_slice::<StoredToken>(&entry.value)
-                && t.fresh()
-                && !force
-            {
-                *self.token.lock().unwrap_or_else(|e| e.into_inner()) = Some(t.clone());
-                return Ok(t.access_token);
-            }
-        }
-        let t = self.endpoint.fetch_token(Some(&self.tenant)).await?;
-        if let Some(kv) = &self.tokens {
-            let bytes = serde_json::to_vec(&t).unwrap_or_default();
-            let written = match revision {
-                Some(r) => kv.update(&key, bytes.into(), r).await.is_ok(),
-                None => kv.create(&key, bytes.into()).await.is_ok(),
-            };
-            if !written {
-                // Lost the race: the winner's token is as good as ours; use it if readable.
-                if let Ok(Some(v)) = kv.get(&key).await
-                    && let Ok(w) = serde_json::from_slice::<StoredToken>(&v)
-                    && w.fresh()
-                {
-                    *self.token.lock().unwrap_or_else(|e| e.into_inner()) = Some(w.clone());
-                    return Ok(w.access_token);
-                }
-            }
-        }
-        *self.token.lock().unwrap_or_else(|e| e.into_inner()) = Some(t.clone());
-        Ok(t.access_token)
+        self.tokens.access_token(&self.endpoint, rejected).await
     }
 
     /// One Accounting API call with budget, breaker, retries of 429/409 and short 5xx retries.
@@ -423,7 +222,7 @@ impl Client {
                     rejected = Some(token);
                     continue;
                 }
-                401 | 403 if self.connection.is_some() => {
+                401 | 403 if self.tokens.connection().is_some() => {
                     // A fresh token refused: consent revoked or the organisation disconnected.
                     // The connection pauses the tenant and raises the alert; no breaker needed.
                     let why: String = format!("{status} {}", validation_text(&text))
@@ -431,7 +230,7 @@ impl Client {
                         .take(300)
                         .collect();
                     metrics::counter!("xero_writer_auth_failures_total", "tenant" => self.tenant.clone()).increment(1);
-                    if let Some(c) = &self.connection {
+                    if let Some(c) = self.tokens.connection() {
                         c.refused(&token, &why).await;
                     }
                     return Err(XeroError::Auth(why));

@@ -5,10 +5,24 @@
 //! holds back for calls other apps made); a 429 pauses the tenant for
 //! `Retry-After`. Windows are fixed and start at the first call, as Xero's do.
 
-use crate::config::Limits;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Rate limits per tenant, with windows already divided by the time scale.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Calls per minute window.
+    pub minute: u32,
+    /// Calls per day window.
+    pub day: u32,
+    /// Calls in flight.
+    pub concurrent: u32,
+    /// Length of the minute window.
+    pub minute_window: Duration,
+    /// Length of the day window.
+    pub day_window: Duration,
+}
 
 #[derive(Debug)]
 struct Window {

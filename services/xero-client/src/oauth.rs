@@ -8,13 +8,13 @@
 //! revoked: the tenant is paused (its events wait in JetStream), one alert goes out, and work
 //! resumes when `xero-writer connect` stores a new set (every replica watches the key).
 
-use crate::xero::{Endpoint, XeroError};
+use crate::endpoint::Endpoint;
+use crate::error::XeroError;
 use async_nats::jetstream::kv;
 use futures::StreamExt;
 use ledgerline_contract::subjects;
 use ledgerline_contract::v1::{XeroConnectionEvent, XeroConnectionState};
 use ledgerline_platform::publish::Publisher;
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -79,77 +79,6 @@ fn refresh_due(set: &TokenSet) -> tokio::time::Instant {
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-/// Form-encodes `pairs` (`application/x-www-form-urlencoded`).
-pub fn form(pairs: &[(&str, &str)]) -> String {
-    let mut u = reqwest::Url::parse("http://form.invalid/").expect("a static URL parses");
-    u.query_pairs_mut().extend_pairs(pairs);
-    u.query().unwrap_or_default().to_owned()
-}
-
-impl Endpoint {
-    /// A token request at `<identity>/connect/token` that answers a refresh token
-    /// (`authorization_code` or `refresh_token` grant). Xero's refusals (`invalid_grant`: revoked,
-    /// expired or reused) are [`XeroError::Auth`].
-    pub async fn grant(&self, pairs: &[(&str, &str)]) -> Result<TokenSet, XeroError> {
-        #[derive(Deserialize)]
-        struct Resp {
-            access_token: String,
-            refresh_token: Option<String>,
-            expires_in: i64,
-            #[serde(default)]
-            scope: String,
-        }
-        let grant = pairs
-            .iter()
-            .find(|(k, _)| *k == "grant_type")
-            .map_or("", |(_, v)| *v)
-            .to_owned();
-        let resp = self
-            .http
-            .post(format!("{}/connect/token", self.identity_url))
-            .basic_auth(&self.client_id, Some(self.client_secret.expose_secret()))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form(pairs))
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(|e| XeroError::Transient(format!("token request: {e}")))?;
-        let status = resp.status();
-        metrics::counter!("xero_writer_calls_total", "endpoint" => "/connect/token", "status" => status.as_u16().to_string()).increment(1);
-        if status.is_server_error() || status.as_u16() == 429 {
-            return Err(XeroError::Transient(format!("token endpoint {status}")));
-        }
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| XeroError::Transient(format!("token response: {e}")))?;
-        if !status.is_success() {
-            // The body is `{"error":"invalid_grant"}`-like: no secret in it.
-            let error = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
-                .unwrap_or_else(|| status.to_string());
-            return Err(XeroError::Auth(format!("{grant}: {error}")));
-        }
-        let r: Resp = serde_json::from_str(&text)
-            .map_err(|e| XeroError::Transient(format!("token response: {e}")))?;
-        let Some(refresh_token) = r.refresh_token else {
-            return Err(XeroError::Auth(format!(
-                "{grant}: no refresh token (ask for the offline_access scope)"
-            )));
-        };
-        Ok(TokenSet {
-            access_token: r.access_token,
-            refresh_token,
-            expires_at: chrono::Utc::now().timestamp() + r.expires_in,
-            lifetime: r.expires_in,
-            scope: r.scope,
-            refreshing_until: None,
-            revoked: None,
-        })
-    }
 }
 
 /// One tenant's authorization_code tokens and connection state, shared by its workers.
@@ -459,6 +388,7 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::endpoint::form;
 
     #[test]
     fn forms_are_encoded_and_sets_hide_tokens() {

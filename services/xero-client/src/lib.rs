@@ -1,0 +1,24 @@
+//! ledgerline-xero-client: the one Xero client every service uses.
+//!
+//! - [`endpoint`]: where Xero is, the app's credentials, and the one token request.
+//! - [`tokens`]: a tenant's [`TokenSource`]: [`credentials`] (client_credentials) or
+//!   [`oauth`] (authorization_code + refresh under a KV lease, pause and alert when lost).
+//! - [`client`]: one tenant's [`Client`]: budget, breaker, `Idempotency-Key`, retries.
+//! - [`budget`]: the rate budget shared by replicas, and the circuit breaker.
+//! - [`error`]: [`XeroError`], typed by what the caller does next; [`refusal`]: [`Refusal`],
+//!   what Xero's refusal of a document means (the only reader of Xero's wording).
+
+pub mod budget;
+pub mod client;
+pub mod credentials;
+pub mod endpoint;
+pub mod error;
+pub mod oauth;
+pub mod refusal;
+pub mod tokens;
+
+pub use client::{Client, element_errors, element_ok, hex, idempotency_key, validation_text};
+pub use endpoint::Endpoint;
+pub use error::XeroError;
+pub use refusal::Refusal;
+pub use tokens::TokenSource;
