@@ -89,6 +89,7 @@ pub struct Budget {
     state: Mutex<State>,
     inflight: std::sync::Arc<Semaphore>,
     shared: Option<SharedWindows>,
+    slots: Option<std::sync::Arc<SharedSlots>>,
     /// Backfill's caps: calls per minute window and per day window.
     backfill: Caps,
 }
@@ -362,6 +363,124 @@ async fn raise_shared(
     }
 }
 
+/// A shared slot's longest hold unless [`Budget::call_lease`] says otherwise.
+const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+/// One call's right to be in flight: this process's slot and, with a shared budget, one of the
+/// tenant's shared slots, given back when dropped.
+#[derive(Debug)]
+pub struct Permit {
+    _local: OwnedSemaphorePermit,
+    lease: Option<(std::sync::Arc<SharedSlots>, Option<u64>)>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let Some((slots, Some(id))) = self.lease.take()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            rt.spawn(async move { slots.give_back(id).await });
+        }
+    }
+}
+
+/// The tenant's calls in flight, shared by every process through one RATE_BUDGET entry
+/// (`<tenant>.inflight`): a list of leases taken and given back by compare-and-set. Each lease
+/// expires, so a process that crashed mid-call frees its slot by itself.
+#[derive(Debug)]
+struct SharedSlots {
+    kv: async_nats::jetstream::kv::Store,
+    key: String,
+    limit: u32,
+    lease: Duration,
+}
+
+/// The leases held: (holder id, expiry in unix ms).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Leases {
+    l: Vec<(u64, u64)>,
+}
+
+/// How often a full tenant is looked at again.
+const SLOT_POLL: Duration = Duration::from_millis(10);
+
+/// A random holder id: pods share pids and clocks, so neither can tell holders apart.
+fn lease_id() -> u64 {
+    uuid::Uuid::new_v4().as_u64_pair().0
+}
+
+impl SharedSlots {
+    /// Waits for a slot; `Some(None)` when the store cannot be read (the call goes, as with
+    /// the windows: Xero's 429 still protects the tenant); `None` if `cancel` fired.
+    async fn take(&self, cancel: &tokio_util::sync::CancellationToken) -> Option<Option<u64>> {
+        use async_nats::jetstream::kv::Operation;
+        let id = lease_id();
+        let mut conflicts = 0u32;
+        loop {
+            let entry = match self.kv.entry(&self.key).await {
+                Ok(e) => e,
+                Err(_) => return Some(None),
+            };
+            let (mut leases, rev) = match &entry {
+                Some(e) if e.operation == Operation::Put => (
+                    serde_json::from_slice::<Leases>(&e.value).unwrap_or_default(),
+                    Some(e.revision),
+                ),
+                Some(e) => (Leases::default(), Some(e.revision)),
+                None => (Leases::default(), None),
+            };
+            let now = now_ms();
+            leases.l.retain(|(_, until)| *until > now);
+            if leases.l.len() < self.limit as usize {
+                leases.l.push((id, now + self.lease.as_millis() as u64));
+                let bytes: bytes::Bytes = serde_json::to_vec(&leases).unwrap_or_default().into();
+                let written = match rev {
+                    Some(r) => self.kv.update(&self.key, bytes, r).await.is_ok(),
+                    None => self.kv.create(&self.key, bytes).await.is_ok(),
+                };
+                if written {
+                    return Some(Some(id));
+                }
+                // Another process took or gave back a slot at the same moment: read again.
+                conflicts += 1;
+                if conflicts > 200 {
+                    return Some(None);
+                }
+                continue;
+            }
+            metrics::counter!("xero_client_inflight_waits_total", "tenant" => self.key.clone())
+                .increment(1);
+            tokio::select! {
+                _ = tokio::time::sleep(SLOT_POLL) => {}
+                _ = cancel.cancelled() => return None,
+            }
+        }
+    }
+
+    /// Gives lease `id` back (gone already if it expired and another process pruned it).
+    async fn give_back(&self, id: u64) {
+        use async_nats::jetstream::kv::Operation;
+        for _ in 0..50 {
+            let Ok(Some(e)) = self.kv.entry(&self.key).await else {
+                return;
+            };
+            if e.operation != Operation::Put {
+                return;
+            }
+            let mut leases = serde_json::from_slice::<Leases>(&e.value).unwrap_or_default();
+            let before = leases.l.len();
+            leases.l.retain(|(held, _)| *held != id);
+            if leases.l.len() == before {
+                return;
+            }
+            let bytes: bytes::Bytes = serde_json::to_vec(&leases).unwrap_or_default().into();
+            if self.kv.update(&self.key, bytes, e.revision).await.is_ok() {
+                return;
+            }
+        }
+    }
+}
+
 /// Why a call may not go now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wait {
@@ -388,6 +507,7 @@ impl Budget {
             }),
             inflight: std::sync::Arc::new(Semaphore::new(limits.concurrent as usize)),
             shared: None,
+            slots: None,
             backfill: Caps::of(limits.minute, limits.day, 1.0),
         }
     }
@@ -402,9 +522,16 @@ impl Budget {
         self
     }
 
-    /// Spends the minute and day windows from the RATE_BUDGET bucket (shared by replicas)
-    /// instead of this process's own count.
+    /// Spends the minute and day windows, and the calls in flight, from the RATE_BUDGET
+    /// bucket (shared by replicas and every other process calling Xero for the tenant) instead
+    /// of this process's own count.
     pub fn shared(mut self, kv: async_nats::jetstream::kv::Store, limits: Limits) -> Self {
+        self.slots = Some(std::sync::Arc::new(SharedSlots {
+            kv: kv.clone(),
+            key: format!("{}.inflight", self.tenant),
+            limit: limits.concurrent,
+            lease: DEFAULT_LEASE,
+        }));
         self.shared = Some(SharedWindows {
             key: self.tenant.clone(),
             kv,
@@ -414,6 +541,15 @@ impl Budget {
             seen: Mutex::new((limits.minute, 0)),
             used: Mutex::new((0, 0)),
         });
+        self
+    }
+
+    /// How long a shared in-flight slot is held at most: a holder that crashed mid-call frees
+    /// it after this. Set it above the call timeout.
+    pub fn call_lease(mut self, lease: Duration) -> Self {
+        if let Some(slots) = self.slots.as_mut().and_then(std::sync::Arc::get_mut) {
+            slots.lease = lease;
+        }
         self
     }
 
@@ -466,7 +602,21 @@ impl Budget {
     }
 
     /// Waits for a slot in flight and a call from the windows; `None` if `cancel` fired first.
-    pub async fn acquire(
+    /// The permit holds the slot until it is dropped.
+    pub async fn acquire(&self, cancel: &tokio_util::sync::CancellationToken) -> Option<Permit> {
+        let local = self.acquire_windows(cancel).await?;
+        let lease = match &self.slots {
+            Some(slots) => Some((slots.clone(), slots.take(cancel).await?)),
+            None => None,
+        };
+        Some(Permit {
+            _local: local,
+            lease,
+        })
+    }
+
+    /// This process's slot and a call from the windows.
+    async fn acquire_windows(
         &self,
         cancel: &tokio_util::sync::CancellationToken,
     ) -> Option<OwnedSemaphorePermit> {

@@ -86,7 +86,22 @@ pub async fn handle(
             resp = Outcome::Reset(r.status);
         }
     }
-    app.record(&method, &endpoint, tenant, resp.status(), started.elapsed());
+    let problem = match &resp {
+        Outcome::Normal(r) => r
+            .headers
+            .iter()
+            .find(|(k, _)| *k == "x-rate-limit-problem")
+            .map(|(_, v)| v.as_str()),
+        Outcome::Reset(_) => None,
+    };
+    app.record(
+        &method,
+        &endpoint,
+        tenant,
+        resp.status(),
+        problem,
+        started.elapsed(),
+    );
     match resp {
         Outcome::Normal(r) => r.into_response(),
         Outcome::Reset(headers_only) => {

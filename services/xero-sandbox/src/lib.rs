@@ -53,6 +53,8 @@ pub struct Counters {
     pub statuses: BTreeMap<u16, u64>,
     /// 429s served.
     pub throttled: u64,
+    /// 429s served, by `X-Rate-Limit-Problem` (`minute`, `day`, `concurrent`, `appminute`).
+    pub throttled_by_problem: BTreeMap<String, u64>,
     /// Responses replayed from an Idempotency-Key.
     pub idempotent_replays: u64,
     pub webhooks_delivered: u64,
@@ -89,6 +91,7 @@ impl App {
         endpoint: &str,
         tenant: Option<Uuid>,
         status: StatusCode,
+        problem: Option<&str>,
         took: Duration,
     ) {
         let mut c = self.counters.lock().unwrap();
@@ -98,6 +101,9 @@ impl App {
         *c.statuses.entry(status.as_u16()).or_default() += 1;
         if status == StatusCode::TOO_MANY_REQUESTS {
             c.throttled += 1;
+            *c.throttled_by_problem
+                .entry(problem.unwrap_or("unknown").to_owned())
+                .or_default() += 1;
         }
         c.log.push_back(LogEntry {
             at: chrono::Utc::now().to_rfc3339(),

@@ -191,3 +191,115 @@ async fn xero_remaining_headers_correct_the_budget_every_replica_shares() {
         assert!(held.is_err(), "{key}: replica b called past Xero's limit");
     }
 }
+
+/// Xero allows 5 calls in flight per tenant, across every app process. Six writer replicas
+/// (each allowed 5 by itself) share that limit through the RATE_BUDGET bucket: with a slow
+/// Xero, none of their calls is refused for concurrency, and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_replicas_never_have_more_than_five_calls_in_flight() {
+    let sandbox = Sandbox::start().await;
+    sandbox
+        .settings(serde_json::json!({
+            "concurrent_limit": 5,
+            "latency_ms": 150,
+            "minute_limit": 1_000_000,
+            "day_limit": 100_000_000,
+            "app_minute_limit": 1_000_000
+        }))
+        .await;
+    let mut stack = Stack::start_with(
+        sandbox,
+        &[
+            "--minute-limit",
+            "1000000",
+            "--day-limit",
+            "100000000",
+            "--batch-size",
+            "4",
+        ],
+    )
+    .await;
+    let args: Vec<&str> = stack.args.iter().map(String::as_str).collect();
+    let url = stack.nats.url();
+    let others: Vec<ServiceProcess> = (0..5)
+        .map(|_| ServiceProcess::start(binary(), &args, &[("NATS_URL", &url)]))
+        .collect();
+    let n = 120;
+    for i in 0..n {
+        let mut o = simple(&format!("SO-9{i:03}"), &format!("c{i}@example.com"));
+        o.version = 2;
+        o.status = OrderStatus::Paid as i32;
+        let total = total_of(&o);
+        pay(&mut o, &format!("pay-{i}"), total);
+        stack
+            .publish(&event(&o, OrderEventType::Paid, &format!("six-{i}")))
+            .await;
+    }
+    let docs = stack
+        .wait_docs("all paid by six replicas", Duration::from_secs(180), |d| {
+            let inv = invoices(d);
+            inv.len() == n && inv.iter().all(|i| i["Status"] == "PAID")
+        })
+        .await;
+    assert_eq!(docs["Payments"].as_array().unwrap().len(), n);
+    let counters = stack.sandbox.counters().await;
+    assert_eq!(
+        counters["throttled_by_problem"]["concurrent"]
+            .as_u64()
+            .unwrap_or(0),
+        0,
+        "{counters}"
+    );
+    assert!(stack.dead_letters().await.is_empty());
+    drop(others);
+    stack.writer.as_mut().unwrap().kill();
+}
+
+/// A process that dies mid-call never gives its shared slot back: the lease expires and the
+/// slot serves the next caller; a slot given back serves it at once.
+#[tokio::test]
+async fn a_crashed_holders_slot_frees_itself_after_its_lease() {
+    use async_nats::jetstream::kv;
+    use ledgerline_xero_client::budget::Budget;
+    use tokio_util::sync::CancellationToken;
+    use xero_writer::config::Limits;
+
+    let nats = NatsServer::start();
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let bucket = js
+        .create_key_value(kv::Config {
+            bucket: "slots_test".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let limits = Limits {
+        minute: 1_000,
+        day: 100_000,
+        concurrent: 1,
+        minute_window: Duration::from_secs(60),
+        day_window: Duration::from_secs(86_400),
+    };
+    let lease = Duration::from_millis(800);
+    let crashed = Budget::new("t", limits)
+        .shared(bucket.clone(), limits)
+        .call_lease(lease);
+    let other = Budget::new("t", limits)
+        .shared(bucket.clone(), limits)
+        .call_lease(lease);
+    let cancel = CancellationToken::new();
+    // Given back on drop: the other process gets the slot at once.
+    drop(crashed.acquire(&cancel).await.unwrap());
+    let quick = tokio::time::timeout(Duration::from_millis(400), other.acquire(&cancel)).await;
+    drop(quick.expect("a given-back slot is free"));
+    // Never given back (the holder died): the other waits until the lease runs out.
+    let taken = std::time::Instant::now();
+    std::mem::forget(crashed.acquire(&cancel).await.unwrap());
+    let held = tokio::time::timeout(Duration::from_millis(300), other.acquire(&cancel)).await;
+    assert!(held.is_err(), "the slot was still leased");
+    let after = tokio::time::timeout(Duration::from_secs(10), other.acquire(&cancel))
+        .await
+        .expect("the expired lease frees the slot");
+    assert!(taken.elapsed() >= lease, "freed before its lease ran out");
+    drop(after);
+}
