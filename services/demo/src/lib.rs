@@ -128,7 +128,7 @@ impl Stack {
                 None
             }
         };
-        let http = reqwest::Client::new();
+        let http = ledgerline_platform::tls::http_client("ledgerline-demo")?;
         let tenant = first_tenant(&http, &sandbox.base_url()).await?;
         let dir = tempfile::tempdir()?;
         Ok(Self {

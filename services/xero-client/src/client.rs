@@ -215,7 +215,8 @@ impl Client {
                     if text.trim().is_empty() {
                         return Ok(Value::Null);
                     }
-                    return serde_json::from_str(&text)
+                    // Fractions keep Xero's digits (see `exact`): no amount passes through f64.
+                    return serde_json::from_str(&crate::exact::exact_numbers(&text))
                         .map_err(|e| XeroError::Transient(format!("unreadable response: {e}")));
                 }
                 401 if rejected.is_none() => {

@@ -3,8 +3,7 @@
 //! suggestions for the review queue.
 
 use ledgerline_contract::v1::{LineKind, Suggestion};
-use ledgerline_platform::json::parse_decimal_text;
-use ledgerline_xero_client::{Client, XeroError};
+use ledgerline_xero_client::{Client, XeroError, amount_at};
 use reqwest::Method;
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -131,6 +130,20 @@ impl OrgSettings {
             .first()
             .cloned()
             .unwrap_or_default();
+        // A rate that cannot be read fails the refresh (the old copy stays), never reads as 0.
+        let tax_rates = list(&rates, "TaxRates")
+            .iter()
+            .map(|r| {
+                Ok(TaxRate {
+                    tax_type: s(r, "TaxType"),
+                    name: s(r, "Name"),
+                    rate: amount_at(r, "EffectiveRate")?,
+                    revenue: s(r, "Status") == "ACTIVE"
+                        && r.get("CanApplyToRevenue").and_then(Value::as_bool) != Some(false),
+                })
+            })
+            .collect::<Result<Vec<_>, ledgerline_xero_client::AmountError>>()
+            .map_err(|e| XeroError::Transient(e.to_string()))?;
         Ok(Self {
             accounts: list(&accounts, "Accounts")
                 .iter()
@@ -144,19 +157,7 @@ impl OrgSettings {
                         || a.get("EnablePaymentsToAccount").and_then(Value::as_bool) == Some(true),
                 })
                 .collect(),
-            tax_rates: list(&rates, "TaxRates")
-                .iter()
-                .map(|r| TaxRate {
-                    tax_type: s(r, "TaxType"),
-                    name: s(r, "Name"),
-                    rate: r
-                        .get("EffectiveRate")
-                        .map(|v| parse_decimal_text(&v.to_string()).unwrap_or_default())
-                        .unwrap_or_default(),
-                    revenue: s(r, "Status") == "ACTIVE"
-                        && r.get("CanApplyToRevenue").and_then(Value::as_bool) != Some(false),
-                })
-                .collect(),
+            tax_rates,
             tracking: list(&tracking, "TrackingCategories")
                 .iter()
                 .filter(|c| s(c, "Status") == "ACTIVE")

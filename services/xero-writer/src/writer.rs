@@ -19,7 +19,9 @@ use ledgerline_contract::v1::{
 use ledgerline_contract::{Schema, headers, subjects};
 use ledgerline_mapping::{Effective, MappingHandle};
 use ledgerline_platform::publish::Publisher;
-use ledgerline_xero_client::{Client, Refusal, XeroError, element_errors, element_ok, hex};
+use ledgerline_xero_client::{
+    Client, Refusal, XeroError, amount_at, element_errors, element_ok, hex,
+};
 use prost::Message as _;
 use reqwest::Method;
 use rust_decimal::Decimal;
@@ -159,6 +161,19 @@ impl Group {
             .collect()
     }
 
+    /// An amount from Xero's answer. An unreadable one fails the group (retried, then
+    /// dead-lettered with the reason): it is never read as 0.
+    fn amount(&mut self, v: &Value, key: &str) -> Option<Decimal> {
+        match amount_at(v, key) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::warn!(key = %self.key, error = %e, "Xero's answer has an unreadable amount.");
+                self.transient(e.to_string());
+                None
+            }
+        }
+    }
+
     fn transient(&mut self, why: impl Into<String>) {
         if self.fail.is_none() {
             self.fail = Some(Fail::Transient(why.into()));
@@ -207,12 +222,6 @@ fn str_at(v: &Value, key: &str) -> String {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned()
-}
-
-fn dec_at(v: &Value, key: &str) -> Decimal {
-    v.get(key)
-        .and_then(|n| ledgerline_platform::json::parse_decimal_text(&n.to_string()).ok())
-        .unwrap_or_default()
 }
 
 fn envelope<T: serde::Serialize>(key: &str, items: &[T]) -> Vec<u8> {
@@ -1098,6 +1107,13 @@ impl TenantWorker {
     }
 
     fn invoice_written(&self, g: &mut Group, el: &Value, verb: XeroVerb) {
+        let (Some(total), Some(due), Some(tax)) = (
+            g.amount(el, "Total"),
+            g.amount(el, "AmountDue"),
+            g.amount(el, "TotalTax"),
+        ) else {
+            return;
+        };
         let doc = g.inv.as_ref().expect("doc");
         let id = str_at(el, "InvoiceID");
         let e = &mut g.led.entry;
@@ -1105,15 +1121,12 @@ impl TenantWorker {
         e.invoice_number = doc.number.clone();
         e.content_hash = doc.hash.clone();
         e.date = doc.doc.date.clone();
-        e.total = dec_at(el, "Total");
+        e.total = total;
         let status = str_at(el, "Status");
         if !status.is_empty() {
             e.status = status;
         }
         g.fresh = true;
-        let total = dec_at(el, "Total");
-        let due = dec_at(el, "AmountDue");
-        let tax = dec_at(el, "TotalTax");
         let status = str_at(el, "Status");
         let number = doc.number.clone();
         let mut f = self.fact(
@@ -1181,21 +1194,23 @@ impl TenantWorker {
                         .payments
                         .iter()
                         .find(|sp| docs::payment_reference(&number, &sp.id) == reference)
+                        && let Some(amount) = g.amount(&p, "Amount")
                     {
                         g.led.entry.payments.insert(
                             src.id.clone(),
                             PaymentEntry {
                                 payment_id: str_at(&p, "PaymentID"),
-                                amount: dec_at(&p, "Amount"),
+                                amount,
                             },
                         );
                     }
                 }
                 // A foreign invoice whose content differs is brought in line when unpaid.
                 let status = str_at(found, "Status");
+                let (paid, total) = (g.amount(found, "AmountPaid"), g.amount(found, "Total"));
                 if status == "AUTHORISED"
-                    && dec_at(found, "AmountPaid").is_zero()
-                    && dec_at(found, "Total") != g.inv.as_ref().expect("doc").total
+                    && paid.is_some_and(|p| p.is_zero())
+                    && total.is_some_and(|t| t != g.inv.as_ref().expect("doc").total)
                 {
                     g.update = true;
                 }
@@ -1318,7 +1333,9 @@ impl TenantWorker {
                     let el = els.get(n).cloned().unwrap_or_default();
                     let errors = element_errors(&el).join("; ");
                     if element_ok(&el) {
-                        self.invoice_gone(g, wanted[n], dec_at(&el, "Total"));
+                        if let Some(total) = g.amount(&el, "Total") {
+                            self.invoice_gone(g, wanted[n], total);
+                        }
                     } else if attempt == 0
                         && matches!(Refusal::classify(&errors), Refusal::InvalidStatus(_))
                     {
@@ -1372,7 +1389,9 @@ impl TenantWorker {
                             } else {
                                 "DELETED"
                             };
-                            self.invoice_gone(g, st, dec_at(&found, "Total"));
+                            if let Some(total) = g.amount(&found, "Total") {
+                                self.invoice_gone(g, st, total);
+                            }
                         }
                         "DRAFT" | "SUBMITTED" | "AUTHORISED" => {
                             g.led.entry.status = status;
@@ -1482,13 +1501,23 @@ impl TenantWorker {
         let (cn, mine) = self
             .credit_note_allocations(&c.credit_note_id, &g.led.entry.invoice_id)
             .await?;
-        let allocated: Decimal = mine.iter().map(|a| dec_at(a, "Amount")).sum();
+        let unreadable =
+            |e: ledgerline_xero_client::AmountError| XeroError::Transient(e.to_string());
+        let allocated: Decimal = mine
+            .iter()
+            .map(|a| amount_at(a, "Amount"))
+            .sum::<Result<Decimal, _>>()
+            .map_err(unreadable)?;
         let reference = format!("{} refund", c.number);
         let refunds: Vec<Value> = element_list(&cn, "Payments")
             .into_iter()
             .filter(|p| str_at(p, "Reference") == reference && str_at(p, "Status") != "DELETED")
             .collect();
-        let refunded: Decimal = refunds.iter().map(|p| dec_at(p, "Amount")).sum();
+        let refunded: Decimal = refunds
+            .iter()
+            .map(|p| amount_at(p, "Amount"))
+            .sum::<Result<Decimal, _>>()
+            .map_err(unreadable)?;
         if allocated <= c.allocated && refunded <= c.refunded {
             return Ok(None);
         }
@@ -1634,15 +1663,20 @@ impl TenantWorker {
                         let number = g.led.entry.invoice_number.clone();
                         for src in std::mem::take(&mut g.led.entry.payments_in_flight) {
                             let reference = docs::payment_reference(&number, &src);
-                            if let Some(p) = element_list(&inv, "Payments")
-                                .iter()
-                                .find(|p| str_at(p, "Reference") == reference)
-                            {
+                            let found = element_list(&inv, "Payments")
+                                .into_iter()
+                                .find(|p| str_at(p, "Reference") == reference);
+                            if let Some(p) = found {
+                                let Some(amount) = g.amount(&p, "Amount") else {
+                                    // Looked up again next time.
+                                    g.led.entry.payments_in_flight.push(src);
+                                    continue;
+                                };
                                 g.led.entry.payments.insert(
                                     src,
                                     PaymentEntry {
-                                        payment_id: str_at(p, "PaymentID"),
-                                        amount: dec_at(p, "Amount"),
+                                        payment_id: str_at(&p, "PaymentID"),
+                                        amount,
                                     },
                                 );
                             }
@@ -1800,10 +1834,10 @@ impl TenantWorker {
                             amount: p.amount,
                         },
                     );
-                    let due = el.pointer("/Invoice/AmountDue").map(|v| {
-                        ledgerline_platform::json::parse_decimal_text(&v.to_string())
-                            .unwrap_or_default()
-                    });
+                    // Only the fact's "amount due" depends on it: unreadable leaves it out.
+                    let due = el
+                        .pointer("/Invoice/AmountDue")
+                        .and_then(|_| amount_at(&el, "/Invoice/AmountDue").ok());
                     if let Some(st) = el.pointer("/Invoice/Status").and_then(Value::as_str) {
                         // A draft a person has approved since.
                         g.led.entry.status = st.to_owned();
@@ -1970,7 +2004,8 @@ impl TenantWorker {
         let mut freed = Decimal::ZERO;
         for a in mine {
             let id = str_at(&a, "AllocationID");
-            let amount = dec_at(&a, "Amount");
+            let amount =
+                amount_at(&a, "Amount").map_err(|e| XeroError::Transient(e.to_string()))?;
             self.client
                 .call(
                     Method::DELETE,

@@ -56,7 +56,7 @@ async fn bench_webhook_to_invoice_at_50_per_second() {
     let feeder = {
         let accepted = accepted.clone();
         tokio::spawn(async move {
-            let http = reqwest::Client::new();
+            let http = ledgerline_platform::tls::http_client("test").unwrap();
             let secret = Secret::parse(DEMO_SECRET).unwrap();
             let mut tick = tokio::time::interval(Duration::from_millis(20));
             let mut sends = Vec::new();

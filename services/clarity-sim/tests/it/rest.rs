@@ -25,7 +25,7 @@ async fn start(store: Arc<Store>) -> String {
 
 fn client() -> reqwest::Client {
     clarity_sim::send::install_crypto_provider();
-    reqwest::Client::new()
+    ledgerline_platform::tls::http_client("test").unwrap()
 }
 
 async fn page(c: &reqwest::Client, base: &str, query: &[(&str, String)]) -> SalesOrderPage {

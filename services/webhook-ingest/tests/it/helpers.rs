@@ -33,7 +33,7 @@ impl Stack {
         Self {
             nats,
             ingest,
-            http: reqwest::Client::new(),
+            http: ledgerline_platform::tls::http_client("test").unwrap(),
         }
     }
 

@@ -106,7 +106,7 @@ async fn secrets_never_reach_the_logs() {
         ],
     );
     ledgerline_platform::tls::install_crypto_provider();
-    let http = reqwest::Client::new();
+    let http = ledgerline_platform::tls::http_client("test").unwrap();
     let d = order_created("evt_logs_1");
     let mut req = http
         .post(format!("{}/webhooks/clarity/main", p.base_url()))

@@ -289,24 +289,34 @@ impl TenantWorker {
             };
             // 2. A credit note with its lines, dated after the lock date.
             let cn_number = format!("{}-C", e.invoice_number);
-            let lines: Vec<docs::XLine> = element_list(&old, "LineItems")
-                .iter()
-                .map(|l| docs::XLine {
-                    description: str_at(l, "Description"),
-                    quantity: Decimal::ONE,
-                    unit_amount: dec_at(l, "LineAmount"),
-                    discount_amount: None,
-                    account_code: str_at(l, "AccountCode"),
-                    tax_type: str_at(l, "TaxType"),
-                    tracking: element_list(l, "Tracking")
-                        .iter()
-                        .map(|t| docs::XTracking {
-                            name: str_at(t, "Name"),
-                            option: str_at(t, "Option"),
+            let lines: Result<Vec<docs::XLine>, ledgerline_xero_client::AmountError> =
+                element_list(&old, "LineItems")
+                    .iter()
+                    .map(|l| {
+                        Ok(docs::XLine {
+                            description: str_at(l, "Description"),
+                            quantity: Decimal::ONE,
+                            unit_amount: amount_at(l, "LineAmount")?,
+                            discount_amount: None,
+                            account_code: str_at(l, "AccountCode"),
+                            tax_type: str_at(l, "TaxType"),
+                            tracking: element_list(l, "Tracking")
+                                .iter()
+                                .map(|t| docs::XTracking {
+                                    name: str_at(t, "Name"),
+                                    option: str_at(t, "Option"),
+                                })
+                                .collect(),
                         })
-                        .collect(),
-                })
-                .collect();
+                    })
+                    .collect();
+            let lines = match lines {
+                Ok(l) => l,
+                Err(e) => {
+                    g.transient(e.to_string());
+                    continue;
+                }
+            };
             let credit = docs::XDocument {
                 kind: "ACCRECCREDIT".into(),
                 invoice_id: None,
@@ -360,7 +370,7 @@ impl TenantWorker {
                     XeroVerb::Created,
                     &str_at(&cn, "CreditNoteID"),
                     &cn_number,
-                    Some(dec_at(&cn, "Total")),
+                    amount_at(&cn, "Total").ok(),
                     None,
                     "AUTHORISED",
                 );
@@ -406,7 +416,18 @@ impl TenantWorker {
                 continue;
             }
             // 3. Allocated to the old invoice, which then owes nothing.
-            let alloc = dec_at(&cn, "RemainingCredit").min(dec_at(&old, "AmountDue"));
+            let (cn_total, remaining, old_due) = match (
+                amount_at(&cn, "Total"),
+                amount_at(&cn, "RemainingCredit"),
+                amount_at(&old, "AmountDue"),
+            ) {
+                (Ok(t), Ok(r), Ok(d)) => (t, r, d),
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                    g.transient(e.to_string());
+                    continue;
+                }
+            };
+            let alloc = remaining.min(old_due);
             if alloc > Decimal::ZERO {
                 let body = serde_json::json!({"Allocations": [{"Invoice": {"InvoiceID": e.invoice_id}, "Amount": Value::Null, "Date": date.to_string()}]})
                     .to_string()
@@ -457,8 +478,8 @@ impl TenantWorker {
                 let credit = CreditEntry {
                     credit_note_id: cn_id.clone(),
                     number: cn_number.clone(),
-                    total: dec_at(&cn, "Total"),
-                    allocated: dec_at(&cn, "Total") - dec_at(&cn, "RemainingCredit") + alloc,
+                    total: cn_total,
+                    allocated: cn_total - remaining + alloc,
                     refunded: Decimal::ZERO,
                     done: true,
                     method: String::new(),
@@ -492,7 +513,7 @@ impl TenantWorker {
                 invoice_number: e.invoice_number.clone(),
                 credit_note_id: cn_id.clone(),
                 credit_note_number: cn_number.clone(),
-                total: dec_at(&cn, "Total"),
+                total: cn_total,
             };
             let el = match self
                 .batch_call(Method::PUT, "/Invoices", "Invoices", &[&inv.doc], unitdp4)

@@ -58,7 +58,8 @@ impl Sandbox {
 
     /// Every tenant's documents.
     pub async fn documents_of(&self, tenant: &str) -> Value {
-        reqwest::Client::new()
+        ledgerline_platform::tls::http_client("test")
+            .unwrap()
             .get(format!("{}/admin/tenants/{tenant}/documents", self.base))
             .bearer_auth(ADMIN)
             .send()
@@ -71,7 +72,8 @@ impl Sandbox {
 
     /// Disconnects a tenant as an org admin would (Xero answers 403 from then on).
     pub async fn disconnect(&self, tenant: &str) {
-        let list: Value = reqwest::Client::new()
+        let list: Value = ledgerline_platform::tls::http_client("test")
+            .unwrap()
             .get(format!("{}/admin/tenants", self.base))
             .bearer_auth(ADMIN)
             .send()
@@ -90,7 +92,8 @@ impl Sandbox {
             .unwrap()
             .to_owned();
         let token = self.token().await;
-        let r = reqwest::Client::new()
+        let r = ledgerline_platform::tls::http_client("test")
+            .unwrap()
             .delete(format!("{}/connections/{conn}", self.base))
             .bearer_auth(token)
             .send()
@@ -100,7 +103,8 @@ impl Sandbox {
     }
 
     pub async fn admin_post(&self, path: &str, body: Value) -> Value {
-        let r = reqwest::Client::new()
+        let r = ledgerline_platform::tls::http_client("test")
+            .unwrap()
             .post(format!("{}/admin{path}", self.base))
             .bearer_auth(ADMIN)
             .json(&body)
@@ -116,7 +120,8 @@ impl Sandbox {
     }
 
     pub async fn documents(&self) -> Value {
-        reqwest::Client::new()
+        ledgerline_platform::tls::http_client("test")
+            .unwrap()
             .get(format!(
                 "{}/admin/tenants/{}/documents",
                 self.base, self.tenant
@@ -131,7 +136,8 @@ impl Sandbox {
     }
 
     pub async fn counters(&self) -> Value {
-        reqwest::Client::new()
+        ledgerline_platform::tls::http_client("test")
+            .unwrap()
             .get(format!("{}/admin/counters", self.base))
             .bearer_auth(ADMIN)
             .send()
@@ -144,7 +150,8 @@ impl Sandbox {
 
     /// The sandbox's request log (last 2,000 API calls).
     pub async fn requests(&self) -> Vec<Value> {
-        reqwest::Client::new()
+        ledgerline_platform::tls::http_client("test")
+            .unwrap()
             .get(format!("{}/admin/requests?limit=2000", self.base))
             .bearer_auth(ADMIN)
             .send()
@@ -164,7 +171,8 @@ impl Sandbox {
     /// A direct API call (as a person in Xero would make the change).
     pub async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let token = self.token().await;
-        let mut req = reqwest::Client::new()
+        let mut req = ledgerline_platform::tls::http_client("test")
+            .unwrap()
             .request(method, format!("{}/api.xro/2.0{path}", self.base))
             .bearer_auth(token)
             .header("xero-tenant-id", &self.tenant)
@@ -177,7 +185,8 @@ impl Sandbox {
 
     pub async fn api_put(&self, path: &str, body: Value) -> Value {
         let token = self.token().await;
-        reqwest::Client::new()
+        ledgerline_platform::tls::http_client("test")
+            .unwrap()
             .put(format!("{}/api.xro/2.0{path}", self.base))
             .bearer_auth(token)
             .header("xero-tenant-id", &self.tenant)

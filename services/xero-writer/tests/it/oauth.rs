@@ -253,7 +253,8 @@ async fn a_revoked_grant_pauses_the_tenant_with_one_alert_until_connect_again() 
         .await;
     // The org's admin revokes the grant; the access token in hand expires too.
     let set = stored(&stack).await;
-    let r = reqwest::Client::new()
+    let r = ledgerline_platform::tls::http_client("test")
+        .unwrap()
         .post(format!("{}/connect/revocation", stack.sandbox.base))
         .basic_auth("ledgerline-sandbox", Some("sandbox-secret"))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -371,7 +372,7 @@ async fn replicas_racing_an_expired_token_refresh_it_once() {
         .await
         .unwrap();
     let endpoint = ledgerline_xero_client::Endpoint {
-        http: reqwest::Client::new(),
+        http: ledgerline_platform::tls::http_client("test").unwrap(),
         api_url: format!("{}/api.xro/2.0", stack.sandbox.base),
         identity_url: stack.sandbox.base.clone(),
         client_id: "ledgerline-sandbox".into(),

@@ -148,7 +148,8 @@ async fn an_allocation_whose_answer_was_lost_is_applied_once() {
         d(&entry["credit_notes"]["rf-lost"]["allocated"]),
         dec!(11.50)
     );
-    let settings: Value = reqwest::Client::new()
+    let settings: Value = ledgerline_platform::tls::http_client("test")
+        .unwrap()
         .get(format!("{}/admin/settings", stack.sandbox.base))
         .bearer_auth("sandbox-admin")
         .send()

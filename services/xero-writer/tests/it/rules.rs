@@ -165,7 +165,7 @@ async fn orders_before_the_go_live_date_are_left_alone() {
 async fn a_paused_tenant_is_not_pulled_until_resumed() {
     let stack = Stack::start(&["--operator-token", "op-secret"]).await;
     let base = stack.writer.as_ref().unwrap().base_url();
-    let http = reqwest::Client::new();
+    let http = ledgerline_platform::tls::http_client("test").unwrap();
     let tenant = stack.sandbox.tenant.clone();
     let r = http
         .post(format!("{base}/tenants/{tenant}/pause"))
