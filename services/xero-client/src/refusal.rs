@@ -79,10 +79,12 @@ impl Refusal {
     pub fn classify(message: &str) -> Self {
         let m = message.to_owned();
         let lower = message.to_ascii_lowercase();
-        if lower.contains("already assigned to another contact") {
-            Self::DuplicateContactName(m)
-        } else if lower.contains("another contact has this contact number") {
+        // A taken ContactNumber decides (the contact is ours: adopt it), even when Xero also
+        // says the name is taken, as it does when both are.
+        if lower.contains("another contact has this contact number") {
             Self::DuplicateContactNumber(m)
+        } else if lower.contains("already assigned to another contact") {
+            Self::DuplicateContactName(m)
         } else if lower.contains("# must be unique") {
             Self::DuplicateDocumentNumber(m)
         } else if lower.contains("has been archived") {
@@ -177,6 +179,10 @@ mod tests {
             ),
             (
                 "Another contact has this contact number. The contact number must be unique.",
+                |r| matches!(r, Refusal::DuplicateContactNumber(_)),
+            ),
+            (
+                "The contact name Ana Lee (ana@example.com) is already assigned to another contact. The contact name must be unique across all active contacts.; Another contact has this contact number. The contact number must be unique.",
                 |r| matches!(r, Refusal::DuplicateContactNumber(_)),
             ),
             ("Invoice # must be unique.", |r| {
