@@ -185,6 +185,23 @@ struct SharedState {
     bd: u32,
 }
 
+/// A shared entry and the revision to compare-and-set against (`None`: create it). A deleted
+/// or unreadable entry reads as the default.
+async fn read_entry<T: Default + serde::de::DeserializeOwned>(
+    kv: &async_nats::jetstream::kv::Store,
+    key: &str,
+) -> Result<(T, Option<u64>), ()> {
+    use async_nats::jetstream::kv::Operation;
+    Ok(match kv.entry(key).await.map_err(|_| ())? {
+        Some(e) if e.operation == Operation::Put => (
+            serde_json::from_slice(&e.value).unwrap_or_default(),
+            Some(e.revision),
+        ),
+        Some(e) => (T::default(), Some(e.revision)),
+        None => (T::default(), None),
+    })
+}
+
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -208,19 +225,9 @@ impl SharedWindows {
     /// Takes one call, or says how long to wait. Store trouble lets the call go (the local
     /// 429 handling still protects the tenant) rather than stalling every replica.
     async fn take(&self, backfill: Option<Caps>) -> Result<(), Wait> {
-        use async_nats::jetstream::kv::Operation;
         for _ in 0..20 {
-            let entry = match self.kv.entry(&self.key).await {
-                Ok(e) => e,
-                Err(_) => return Ok(()),
-            };
-            let (mut st, rev) = match &entry {
-                Some(e) if e.operation == Operation::Put => (
-                    serde_json::from_slice::<SharedState>(&e.value).unwrap_or_default(),
-                    Some(e.revision),
-                ),
-                Some(e) => (SharedState::default(), Some(e.revision)),
-                None => (SharedState::default(), None),
+            let Ok((mut st, rev)) = read_entry::<SharedState>(&self.kv, &self.key).await else {
+                return Ok(());
             };
             let now = now_ms();
             let dead = self.dead.as_millis() as u64;
@@ -413,21 +420,11 @@ impl SharedSlots {
     /// Waits for a slot; `Some(None)` when the store cannot be read (the call goes, as with
     /// the windows: Xero's 429 still protects the tenant); `None` if `cancel` fired.
     async fn take(&self, cancel: &tokio_util::sync::CancellationToken) -> Option<Option<u64>> {
-        use async_nats::jetstream::kv::Operation;
         let id = lease_id();
         let mut conflicts = 0u32;
         loop {
-            let entry = match self.kv.entry(&self.key).await {
-                Ok(e) => e,
-                Err(_) => return Some(None),
-            };
-            let (mut leases, rev) = match &entry {
-                Some(e) if e.operation == Operation::Put => (
-                    serde_json::from_slice::<Leases>(&e.value).unwrap_or_default(),
-                    Some(e.revision),
-                ),
-                Some(e) => (Leases::default(), Some(e.revision)),
-                None => (Leases::default(), None),
+            let Ok((mut leases, rev)) = read_entry::<Leases>(&self.kv, &self.key).await else {
+                return Some(None);
             };
             let now = now_ms();
             leases.l.retain(|(_, until)| *until > now);
