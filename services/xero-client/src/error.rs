@@ -18,6 +18,14 @@ pub enum XeroError {
     Auth(String),
 }
 
+/// An unreadable amount in an answer is worth another try (Xero, or the sandbox, may answer
+/// readably next time); it is never read as 0.
+impl From<crate::AmountError> for XeroError {
+    fn from(e: crate::AmountError) -> Self {
+        Self::Transient(e.to_string())
+    }
+}
+
 impl XeroError {
     /// True when the same work can succeed later.
     pub fn is_transient(&self) -> bool {

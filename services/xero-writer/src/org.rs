@@ -142,8 +142,7 @@ impl OrgSettings {
                         && r.get("CanApplyToRevenue").and_then(Value::as_bool) != Some(false),
                 })
             })
-            .collect::<Result<Vec<_>, ledgerline_xero_client::AmountError>>()
-            .map_err(|e| XeroError::Transient(e.to_string()))?;
+            .collect::<Result<Vec<_>, ledgerline_xero_client::AmountError>>()?;
         Ok(Self {
             accounts: list(&accounts, "Accounts")
                 .iter()

@@ -1501,13 +1501,10 @@ impl TenantWorker {
         let (cn, mine) = self
             .credit_note_allocations(&c.credit_note_id, &g.led.entry.invoice_id)
             .await?;
-        let unreadable =
-            |e: ledgerline_xero_client::AmountError| XeroError::Transient(e.to_string());
         let allocated: Decimal = mine
             .iter()
             .map(|a| amount_at(a, "Amount"))
-            .sum::<Result<Decimal, _>>()
-            .map_err(unreadable)?;
+            .sum::<Result<Decimal, _>>()?;
         let reference = format!("{} refund", c.number);
         let refunds: Vec<Value> = element_list(&cn, "Payments")
             .into_iter()
@@ -1516,8 +1513,7 @@ impl TenantWorker {
         let refunded: Decimal = refunds
             .iter()
             .map(|p| amount_at(p, "Amount"))
-            .sum::<Result<Decimal, _>>()
-            .map_err(unreadable)?;
+            .sum::<Result<Decimal, _>>()?;
         if allocated <= c.allocated && refunded <= c.refunded {
             return Ok(None);
         }
@@ -2004,8 +2000,7 @@ impl TenantWorker {
         let mut freed = Decimal::ZERO;
         for a in mine {
             let id = str_at(&a, "AllocationID");
-            let amount =
-                amount_at(&a, "Amount").map_err(|e| XeroError::Transient(e.to_string()))?;
+            let amount = amount_at(&a, "Amount")?;
             self.client
                 .call(
                     Method::DELETE,
