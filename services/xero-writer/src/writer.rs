@@ -835,6 +835,23 @@ impl TenantWorker {
         }
     }
 
+    /// [`Self::review`] for a payment, refund or allocation (`kind`) that cannot be applied,
+    /// counted in `xero_writer_unapplied_total` once its review entry is stored.
+    async fn review_unapplied(
+        &self,
+        g: &mut Group,
+        kind: &'static str,
+        msg: &Message,
+        reason: ReasonClass,
+        error: &str,
+        suggestions: Vec<Suggestion>,
+    ) {
+        self.review(g, msg, reason, error, suggestions).await;
+        if matches!(g.fail, Some(Fail::Dead)) {
+            unapplied(self.tenant(), kind, "review");
+        }
+    }
+
     async fn contacts_phase(
         &self,
         groups: &mut [Group],
@@ -1715,9 +1732,15 @@ impl TenantWorker {
                     &g.led.entry.invoice_number,
                 );
                 let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
-                self.review(g, &msgs[idx], ReasonClass::Policy, &error, vec![])
-                    .await;
-                unapplied(self.tenant(), "payment", "review");
+                self.review_unapplied(
+                    g,
+                    "payment",
+                    &msgs[idx],
+                    ReasonClass::Policy,
+                    &error,
+                    vec![],
+                )
+                .await;
                 continue;
             }
             for p in &order.payments {
@@ -1744,9 +1767,15 @@ impl TenantWorker {
                         g.led.entry.paid(),
                         g.led.entry.credited()
                     );
-                    self.review(g, &msgs[idx], ReasonClass::Policy, &error, vec![])
-                        .await;
-                    unapplied(self.tenant(), "payment", "review");
+                    self.review_unapplied(
+                        g,
+                        "payment",
+                        &msgs[idx],
+                        ReasonClass::Policy,
+                        &error,
+                        vec![],
+                    )
+                    .await;
                     break;
                 }
                 due -= amount;
@@ -1765,8 +1794,9 @@ impl TenantWorker {
                             reason: format!("\"{}\" accepts payments", a.name),
                         })
                         .collect();
-                    self.review(
+                    self.review_unapplied(
                         g,
+                        "payment",
                         &msgs[idx],
                         ReasonClass::Mapping,
                         &format!(
@@ -1776,7 +1806,6 @@ impl TenantWorker {
                         sugg,
                     )
                     .await;
-                    unapplied(self.tenant(), "payment", "review");
                     break;
                 }
                 let mut date = docs::day_in(org.timezone, &p.received_at).unwrap_or_else(|| {
@@ -1878,8 +1907,8 @@ impl TenantWorker {
                                 format!("payment {src}: {errors}"),
                             )
                         };
-                        self.review(g, &msgs[idx], reason, &error, vec![]).await;
-                        unapplied(self.tenant(), "payment", "review");
+                        self.review_unapplied(g, "payment", &msgs[idx], reason, &error, vec![])
+                            .await;
                     }
                 }
             }
@@ -1931,9 +1960,8 @@ impl TenantWorker {
                 let error = format!(
                     "refund {rid} was made against order {number} version {wanted}, which is in review; replay it once that version is written"
                 );
-                self.review(g, &msgs[idx], ReasonClass::Policy, &error, vec![])
+                self.review_unapplied(g, "refund", &msgs[idx], ReasonClass::Policy, &error, vec![])
                     .await;
-                unapplied(self.tenant(), "refund", "review");
             }
         }
     }
@@ -2069,8 +2097,15 @@ impl TenantWorker {
                 ) {
                     Ok(d) => todo.push((gi, ri, d)),
                     Err(p) => {
-                        self.problem(g, &msgs[idx], p).await;
-                        unapplied(self.tenant(), "refund", "review");
+                        self.review_unapplied(
+                            g,
+                            "refund",
+                            &msgs[idx],
+                            p.reason,
+                            &p.error,
+                            p.suggestions,
+                        )
+                        .await;
                         break;
                     }
                 }
@@ -2139,15 +2174,15 @@ impl TenantWorker {
                             }
                         }
                     } else if !element_ok(&el) {
-                        self.review(
+                        self.review_unapplied(
                             g,
+                            "refund",
                             &msgs[idx],
                             ReasonClass::XeroValidation,
                             &format!("credit note {}: {errors}", d.number),
                             vec![],
                         )
                         .await;
-                        unapplied(self.tenant(), "refund", "review");
                         continue;
                     }
                     let id = str_at(&el, "CreditNoteID");
@@ -2294,8 +2329,15 @@ impl TenantWorker {
                                         format!("allocation of {}: {errors}", c.number),
                                     )
                                 };
-                                self.review(g, &msgs[idx], reason, &error, vec![]).await;
-                                unapplied(self.tenant(), "allocation", "review");
+                                self.review_unapplied(
+                                    g,
+                                    "allocation",
+                                    &msgs[idx],
+                                    reason,
+                                    &error,
+                                    vec![],
+                                )
+                                .await;
                                 continue;
                             }
                         }
@@ -2385,8 +2427,8 @@ impl TenantWorker {
                             format!("refund payment {rid}: {errors}"),
                         )
                     };
-                    self.review(g, &msgs[idx], reason, &error, vec![]).await;
-                    unapplied(self.tenant(), "refund", "review");
+                    self.review_unapplied(g, "refund", &msgs[idx], reason, &error, vec![])
+                        .await;
                 }
             }
         }
