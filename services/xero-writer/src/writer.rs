@@ -13,8 +13,8 @@ use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{AckKind, Message, kv};
 use futures::StreamExt;
 use ledgerline_contract::v1::{
-    DeadLetter, Money, OrderEvent, OrderStatus, ReasonClass, RefundEvent, Stage, Suggestion,
-    XeroDocumentKind, XeroFact, XeroVerb,
+    DeadLetter, Money, Order, OrderEvent, OrderStatus, Payment, ReasonClass, RefundEvent, Stage,
+    Suggestion, XeroDocumentKind, XeroFact, XeroVerb,
 };
 use ledgerline_contract::{Schema, headers, subjects};
 use ledgerline_mapping::{Effective, MappingHandle};
@@ -302,6 +302,19 @@ async fn report_lag(mut consumer: PullConsumer, tenant: String, shutdown: Cancel
             _ = shutdown.cancelled() => return,
         }
     }
+}
+
+/// The order's received payments the ledger has not recorded yet, with their amounts.
+fn unrecorded(order: &Order, entry: &ledger::Entry) -> Vec<(Payment, Decimal)> {
+    order
+        .payments
+        .iter()
+        .filter(|p| p.received && !entry.payments.contains_key(&p.id))
+        .map(|p| {
+            let amount = p.amount.as_ref().and_then(|a| docs::dec(&a.amount).ok());
+            (p.clone(), amount.unwrap_or_default())
+        })
+        .collect()
 }
 
 /// Counts a payment, refund or allocation that was not applied, and where it went instead.
@@ -1717,11 +1730,8 @@ impl TenantWorker {
                 continue;
             }
             let mut due = g.led.entry.amount_due();
-            let waiting = order
-                .payments
-                .iter()
-                .find(|p| p.received && !g.led.entry.payments.contains_key(&p.id));
-            if let Some(p) = waiting
+            let pending = unrecorded(&order, &g.led.entry);
+            if let Some((p, _)) = pending.first()
                 && g.fresh
                 && g.led.entry.is_draft()
             {
@@ -1743,15 +1753,8 @@ impl TenantWorker {
                 .await;
                 continue;
             }
-            for p in &order.payments {
-                if !p.received || g.led.entry.payments.contains_key(&p.id) {
-                    continue;
-                }
-                let amount = p
-                    .amount
-                    .as_ref()
-                    .and_then(|a| docs::dec(&a.amount).ok())
-                    .unwrap_or_default();
+            for (p, amount) in &pending {
+                let amount = *amount;
                 if amount.is_zero() {
                     // Nothing received, nothing to record.
                     continue;
@@ -1982,11 +1985,9 @@ impl TenantWorker {
             if order.status == OrderStatus::Cancelled as i32 {
                 continue;
             }
-            let incoming: Decimal = order
-                .payments
+            let incoming: Decimal = unrecorded(order, &g.led.entry)
                 .iter()
-                .filter(|p| p.received && !g.led.entry.payments.contains_key(&p.id))
-                .filter_map(|p| p.amount.as_ref().and_then(|a| docs::dec(&a.amount).ok()))
+                .map(|(_, amount)| amount)
                 .sum();
             let mut short = incoming - g.led.entry.amount_due();
             let allocated: Vec<(String, CreditEntry)> = g
