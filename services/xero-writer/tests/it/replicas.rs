@@ -133,31 +133,40 @@ async fn replicas_spend_one_shared_budget_and_are_never_throttled() {
     stack.writer.as_mut().unwrap().kill();
 }
 
-/// Xero's `X-*-Remaining` headers count calls other apps made for the tenant: one replica
-/// seeing them must hold back every replica, through the shared bucket.
-#[tokio::test]
-async fn xero_remaining_headers_correct_the_budget_every_replica_shares() {
-    use async_nats::jetstream::kv;
-    use ledgerline_xero_client::budget::Budget;
-    use tokio_util::sync::CancellationToken;
-    use xero_writer::config::Limits;
-
+/// A nats-server with an empty bucket for budgets that share it.
+async fn budget_bucket() -> (NatsServer, async_nats::jetstream::kv::Store) {
     let nats = NatsServer::start();
     let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
     let bucket = js
-        .create_key_value(kv::Config {
+        .create_key_value(async_nats::jetstream::kv::Config {
             bucket: "budget_test".into(),
             ..Default::default()
         })
         .await
         .unwrap();
-    let limits = Limits {
-        minute: 60,
-        day: 5000,
-        concurrent: 5,
+    (nats, bucket)
+}
+
+/// Limits with Xero's real minute and day windows.
+fn real_windows(minute: u32, day: u32, concurrent: u32) -> xero_writer::config::Limits {
+    xero_writer::config::Limits {
+        minute,
+        day,
+        concurrent,
         minute_window: Duration::from_secs(60),
         day_window: Duration::from_secs(86_400),
-    };
+    }
+}
+
+/// Xero's `X-*-Remaining` headers count calls other apps made for the tenant: one replica
+/// seeing them must hold back every replica, through the shared bucket.
+#[tokio::test]
+async fn xero_remaining_headers_correct_the_budget_every_replica_shares() {
+    use ledgerline_xero_client::budget::Budget;
+    use tokio_util::sync::CancellationToken;
+
+    let (_nats, bucket) = budget_bucket().await;
+    let limits = real_windows(60, 5000, 5);
     let cancel = CancellationToken::new();
     let entry = |key: &'static str| {
         let bucket = bucket.clone();
@@ -259,27 +268,11 @@ async fn six_replicas_never_have_more_than_five_calls_in_flight() {
 /// slot serves the next caller; a slot given back serves it at once.
 #[tokio::test]
 async fn a_crashed_holders_slot_frees_itself_after_its_lease() {
-    use async_nats::jetstream::kv;
     use ledgerline_xero_client::budget::Budget;
     use tokio_util::sync::CancellationToken;
-    use xero_writer::config::Limits;
 
-    let nats = NatsServer::start();
-    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-    let bucket = js
-        .create_key_value(kv::Config {
-            bucket: "slots_test".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let limits = Limits {
-        minute: 1_000,
-        day: 100_000,
-        concurrent: 1,
-        minute_window: Duration::from_secs(60),
-        day_window: Duration::from_secs(86_400),
-    };
+    let (_nats, bucket) = budget_bucket().await;
+    let limits = real_windows(1_000, 100_000, 1);
     let lease = Duration::from_millis(800);
     let crashed = Budget::new("t", limits)
         .shared(bucket.clone(), limits)
