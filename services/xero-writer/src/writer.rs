@@ -613,6 +613,8 @@ impl TenantWorker {
         }
         self.plan(&mut groups, &msgs, &mapping, &org).await;
         if !self.shared.config.dry_run {
+            self.find_unconfirmed_invoices(&mut groups, &msgs, &mapping)
+                .await;
             self.contacts_phase(&mut groups, &msgs, &mapping, &org)
                 .await;
             self.build_invoices(&mut groups, &msgs, &mapping, &org)
@@ -845,6 +847,85 @@ impl TenantWorker {
         g.reviewed_seq = msg.info().ok().map(|i| i.stream_sequence);
         if g.version() > g.led.entry.reviewed_version {
             g.led.entry.reviewed_version = g.version();
+        }
+    }
+
+    /// A cancelled order the ledger has no invoice for may still have one: an attempt Xero
+    /// applied whose answer (or ledger write) was lost to a crash, with the cancellation then
+    /// processed before the redelivered create. Such an invoice is looked up by number and
+    /// voided like any other; one call per batch that has such orders.
+    async fn find_unconfirmed_invoices(
+        &self,
+        groups: &mut [Group],
+        msgs: &[Message],
+        mapping: &Effective,
+    ) {
+        let todo: Vec<(usize, String)> = groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| g.live() && g.converge && !g.void && !g.reissue)
+            .filter(|(_, g)| g.led.entry.invoice_id.is_empty() && !g.led.entry.voided)
+            .filter_map(|(i, g)| {
+                let order = g.order.as_ref().and_then(|(e, _)| e.order.as_ref())?;
+                (order.status == OrderStatus::Cancelled as i32)
+                    .then(|| (i, mapping.mapping.invoice_number(&docs::values(order, ""))))
+            })
+            .collect();
+        for chunk in todo.chunks(40) {
+            let numbers: Vec<&str> = chunk.iter().map(|(_, n)| n.as_str()).collect();
+            let list = match self
+                .client
+                .call(
+                    Method::GET,
+                    "/Invoices",
+                    &[("InvoiceNumbers", numbers.join(",")), ("page", "1".into())],
+                    None,
+                )
+                .await
+            {
+                Ok(v) => element_list(&v, "Invoices"),
+                Err(e) => {
+                    for (i, _) in chunk {
+                        self.call_failed(&mut groups[*i], msgs, &e).await;
+                    }
+                    continue;
+                }
+            };
+            for (i, number) in chunk {
+                let g = &mut groups[*i];
+                let Some(found) = list.iter().find(|v| {
+                    str_at(v, "InvoiceNumber").eq_ignore_ascii_case(number)
+                        && matches!(
+                            str_at(v, "Status").as_str(),
+                            "DRAFT" | "SUBMITTED" | "AUTHORISED"
+                        )
+                }) else {
+                    continue;
+                };
+                let (Some(total), Some(paid), Some(credited)) = (
+                    g.amount(found, "Total"),
+                    g.amount(found, "AmountPaid"),
+                    g.amount(found, "AmountCredited"),
+                ) else {
+                    continue;
+                };
+                let e = &mut g.led.entry;
+                e.invoice_id = str_at(found, "InvoiceID");
+                e.invoice_number = number.clone();
+                e.status = str_at(found, "Status");
+                e.total = total;
+                if paid.is_zero() && credited.is_zero() {
+                    tracing::info!(key = %g.key, invoice = %number, "Cancelled order's invoice from an unconfirmed attempt found; voiding it.");
+                    g.void = true;
+                } else {
+                    let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                    let error = format!(
+                        "order was cancelled and its invoice {number} (not in the ledger: an unconfirmed attempt) has payments or credit in Xero; remove them in Xero, then replay"
+                    );
+                    self.review(g, &msgs[idx], ReasonClass::Policy, &error, vec![])
+                        .await;
+                }
+            }
         }
     }
 

@@ -215,3 +215,36 @@ async fn a_refund_of_an_order_version_in_review_goes_to_review_with_it() {
     let docs = stack.sandbox.documents().await;
     assert!(docs["CreditNotes"].as_array().is_none_or(|c| c.is_empty()));
 }
+
+/// A crash after Xero applied an invoice but before the ledger knew it, then the cancellation
+/// processed first: the invoice is found by number and voided, not left AUTHORISED.
+#[tokio::test]
+async fn a_cancelled_orders_invoice_from_a_lost_attempt_is_found_and_voided() {
+    let stack = Stack::start(&[]).await;
+    let mut o = simple("SO-1830", "lost@example.com");
+    // What the lost attempt left in Xero.
+    let made = stack
+        .sandbox
+        .api_put(
+            "/Invoices",
+            serde_json::json!({"Invoices": [{
+                "Type": "ACCREC", "InvoiceNumber": "SO-1830", "Status": "AUTHORISED",
+                "Contact": {"Name": "Pat Buyer SO-1830"}, "Date": "2026-11-20", "DueDate": "2026-12-20",
+                "LineItems": [{"Description": "Widget", "Quantity": 1, "UnitAmount": 25, "AccountCode": "200", "TaxType": "OUTPUT2"}]
+            }]}),
+        )
+        .await;
+    assert_eq!(made["Invoices"][0]["Status"], "AUTHORISED", "{made}");
+    o.version = 2;
+    o.status = OrderStatus::Cancelled as i32;
+    stack
+        .publish(&event(&o, OrderEventType::Cancelled, "x1"))
+        .await;
+    let docs = stack
+        .wait_docs("the unconfirmed invoice voided", T, |docs| {
+            invoice(docs, "SO-1830").is_some_and(|i| i["Status"] == "VOIDED")
+        })
+        .await;
+    assert_eq!(invoices(&docs).len(), 1);
+    assert!(stack.dead_letters().await.is_empty());
+}
