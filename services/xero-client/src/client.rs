@@ -5,11 +5,11 @@ use crate::budget::{Breaker, Budget};
 use crate::credentials::ClientCredentials;
 use crate::endpoint::Endpoint;
 use crate::error::XeroError;
+use crate::model::{self, Response, ValidationError};
 use crate::oauth::Connection;
 use crate::tokens::TokenSource;
 use async_nats::jetstream::kv;
 use reqwest::Method;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,7 +115,7 @@ impl Client {
         path: &str,
         query: &[(&str, String)],
         body: Option<Vec<u8>>,
-    ) -> Result<Value, XeroError> {
+    ) -> Result<Response, XeroError> {
         let body_bytes = body;
         let idem = body_bytes
             .as_ref()
@@ -161,7 +161,7 @@ impl Client {
             let resp = match result {
                 Ok(r) => r,
                 Err(e) => {
-                    metrics::counter!("xero_writer_calls_total", "endpoint" => label.clone(), "status" => "error").increment(1);
+                    metrics::counter!("xero_client_calls_total", "endpoint" => label.clone(), "status" => "error").increment(1);
                     self.breaker.failure();
                     server_errors += 1;
                     if server_errors < 3 && !self.breaker.is_open() {
@@ -172,8 +172,8 @@ impl Client {
                 }
             };
             let status = resp.status();
-            metrics::counter!("xero_writer_calls_total", "endpoint" => label.clone(), "status" => status.as_u16().to_string()).increment(1);
-            metrics::histogram!("xero_writer_call_duration_seconds", "endpoint" => label.clone())
+            metrics::counter!("xero_client_calls_total", "endpoint" => label.clone(), "status" => status.as_u16().to_string()).increment(1);
+            metrics::histogram!("xero_client_call_duration_seconds", "endpoint" => label.clone())
                 .record(started.elapsed().as_secs_f64());
             let header_u32 = |name: &str| {
                 resp.headers()
@@ -212,11 +212,8 @@ impl Client {
             match status.as_u16() {
                 200..=299 => {
                     self.breaker.success();
-                    if text.trim().is_empty() {
-                        return Ok(Value::Null);
-                    }
-                    // Fractions keep Xero's digits (see `exact`): no amount passes through f64.
-                    return serde_json::from_str(&crate::exact::exact_numbers(&text))
+                    // Amounts keep Xero's digits (see `model`): none passes through f64.
+                    return model::parse(&text)
                         .map_err(|e| XeroError::Transient(format!("unreadable response: {e}")));
                 }
                 401 if rejected.is_none() => {
@@ -230,7 +227,7 @@ impl Client {
                         .chars()
                         .take(300)
                         .collect();
-                    metrics::counter!("xero_writer_auth_failures_total", "tenant" => self.tenant.clone()).increment(1);
+                    metrics::counter!("xero_client_auth_failures_total", "tenant" => self.tenant.clone()).increment(1);
                     if let Some(c) = self.tokens.connection() {
                         c.refused(&token, &why).await;
                     }
@@ -240,7 +237,7 @@ impl Client {
                     // Revoked consent or a disconnected org: the breaker pauses the tenant
                     // (events wait in JetStream) and probes until it is reconnected.
                     tracing::error!(tenant = %self.tenant, %status, body = %text, "Xero refused this connection; pausing the tenant until it is reconnected.");
-                    metrics::counter!("xero_writer_auth_failures_total", "tenant" => self.tenant.clone()).increment(1);
+                    metrics::counter!("xero_client_auth_failures_total", "tenant" => self.tenant.clone()).increment(1);
                     self.breaker.failure();
                     return Err(XeroError::Auth(format!("{status}: {text}")));
                 }
@@ -281,45 +278,31 @@ impl Client {
 
 /// The messages of a 400 body (a ValidationException lists them per element).
 pub fn validation_text(text: &str) -> String {
-    let Ok(v) = serde_json::from_str::<Value>(text) else {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(rename_all = "PascalCase", default)]
+    struct Refused {
+        elements: Vec<Element>,
+        message: Option<String>,
+    }
+    #[derive(serde::Deserialize, Default)]
+    #[serde(rename_all = "PascalCase", default)]
+    struct Element {
+        validation_errors: Vec<ValidationError>,
+    }
+    let Ok(body) = serde_json::from_str::<Refused>(text) else {
         return text.to_owned();
     };
-    let mut msgs = Vec::new();
-    if let Some(els) = v.get("Elements").and_then(Value::as_array) {
-        for el in els {
-            msgs.extend(element_errors(el));
-        }
-    }
+    let msgs: Vec<String> = body
+        .elements
+        .into_iter()
+        .flat_map(|e| e.validation_errors)
+        .map(|e| e.message)
+        .collect();
     if msgs.is_empty() {
-        v.get("Message")
-            .and_then(Value::as_str)
-            .unwrap_or(text)
-            .to_owned()
+        body.message.unwrap_or_else(|| text.to_owned())
     } else {
         msgs.join("; ")
     }
-}
-
-/// The validation messages of one element of a `summarizeErrors=false` answer.
-pub fn element_errors(el: &Value) -> Vec<String> {
-    el.get("ValidationErrors")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|m| m.get("Message").and_then(Value::as_str))
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// True when an element of a `summarizeErrors=false` answer was saved.
-pub fn element_ok(el: &Value) -> bool {
-    let status = el
-        .get("StatusAttributeString")
-        .and_then(Value::as_str)
-        .unwrap_or("OK");
-    status != "ERROR" && element_errors(el).is_empty()
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 //!   [`oauth`] (authorization_code + refresh under a KV lease, pause and alert when lost).
 //! - [`client`]: one tenant's [`Client`]: budget, breaker, `Idempotency-Key`, retries.
 //! - [`budget`]: the rate budget shared by replicas, and the circuit breaker.
-//! - [`exact`]: Xero's numbers read exactly ([`amount_at`]); an unreadable amount is an error.
+//! - [`model`]: Xero's resources as typed structs, parsed from the answer's text so amounts
+//!   keep every digit; [`exact`]: the [`AmountError`] for one that is missing or unreadable.
 //! - [`error`]: [`XeroError`], typed by what the caller does next; [`refusal`]: [`Refusal`],
 //!   what Xero's refusal of a document means (the only reader of Xero's wording).
 
@@ -15,13 +16,15 @@ pub mod credentials;
 pub mod endpoint;
 pub mod error;
 pub mod exact;
+pub mod model;
 pub mod oauth;
 pub mod refusal;
 pub mod tokens;
 
-pub use client::{Client, element_errors, element_ok, hex, idempotency_key, validation_text};
+pub use client::{Client, hex, idempotency_key, validation_text};
 pub use endpoint::Endpoint;
 pub use error::XeroError;
-pub use exact::{AmountError, amount, amount_at};
+pub use exact::AmountError;
+pub use model::{Element, Need, Response};
 pub use refusal::Refusal;
 pub use tokens::TokenSource;

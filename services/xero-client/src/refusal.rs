@@ -6,8 +6,6 @@
 //! so callers never see one. A refusal is what Xero said about a request or one element of a
 //! batch, and it keeps Xero's message for the operator.
 
-use serde_json::Value;
-
 /// Why Xero refused a document (an element of a batch, or a whole request).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
@@ -121,22 +119,6 @@ impl Refusal {
         }
     }
 
-    /// The refusal of one element of a `summarizeErrors=false` answer; `None` when it was saved.
-    pub fn of_element(el: &Value) -> Option<Self> {
-        if crate::element_ok(el) {
-            return None;
-        }
-        let messages = crate::element_errors(el);
-        Some(if messages.is_empty() {
-            Self::Validation {
-                field: None,
-                message: "refused without a message".into(),
-            }
-        } else {
-            Self::classify(&messages.join("; "))
-        })
-    }
-
     /// Xero's message, for the operator.
     pub fn message(&self) -> &str {
         match self {
@@ -242,12 +224,21 @@ mod tests {
 
     #[test]
     fn elements_are_refused_or_not() {
-        let ok = serde_json::json!({"InvoiceID": "x", "StatusAttributeString": "OK"});
-        assert_eq!(Refusal::of_element(&ok), None);
-        let bad = serde_json::json!({"StatusAttributeString": "ERROR", "ValidationErrors": [{"Message": "Invoice # must be unique."}]});
+        use crate::model::{Element, parse};
+        let r = parse(
+            r#"{"Invoices":[{"InvoiceID":"x","StatusAttributeString":"OK"},
+            {"StatusAttributeString":"ERROR","ValidationErrors":[{"Message":"Invoice # must be unique."}]},
+            {"StatusAttributeString":"ERROR"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(r.invoices[0].refusal(), None);
         assert!(matches!(
-            Refusal::of_element(&bad),
+            r.invoices[1].refusal(),
             Some(Refusal::DuplicateDocumentNumber(_))
+        ));
+        assert!(matches!(
+            r.invoices[2].refusal(),
+            Some(Refusal::Validation { field: None, .. })
         ));
     }
 }

@@ -1,7 +1,7 @@
 //! Amounts through the client over HTTP against xero-sandbox: exact to the last digit.
 
 use ledgerline_xero_client::budget::{Breaker, Budget, Limits};
-use ledgerline_xero_client::{Client, Endpoint, amount_at};
+use ledgerline_xero_client::{Client, Element, Endpoint, Need};
 use reqwest::Method;
 use rust_decimal::Decimal;
 use std::str::FromStr;
@@ -59,19 +59,20 @@ async fn an_invoice_with_twenty_significant_digits_comes_back_exactly() {
         )
         .await
         .expect("invoice created");
-    let inv = &v["Invoices"][0];
+    let inv = &v.invoices[0];
+    assert!(inv.ok(), "{inv:?}");
     let want = Decimal::from_str(big).unwrap();
-    assert_eq!(amount_at(inv, "Total").unwrap(), want, "{inv}");
-    assert_eq!(amount_at(&inv["LineItems"][0], "LineAmount").unwrap(), want);
+    assert_eq!(inv.total.need("Total").unwrap(), want, "{inv:?}");
+    assert_eq!(inv.line_items[0].line_amount, Some(want));
     assert!(
         (want.to_string().parse::<f64>().unwrap() as i128) != 123_456_789_012_345_678,
         "the amount is one an f64 cannot hold"
     );
     // Read back with GET as well.
-    let id = inv["InvoiceID"].as_str().unwrap();
+    let id = &inv.invoice_id;
     let again = client
         .call(Method::GET, &format!("/Invoices/{id}"), &[], None)
         .await
         .unwrap();
-    assert_eq!(amount_at(&again["Invoices"][0], "AmountDue").unwrap(), want);
+    assert_eq!(again.invoices[0].amount_due, Some(want));
 }

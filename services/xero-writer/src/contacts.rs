@@ -6,10 +6,11 @@ use async_nats::jetstream::kv;
 use futures::StreamExt;
 use ledgerline_contract::v1::{Customer, Order};
 use ledgerline_mapping::{FieldTarget, GuestPolicy, Mapping};
-use ledgerline_xero_client::{Client, Refusal, element_errors, element_ok, hex};
+use ledgerline_xero_client::model::Contact;
+use ledgerline_xero_client::model::send::{self, envelope};
+use ledgerline_xero_client::{Client, Element, Refusal, Response, hex};
 use reqwest::Method;
 use serde::Serialize;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
@@ -32,7 +33,7 @@ pub struct ContactSpec {
     pub email_address: String,
     /// Addresses.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub addresses: Vec<Value>,
+    pub addresses: Vec<send::Address>,
     /// AccountNumber, from the custom field the mapping targets at `contact.account_number`.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub account_number: String,
@@ -41,32 +42,34 @@ pub struct ContactSpec {
     pub tax_number: String,
     /// Sales payment terms (`contact.payment_terms_days`: days after the invoice date).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub payment_terms: Option<Value>,
+    pub payment_terms: Option<ledgerline_xero_client::model::PaymentTerms>,
     /// Identity key (cache key), not sent.
     #[serde(skip)]
     pub identity: String,
 }
 
-fn address(kind: &str, a: &ledgerline_contract::v1::Address) -> Value {
-    let mut v = serde_json::json!({"AddressType": kind});
-    for (i, l) in a.lines.iter().take(4).enumerate() {
-        v[format!("AddressLine{}", i + 1)] = Value::String(l.chars().take(500).collect());
+fn address(kind: &str, a: &ledgerline_contract::v1::Address) -> send::Address {
+    let line = |i: usize| a.lines.get(i).map(|l| l.chars().take(500).collect());
+    send::Address {
+        line1: line(0),
+        line2: line(1),
+        line3: line(2),
+        line4: line(3),
+        kind: kind.to_owned(),
+        city: a.city.clone(),
+        region: if a.region_name.is_empty() {
+            a.region_code.clone()
+        } else {
+            a.region_name.clone()
+        },
+        postal_code: a.postal_code.clone(),
+        country: a
+            .country_name
+            .chars()
+            .filter(|c| c.is_alphabetic() || *c == ' ')
+            .take(50)
+            .collect(),
     }
-    v["City"] = Value::String(a.city.clone());
-    v["Region"] = Value::String(if a.region_name.is_empty() {
-        a.region_code.clone()
-    } else {
-        a.region_name.clone()
-    });
-    v["PostalCode"] = Value::String(a.postal_code.clone());
-    let country: String = a
-        .country_name
-        .chars()
-        .filter(|c| c.is_alphabetic() || *c == ' ')
-        .take(50)
-        .collect();
-    v["Country"] = Value::String(country);
-    v
 }
 
 /// The contact an order posts to.
@@ -158,9 +161,7 @@ pub fn spec_for(
     };
     let terms = field(FieldTarget::ContactPaymentTermsDays);
     let payment_terms = match terms.parse::<u32>() {
-        Ok(days) if days <= 365 => Some(serde_json::json!({
-            "Sales": {"Day": days, "Type": "DAYSAFTERBILLDATE"}
-        })),
+        Ok(days) if days <= 365 => Some(crate::terms::Terms::days_after(days)),
         _ if terms.is_empty() => None,
         _ => {
             // A bad value must not hold up the invoice: the contact goes without terms.
@@ -289,7 +290,7 @@ pub async fn resolve(
             }
         }
         let found = if terms.is_empty() {
-            Ok(Value::Null)
+            Ok(Response::default())
         } else {
             client
                 .call(
@@ -309,24 +310,16 @@ pub async fn resolve(
                 continue;
             }
         };
-        let list = found
-            .get("Contacts")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+        let list = found.contacts;
         for s in chunk {
-            let by_number = list.iter().find(|c| {
-                c.get("ContactNumber").and_then(Value::as_str) == Some(s.contact_number.as_str())
-            });
-            let by_email: Vec<&Value> = if s.email_address.is_empty() {
+            let by_number = list.iter().find(|c| c.contact_number == s.contact_number);
+            let by_email: Vec<&Contact> = if s.email_address.is_empty() {
                 vec![]
             } else {
                 list.iter()
                     .filter(|c| {
-                        c.get("ContactStatus").and_then(Value::as_str) == Some("ACTIVE")
-                            && c.get("EmailAddress")
-                                .and_then(Value::as_str)
-                                .is_some_and(|e| e.eq_ignore_ascii_case(&s.email_address))
+                        c.contact_status == "ACTIVE"
+                            && c.email_address.eq_ignore_ascii_case(&s.email_address)
                     })
                     .collect()
             };
@@ -335,7 +328,10 @@ pub async fn resolve(
             } else {
                 None
             });
-            match hit.and_then(|c| c.get("ContactID")).and_then(Value::as_str) {
+            match hit
+                .map(|c| c.contact_id.as_str())
+                .filter(|id| !id.is_empty())
+            {
                 Some(id) => {
                     out.insert(
                         s.contact_number.clone(),
@@ -351,17 +347,12 @@ pub async fn resolve(
     for attempt in 0..2 {
         let mut retry = Vec::new();
         for chunk in round.chunks(batch.max(1)) {
-            let body: Vec<String> = chunk
-                .iter()
-                .map(|s| serde_json::to_string(s).unwrap_or_default())
-                .collect();
-            let body = format!("{{\"Contacts\":[{}]}}", body.join(","));
             let resp = client
                 .call(
                     Method::PUT,
                     "/Contacts",
                     &[("summarizeErrors", "false".into())],
-                    Some(body.into_bytes()),
+                    Some(envelope("Contacts", chunk)),
                 )
                 .await;
             let resp = match resp {
@@ -378,11 +369,7 @@ pub async fn resolve(
                     continue;
                 }
             };
-            let els = resp
-                .get("Contacts")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let els = resp.contacts;
             for (i, s) in chunk.iter().enumerate() {
                 let Some(el) = els.get(i) else {
                     out.insert(
@@ -391,19 +378,14 @@ pub async fn resolve(
                     );
                     continue;
                 };
-                if element_ok(el) {
-                    let id = el
-                        .get("ContactID")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default();
+                let Some(refusal) = el.refusal() else {
                     out.insert(
                         s.contact_number.clone(),
-                        Resolved::Id(id.to_owned(), Origin::Created),
+                        Resolved::Id(el.contact_id.clone(), Origin::Created),
                     );
                     continue;
-                }
-                let errors = element_errors(el).join("; ");
-                let refusal = Refusal::classify(&errors);
+                };
+                let errors = refusal.message().to_owned();
                 if matches!(refusal, Refusal::DuplicateContactNumber(_)) {
                     // Ours from an earlier, unconfirmed attempt (or archived): adopt it.
                     let r = match client
@@ -416,9 +398,10 @@ pub async fn resolve(
                         .await
                     {
                         Ok(v) => v
-                            .pointer("/Contacts/0/ContactID")
-                            .and_then(Value::as_str)
-                            .map(|id| Resolved::Id(id.to_owned(), Origin::Found))
+                            .contacts
+                            .first()
+                            .filter(|c| !c.contact_id.is_empty())
+                            .map(|c| Resolved::Id(c.contact_id.clone(), Origin::Found))
                             .unwrap_or(Resolved::Refused(errors.clone())),
                         Err(e) if e.is_transient() => Resolved::Transient(e.to_string()),
                         Err(e) => Resolved::Refused(format!("{errors} ({e})")),

@@ -8,7 +8,8 @@ use async_nats::jetstream::{AckKind, Message};
 use ledgerline_contract::subjects;
 use ledgerline_contract::v1::{CustomerEvent, ReasonClass, XeroDocumentKind, XeroFact, XeroVerb};
 use ledgerline_mapping::GuestPolicy;
-use ledgerline_xero_client::{Client, Refusal, element_errors, element_ok, hex};
+use ledgerline_xero_client::model::send::envelope;
+use ledgerline_xero_client::{Client, Element, Refusal, hex};
 use prost::Message as _;
 use reqwest::Method;
 use serde::Serialize;
@@ -180,26 +181,18 @@ impl CustomerWorker {
                         spec,
                     })
                     .collect();
-                let parts: Vec<String> = body
-                    .iter()
-                    .map(|u| serde_json::to_string(u).unwrap_or_default())
-                    .collect();
-                let body = format!("{{\"Contacts\":[{}]}}", parts.join(","));
+                let body = envelope("Contacts", &body);
                 let resp = self
                     .client
                     .call(
                         Method::POST,
                         "/Contacts",
                         &[("summarizeErrors", "false".into())],
-                        Some(body.into_bytes()),
+                        Some(body),
                     )
                     .await;
                 let els = match resp {
-                    Ok(v) => v
-                        .get("Contacts")
-                        .and_then(|c| c.as_array())
-                        .cloned()
-                        .unwrap_or_default(),
+                    Ok(v) => v.contacts,
                     Err(e) => {
                         for (_, _, spec, _, _) in chunk {
                             failed.insert(spec.contact_number.clone(), e.to_string());
@@ -209,7 +202,8 @@ impl CustomerWorker {
                 };
                 for (n, (id, key, spec, hash, idx)) in chunk.iter().enumerate() {
                     let el = els.get(n).cloned().unwrap_or_default();
-                    if element_ok(&el) {
+                    let refusal = el.refusal();
+                    if refusal.is_none() {
                         let _ = self
                             .shared
                             .contacts
@@ -217,17 +211,14 @@ impl CustomerWorker {
                             .await;
                         facts.push(self.fact(id, spec, XeroVerb::Updated));
                     } else if attempt == 0
-                        && matches!(
-                            Refusal::of_element(&el),
-                            Some(Refusal::DuplicateContactName(_))
-                        )
+                        && matches!(refusal, Some(Refusal::DuplicateContactName(_)))
                     {
                         let mut s2 = spec.clone();
                         s2.name = contacts::disambiguated(spec);
                         retry.push((id.clone(), key.clone(), s2, hash.clone(), *idx));
                     } else {
                         // A name taken by another contact, or an archived contact: a person decides.
-                        let errors = element_errors(&el).join("; ");
+                        let errors = refusal.as_ref().map(Refusal::message).unwrap_or_default();
                         let stored = dead_letter(
                             &self.shared.publisher,
                             &tenant,

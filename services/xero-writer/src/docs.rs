@@ -11,9 +11,8 @@ use crate::terms::Terms;
 use chrono::{DateTime, NaiveDate};
 use ledgerline_contract::v1::{LineItem, LineKind, Order, ReasonClass, RefundEvent, Suggestion};
 use ledgerline_mapping::{Mapping, PatternValues};
+use ledgerline_xero_client::model::send;
 use rust_decimal::{Decimal, RoundingStrategy};
-use serde::Serialize;
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::str::FromStr;
 
@@ -42,86 +41,15 @@ impl Problem {
 }
 
 /// A line item as sent.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct XLine {
-    /// Description.
-    pub description: String,
-    /// Quantity.
-    #[serde(with = "ledgerline_platform::json::decimal")]
-    pub quantity: Decimal,
-    /// Unit amount.
-    #[serde(with = "ledgerline_platform::json::decimal")]
-    pub unit_amount: Decimal,
-    /// Discount amount.
-    #[serde(
-        with = "ledgerline_platform::json::opt_decimal",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub discount_amount: Option<Decimal>,
-    /// AccountCode.
-    pub account_code: String,
-    /// TaxType.
-    pub tax_type: String,
-    /// Tracking (at most 2).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tracking: Vec<XTracking>,
-}
-
+pub type XLine = send::Line;
 /// One tracking value.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct XTracking {
-    /// Category.
-    pub name: String,
-    /// Option.
-    pub option: String,
-}
-
+pub type XTracking = send::Tracking;
 /// A contact reference.
-#[derive(Debug, Clone, Serialize)]
-pub struct XContactRef {
-    /// ContactID.
-    #[serde(rename = "ContactID")]
-    pub contact_id: String,
-}
-
+pub type XContactRef = send::ContactRef;
 /// An invoice or credit note as sent.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct XDocument {
-    /// ACCREC or ACCRECCREDIT.
-    #[serde(rename = "Type")]
-    pub kind: String,
-    /// Set on updates.
-    #[serde(rename = "InvoiceID", skip_serializing_if = "Option::is_none")]
-    pub invoice_id: Option<String>,
-    /// Contact.
-    pub contact: XContactRef,
-    /// InvoiceNumber (invoices).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub invoice_number: Option<String>,
-    /// CreditNoteNumber (credit notes).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub credit_note_number: Option<String>,
-    /// Reference.
-    pub reference: String,
-    /// Date.
-    pub date: String,
-    /// DueDate (invoices).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub due_date: Option<String>,
-    /// Exclusive or Inclusive.
-    pub line_amount_types: String,
-    /// AUTHORISED or DRAFT; empty (left out) on an update that keeps Xero's status.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub status: String,
-    /// Lines.
-    pub line_items: Vec<XLine>,
-    /// Currency.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub currency_code: Option<String>,
-}
+pub type XDocument = send::Document;
+/// A payment (on an invoice, or a refund of a credit note) as sent.
+pub type XPayment = send::Payment;
 
 /// An invoice ready to send.
 #[derive(Debug, Clone)]
@@ -864,27 +792,6 @@ pub fn payment_reference(invoice_number: &str, payment_id: &str) -> String {
     format!("{invoice_number} {payment_id}")
 }
 
-/// A payment (on an invoice, or a refund of a credit note) as sent.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct XPayment {
-    /// The invoice paid.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub invoice: Option<Value>,
-    /// The credit note refunded.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub credit_note: Option<Value>,
-    /// `{"Code": ..}`.
-    pub account: Value,
-    /// Date.
-    pub date: String,
-    /// Amount (already capped at what is due).
-    #[serde(with = "ledgerline_platform::json::decimal")]
-    pub amount: Decimal,
-    /// Reference (how it is found again).
-    pub reference: String,
-}
-
 /// A payment on an invoice.
 pub fn payment(
     invoice_id: &str,
@@ -894,9 +801,13 @@ pub fn payment(
     reference: &str,
 ) -> XPayment {
     XPayment {
-        invoice: Some(json!({"InvoiceID": invoice_id})),
+        invoice: Some(send::InvoiceRef {
+            invoice_id: invoice_id.to_owned(),
+        }),
         credit_note: None,
-        account: json!({"Code": account}),
+        account: send::AccountRef {
+            code: account.to_owned(),
+        },
         date: date.to_string(),
         amount,
         reference: reference.to_owned(),

@@ -3,10 +3,9 @@
 //! suggestions for the review queue.
 
 use ledgerline_contract::v1::{LineKind, Suggestion};
-use ledgerline_xero_client::{Client, XeroError, amount_at};
+use ledgerline_xero_client::{Client, Need, XeroError};
 use reqwest::Method;
 use rust_decimal::Decimal;
-use serde_json::Value;
 use std::time::Instant;
 
 /// One account.
@@ -72,22 +71,9 @@ pub struct OrgSettings {
     pub fetched: Instant,
 }
 
-fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
-    v.get(key)
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
-}
-
-fn s(v: &Value, key: &str) -> String {
-    v.get(key)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
-}
-
 /// A Xero date: MS-JSON `/Date(ms+0000)/` or `YYYY-MM-DD[Thh:mm:ss]`.
-pub fn xero_day(v: &Value) -> Option<chrono::NaiveDate> {
-    let text = v.as_str()?.trim();
+pub fn xero_day(text: &str) -> Option<chrono::NaiveDate> {
+    let text = text.trim();
     if let Some(inner) = text
         .strip_prefix("/Date(")
         .and_then(|r| r.strip_suffix(")/"))
@@ -126,60 +112,59 @@ impl OrgSettings {
             .call(Method::GET, "/TrackingCategories", &[], None)
             .await?;
         let currencies = client.call(Method::GET, "/Currencies", &[], None).await?;
-        let o = list(&org, "Organisations")
-            .first()
-            .cloned()
-            .unwrap_or_default();
+        let o = org.organisations.into_iter().next().unwrap_or_default();
         // A rate that cannot be read fails the refresh (the old copy stays), never reads as 0.
-        let tax_rates = list(&rates, "TaxRates")
-            .iter()
+        let tax_rates = rates
+            .tax_rates
+            .into_iter()
             .map(|r| {
                 Ok(TaxRate {
-                    tax_type: s(r, "TaxType"),
-                    name: s(r, "Name"),
-                    rate: amount_at(r, "EffectiveRate")?,
-                    revenue: s(r, "Status") == "ACTIVE"
-                        && r.get("CanApplyToRevenue").and_then(Value::as_bool) != Some(false),
+                    rate: r.effective_rate.need("EffectiveRate")?,
+                    revenue: r.status == "ACTIVE" && r.can_apply_to_revenue != Some(false),
+                    tax_type: r.tax_type,
+                    name: r.name,
                 })
             })
             .collect::<Result<Vec<_>, ledgerline_xero_client::AmountError>>()?;
         Ok(Self {
-            accounts: list(&accounts, "Accounts")
-                .iter()
+            accounts: accounts
+                .accounts
+                .into_iter()
                 .map(|a| Account {
-                    code: s(a, "Code"),
-                    name: s(a, "Name"),
-                    kind: s(a, "Type"),
-                    class: s(a, "Class"),
-                    active: s(a, "Status") == "ACTIVE",
-                    payments: s(a, "Type") == "BANK"
-                        || a.get("EnablePaymentsToAccount").and_then(Value::as_bool) == Some(true),
+                    active: a.status == "ACTIVE",
+                    payments: a.kind == "BANK" || a.enable_payments_to_account == Some(true),
+                    code: a.code,
+                    name: a.name,
+                    kind: a.kind,
+                    class: a.class,
                 })
                 .collect(),
             tax_rates,
-            tracking: list(&tracking, "TrackingCategories")
-                .iter()
-                .filter(|c| s(c, "Status") == "ACTIVE")
+            tracking: tracking
+                .tracking_categories
+                .into_iter()
+                .filter(|c| c.status == "ACTIVE")
                 .map(|c| Tracking {
-                    name: s(c, "Name"),
-                    options: list(c, "Options")
-                        .iter()
-                        .filter(|o| s(o, "Status") != "ARCHIVED")
-                        .map(|o| s(o, "Name"))
+                    name: c.name,
+                    options: c
+                        .options
+                        .into_iter()
+                        .filter(|o| o.status != "ARCHIVED")
+                        .map(|o| o.name)
                         .collect(),
                 })
                 .collect(),
-            currencies: list(&currencies, "Currencies")
-                .iter()
-                .map(|c| s(c, "Code"))
-                .collect(),
-            base_currency: s(&o, "BaseCurrency"),
-            timezone: timezone(&s(&o, "Timezone")),
-            sales_terms: crate::terms::Terms::sales_of(&o),
-            lock_date: ["PeriodLockDate", "EndOfYearLockDate"]
-                .iter()
-                .filter_map(|k| o.get(*k).and_then(xero_day))
+            currencies: currencies.currencies.into_iter().map(|c| c.code).collect(),
+            timezone: timezone(&o.timezone),
+            sales_terms: o
+                .payment_terms
+                .as_ref()
+                .and_then(crate::terms::Terms::sales_of),
+            lock_date: [&o.period_lock_date, &o.end_of_year_lock_date]
+                .into_iter()
+                .filter_map(|d| d.as_deref().and_then(xero_day))
                 .max(),
+            base_currency: o.base_currency,
             fetched: Instant::now(),
         })
     }

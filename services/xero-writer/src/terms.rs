@@ -2,7 +2,7 @@
 //! the due date they give an invoice.
 
 use chrono::{Datelike, Days, NaiveDate};
-use serde_json::Value;
+use ledgerline_xero_client::model::{PaymentTerms, Term};
 
 /// How `day` is counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,21 +27,32 @@ pub struct Terms {
 }
 
 impl Terms {
-    /// `PaymentTerms.Sales` of a Contact or Organisation element, if set and understood.
-    pub fn sales_of(element: &Value) -> Option<Self> {
-        let sales = element.pointer("/PaymentTerms/Sales")?;
-        let kind = match sales.get("Type")?.as_str()? {
+    /// The sales terms of a contact's or the organisation's `PaymentTerms`, if set and
+    /// understood.
+    pub fn sales_of(terms: &PaymentTerms) -> Option<Self> {
+        let sales = terms.sales.as_ref()?;
+        let kind = match sales.kind.as_str() {
             "DAYSAFTERBILLDATE" => TermKind::DaysAfterBillDate,
             "DAYSAFTERBILLMONTH" => TermKind::DaysAfterBillMonth,
             "OFCURRENTMONTH" => TermKind::OfCurrentMonth,
             "OFFOLLOWINGMONTH" => TermKind::OfFollowingMonth,
             _ => return None,
         };
-        let day = sales.get("Day").and_then(Value::as_u64)?;
         Some(Self {
-            day: u32::try_from(day).ok()?.min(3660),
+            day: u32::try_from(sales.day?).ok()?.min(3660),
             kind,
         })
+    }
+
+    /// Xero's `PaymentTerms` for `days` days after the invoice date (sent on a contact).
+    pub fn days_after(days: u32) -> PaymentTerms {
+        PaymentTerms {
+            sales: Some(Term {
+                day: Some(u64::from(days)),
+                kind: "DAYSAFTERBILLDATE".into(),
+            }),
+            bills: None,
+        }
     }
 
     /// The due date of an invoice dated `date`. A day of the month past the month's end means
@@ -105,7 +116,6 @@ pub fn due_date(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn day(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
@@ -181,21 +191,32 @@ mod tests {
 
     #[test]
     fn terms_are_read_from_xero_json() {
-        let v = json!({"PaymentTerms": {"Bills": {"Day": 15, "Type": "OFCURRENTMONTH"}, "Sales": {"Day": 10, "Type": "DAYSAFTERBILLMONTH"}}});
+        let read = |text: &str| {
+            let r = ledgerline_xero_client::model::parse(&format!(r#"{{"Contacts":[{text}]}}"#))
+                .unwrap();
+            r.contacts[0]
+                .payment_terms
+                .as_ref()
+                .and_then(Terms::sales_of)
+        };
         assert_eq!(
-            Terms::sales_of(&v),
+            read(
+                r#"{"PaymentTerms": {"Bills": {"Day": 15, "Type": "OFCURRENTMONTH"}, "Sales": {"Day": 10, "Type": "DAYSAFTERBILLMONTH"}}}"#
+            ),
             Some(t(10, TermKind::DaysAfterBillMonth))
         );
         assert_eq!(
-            Terms::sales_of(
-                &json!({"PaymentTerms": {"Bills": {"Day": 1, "Type": "OFCURRENTMONTH"}}})
-            ),
+            read(r#"{"PaymentTerms": {"Bills": {"Day": 1, "Type": "OFCURRENTMONTH"}}}"#),
             None
         );
-        assert_eq!(Terms::sales_of(&json!({"Name": "x"})), None);
+        assert_eq!(read(r#"{"Name": "x"}"#), None);
         assert_eq!(
-            Terms::sales_of(&json!({"PaymentTerms": {"Sales": {"Day": 3, "Type": "SOMETIME"}}})),
+            read(r#"{"PaymentTerms": {"Sales": {"Day": 3, "Type": "SOMETIME"}}}"#),
             None
+        );
+        assert_eq!(
+            Terms::sales_of(&Terms::days_after(14)),
+            Some(t(14, TermKind::DaysAfterBillDate))
         );
     }
 }

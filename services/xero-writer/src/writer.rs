@@ -19,13 +19,11 @@ use ledgerline_contract::v1::{
 use ledgerline_contract::{Schema, headers, subjects};
 use ledgerline_mapping::{Effective, MappingHandle};
 use ledgerline_platform::publish::Publisher;
-use ledgerline_xero_client::{
-    Client, Refusal, XeroError, amount_at, element_errors, element_ok, hex,
-};
+use ledgerline_xero_client::model::{self, send};
+use ledgerline_xero_client::{Client, Element, Need, Refusal, Response, XeroError, hex};
 use prost::Message as _;
 use reqwest::Method;
 use rust_decimal::Decimal;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -163,8 +161,8 @@ impl Group {
 
     /// An amount from Xero's answer. An unreadable one fails the group (retried, then
     /// dead-lettered with the reason): it is never read as 0.
-    fn amount(&mut self, v: &Value, key: &str) -> Option<Decimal> {
-        match amount_at(v, key) {
+    fn amount(&mut self, v: Option<Decimal>, key: &str) -> Option<Decimal> {
+        match v.need(key) {
             Ok(d) => Some(d),
             Err(e) => {
                 tracing::warn!(key = %self.key, error = %e, "Xero's answer has an unreadable amount.");
@@ -208,28 +206,6 @@ fn decode(msg: &Message) -> Result<Decoded, (ReasonClass, String)> {
             format!("unknown schema {schema:?}"),
         ))
     }
-}
-
-fn element_list(v: &Value, key: &str) -> Vec<Value> {
-    v.get(key)
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn str_at(v: &Value, key: &str) -> String {
-    v.get(key)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn envelope<T: serde::Serialize>(key: &str, items: &[T]) -> Vec<u8> {
-    let parts: Vec<String> = items
-        .iter()
-        .map(|i| serde_json::to_string(i).unwrap_or_default())
-        .collect();
-    format!("{{\"{key}\":[{}]}}", parts.join(",")).into_bytes()
 }
 
 /// Waits for the first message, then lingers for more: briefly while the budget is `ample`,
@@ -883,7 +859,7 @@ impl TenantWorker {
                 )
                 .await
             {
-                Ok(v) => element_list(&v, "Invoices"),
+                Ok(v) => v.invoices,
                 Err(e) => {
                     for (i, _) in chunk {
                         self.call_failed(&mut groups[*i], msgs, &e).await;
@@ -894,25 +870,22 @@ impl TenantWorker {
             for (i, number) in chunk {
                 let g = &mut groups[*i];
                 let Some(found) = list.iter().find(|v| {
-                    str_at(v, "InvoiceNumber").eq_ignore_ascii_case(number)
-                        && matches!(
-                            str_at(v, "Status").as_str(),
-                            "DRAFT" | "SUBMITTED" | "AUTHORISED"
-                        )
+                    v.invoice_number.eq_ignore_ascii_case(number)
+                        && matches!(v.status.as_str(), "DRAFT" | "SUBMITTED" | "AUTHORISED")
                 }) else {
                     continue;
                 };
                 let (Some(total), Some(paid), Some(credited)) = (
-                    g.amount(found, "Total"),
-                    g.amount(found, "AmountPaid"),
-                    g.amount(found, "AmountCredited"),
+                    g.amount(found.total, "Total"),
+                    g.amount(found.amount_paid, "AmountPaid"),
+                    g.amount(found.amount_credited, "AmountCredited"),
                 ) else {
                     continue;
                 };
                 let e = &mut g.led.entry;
-                e.invoice_id = str_at(found, "InvoiceID");
+                e.invoice_id = found.invoice_id.clone();
                 e.invoice_number = number.clone();
-                e.status = str_at(found, "Status");
+                e.status = found.status.clone();
                 e.total = total;
                 if paid.is_zero() && credited.is_zero() {
                     tracing::info!(key = %g.key, invoice = %number, "Cancelled order's invoice from an unconfirmed attempt found; voiding it.");
@@ -990,9 +963,7 @@ impl TenantWorker {
                     g.led.entry.contact_id = id.clone();
                     if *origin == contacts::Origin::Created {
                         // Created just now: its terms are the ones we sent (if any).
-                        let terms = spec.payment_terms.as_ref().and_then(|t| {
-                            Terms::sales_of(&serde_json::json!({ "PaymentTerms": t }))
-                        });
+                        let terms = spec.payment_terms.as_ref().and_then(Terms::sales_of);
                         self.terms
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
@@ -1177,7 +1148,7 @@ impl TenantWorker {
                     .batch_call(Method::PUT, "/Invoices", "Invoices", &docs, unitdp4)
                     .await
                 {
-                    Ok(els) => els,
+                    Ok(r) => r.invoices,
                     Err(e) => {
                         for &i in chunk {
                             self.call_failed(&mut groups[i], msgs, &e).await;
@@ -1188,12 +1159,11 @@ impl TenantWorker {
                 for (n, &i) in chunk.iter().enumerate() {
                     let g = &mut groups[i];
                     let el = els.get(n).cloned().unwrap_or_default();
-                    if element_ok(&el) {
+                    let Some(refusal) = el.refusal() else {
                         self.invoice_written(g, &el, XeroVerb::Created);
                         continue;
-                    }
-                    let errors = element_errors(&el).join("; ");
-                    let refusal = Refusal::classify(&errors);
+                    };
+                    let errors = el.errors().join("; ");
                     if matches!(refusal, Refusal::DuplicateDocumentNumber(_)) {
                         adopt.push(i);
                     } else if matches!(refusal, Refusal::ArchivedContact(_)) {
@@ -1217,28 +1187,27 @@ impl TenantWorker {
         }
     }
 
-    fn invoice_written(&self, g: &mut Group, el: &Value, verb: XeroVerb) {
+    fn invoice_written(&self, g: &mut Group, el: &model::Invoice, verb: XeroVerb) {
         let (Some(total), Some(due), Some(tax)) = (
-            g.amount(el, "Total"),
-            g.amount(el, "AmountDue"),
-            g.amount(el, "TotalTax"),
+            g.amount(el.total, "Total"),
+            g.amount(el.amount_due, "AmountDue"),
+            g.amount(el.total_tax, "TotalTax"),
         ) else {
             return;
         };
         let doc = g.inv.as_ref().expect("doc");
-        let id = str_at(el, "InvoiceID");
+        let id = el.invoice_id.clone();
         let e = &mut g.led.entry;
         e.invoice_id = id.clone();
         e.invoice_number = doc.number.clone();
         e.content_hash = doc.hash.clone();
         e.date = doc.doc.date.clone();
         e.total = total;
-        let status = str_at(el, "Status");
-        if !status.is_empty() {
-            e.status = status;
+        if !el.status.is_empty() {
+            e.status = el.status.clone();
         }
         g.fresh = true;
-        let status = str_at(el, "Status");
+        let status = el.status.clone();
         let number = doc.number.clone();
         let mut f = self.fact(
             g,
@@ -1273,7 +1242,7 @@ impl TenantWorker {
                 )
                 .await;
             let list = match resp {
-                Ok(v) => element_list(&v, "Invoices"),
+                Ok(v) => v.invoices,
                 Err(e) => {
                     for &i in chunk {
                         groups[i].transient(e.to_string());
@@ -1285,8 +1254,7 @@ impl TenantWorker {
                 let g = &mut groups[i];
                 let number = g.inv.as_ref().expect("doc").number.clone();
                 let found = list.iter().find(|v| {
-                    str_at(v, "InvoiceNumber").eq_ignore_ascii_case(&number)
-                        && str_at(v, "Status") != "DELETED"
+                    v.invoice_number.eq_ignore_ascii_case(&number) && v.status != "DELETED"
                 });
                 let Some(found) = found else {
                     g.transient(format!("invoice {number} said to exist but not found"));
@@ -1299,27 +1267,28 @@ impl TenantWorker {
                     .as_ref()
                     .and_then(|(e, _)| e.order.clone())
                     .unwrap_or_default();
-                for p in element_list(found, "Payments") {
-                    let reference = str_at(&p, "Reference");
+                for p in &found.payments {
                     if let Some(src) = order
                         .payments
                         .iter()
-                        .find(|sp| docs::payment_reference(&number, &sp.id) == reference)
-                        && let Some(amount) = g.amount(&p, "Amount")
+                        .find(|sp| docs::payment_reference(&number, &sp.id) == p.reference)
+                        && let Some(amount) = g.amount(p.amount, "Amount")
                     {
                         g.led.entry.payments.insert(
                             src.id.clone(),
                             PaymentEntry {
-                                payment_id: str_at(&p, "PaymentID"),
+                                payment_id: p.payment_id.clone(),
                                 amount,
                             },
                         );
                     }
                 }
                 // A foreign invoice whose content differs is brought in line when unpaid.
-                let status = str_at(found, "Status");
-                let (paid, total) = (g.amount(found, "AmountPaid"), g.amount(found, "Total"));
-                if status == "AUTHORISED"
+                let (paid, total) = (
+                    g.amount(found.amount_paid, "AmountPaid"),
+                    g.amount(found.total, "Total"),
+                );
+                if found.status == "AUTHORISED"
                     && paid.is_some_and(|p| p.is_zero())
                     && total.is_some_and(|t| t != g.inv.as_ref().expect("doc").total)
                 {
@@ -1360,7 +1329,7 @@ impl TenantWorker {
                 .batch_call(Method::POST, "/Invoices", "Invoices", &docs, unitdp4)
                 .await
             {
-                Ok(els) => els,
+                Ok(r) => r.invoices,
                 Err(e) => {
                     for &i in chunk {
                         self.call_failed(&mut groups[i], msgs, &e).await;
@@ -1371,19 +1340,22 @@ impl TenantWorker {
             for (n, &i) in chunk.iter().enumerate() {
                 let g = &mut groups[i];
                 let el = els.get(n).cloned().unwrap_or_default();
-                if element_ok(&el) {
+                let refusal = el.refusal();
+                if refusal.is_none() {
                     self.invoice_written(g, &el, XeroVerb::Updated);
-                } else if matches!(Refusal::of_element(&el), Some(Refusal::ArchivedContact(_))) {
+                } else if matches!(refusal, Some(Refusal::ArchivedContact(_))) {
                     archived.push(i);
                 } else {
-                    let errors = element_errors(&el).join("; ");
+                    let errors = el.errors().join("; ");
                     let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
                     // "lock date": the cached lock date was older than Xero's.
                     let reason = if matches!(
-                        Refusal::classify(&errors),
-                        Refusal::HasPaymentsOrCredit(_)
-                            | Refusal::InvalidStatus(_)
-                            | Refusal::PeriodLocked(_)
+                        refusal,
+                        Some(
+                            Refusal::HasPaymentsOrCredit(_)
+                                | Refusal::InvalidStatus(_)
+                                | Refusal::PeriodLocked(_)
+                        )
                     ) {
                         ReasonClass::Policy
                     } else {
@@ -1422,16 +1394,19 @@ impl TenantWorker {
                         }
                     })
                     .collect();
-                let docs: Vec<Value> = chunk
+                let docs: Vec<send::StatusChange> = chunk
                     .iter()
                     .zip(&wanted)
-                    .map(|(&i, st)| serde_json::json!({"InvoiceID": groups[i].led.entry.invoice_id, "Status": st}))
+                    .map(|(&i, st)| send::StatusChange {
+                        invoice_id: groups[i].led.entry.invoice_id.clone(),
+                        status: (*st).to_owned(),
+                    })
                     .collect();
                 let els = match self
                     .batch_call(Method::POST, "/Invoices", "Invoices", &docs, false)
                     .await
                 {
-                    Ok(els) => els,
+                    Ok(r) => r.invoices,
                     Err(e) => {
                         for &i in chunk {
                             self.call_failed(&mut groups[i], msgs, &e).await;
@@ -1442,14 +1417,13 @@ impl TenantWorker {
                 for (n, &i) in chunk.iter().enumerate() {
                     let g = &mut groups[i];
                     let el = els.get(n).cloned().unwrap_or_default();
-                    let errors = element_errors(&el).join("; ");
-                    if element_ok(&el) {
-                        if let Some(total) = g.amount(&el, "Total") {
+                    let errors = el.errors().join("; ");
+                    let refusal = el.refusal();
+                    if refusal.is_none() {
+                        if let Some(total) = g.amount(el.total, "Total") {
                             self.invoice_gone(g, wanted[n], total);
                         }
-                    } else if attempt == 0
-                        && matches!(Refusal::classify(&errors), Refusal::InvalidStatus(_))
-                    {
+                    } else if attempt == 0 && matches!(refusal, Some(Refusal::InvalidStatus(_))) {
                         unsure.push(i);
                     } else {
                         let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
@@ -1477,7 +1451,7 @@ impl TenantWorker {
                     )
                     .await
                 {
-                    Ok(v) => element_list(&v, "Invoices"),
+                    Ok(v) => v.invoices,
                     Err(e) => {
                         for &i in chunk {
                             groups[i].transient(e.to_string());
@@ -1489,10 +1463,10 @@ impl TenantWorker {
                     let g = &mut groups[i];
                     let found = list
                         .iter()
-                        .find(|x| str_at(x, "InvoiceID") == g.led.entry.invoice_id)
+                        .find(|x| x.invoice_id == g.led.entry.invoice_id)
                         .cloned()
                         .unwrap_or_default();
-                    let status = str_at(&found, "Status");
+                    let status = found.status.clone();
                     match status.as_str() {
                         "VOIDED" | "DELETED" => {
                             let st = if status == "VOIDED" {
@@ -1500,7 +1474,7 @@ impl TenantWorker {
                             } else {
                                 "DELETED"
                             };
-                            if let Some(total) = g.amount(&found, "Total") {
+                            if let Some(total) = g.amount(found.total, "Total") {
                                 self.invoice_gone(g, st, total);
                             }
                         }
@@ -1558,16 +1532,14 @@ impl TenantWorker {
         collection: &str,
         docs: &[T],
         unitdp4: bool,
-    ) -> Result<Vec<Value>, XeroError> {
+    ) -> Result<Response, XeroError> {
         let mut query = vec![("summarizeErrors", "false".to_owned())];
         if unitdp4 {
             query.push(("unitdp", "4".into()));
         }
-        let v = self
-            .client
-            .call(method, path, &query, Some(envelope(collection, docs)))
-            .await?;
-        Ok(element_list(&v, collection))
+        self.client
+            .call(method, path, &query, Some(send::envelope(collection, docs)))
+            .await
     }
 
     /// Reads a credit note; returns it with its live allocations to `invoice_id`.
@@ -1575,7 +1547,7 @@ impl TenantWorker {
         &self,
         credit_note_id: &str,
         invoice_id: &str,
-    ) -> Result<(Value, Vec<Value>), XeroError> {
+    ) -> Result<(model::CreditNote, Vec<model::Allocation>), XeroError> {
         let v = self
             .client
             .call(
@@ -1585,17 +1557,12 @@ impl TenantWorker {
                 None,
             )
             .await?;
-        let cn = element_list(&v, "CreditNotes")
-            .into_iter()
-            .next()
-            .unwrap_or_default();
-        let mine = element_list(&cn, "Allocations")
-            .into_iter()
-            .filter(|a| {
-                a.get("Invoice")
-                    .is_some_and(|i| str_at(i, "InvoiceID").eq_ignore_ascii_case(invoice_id))
-                    && a.get("IsDeleted").and_then(Value::as_bool) != Some(true)
-            })
+        let cn = v.credit_notes.into_iter().next().unwrap_or_default();
+        let mine = cn
+            .allocations
+            .iter()
+            .filter(|a| a.credits(invoice_id))
+            .cloned()
             .collect();
         Ok((cn, mine))
     }
@@ -1614,16 +1581,17 @@ impl TenantWorker {
             .await?;
         let allocated: Decimal = mine
             .iter()
-            .map(|a| amount_at(a, "Amount"))
+            .map(|a| a.amount.need("Amount"))
             .sum::<Result<Decimal, _>>()?;
         let reference = format!("{} refund", c.number);
-        let refunds: Vec<Value> = element_list(&cn, "Payments")
-            .into_iter()
-            .filter(|p| str_at(p, "Reference") == reference && str_at(p, "Status") != "DELETED")
+        let refunds: Vec<&model::Payment> = cn
+            .payments
+            .iter()
+            .filter(|p| p.reference == reference && p.status != "DELETED")
             .collect();
         let refunded: Decimal = refunds
             .iter()
-            .map(|p| amount_at(p, "Amount"))
+            .map(|p| p.amount.need("Amount"))
             .sum::<Result<Decimal, _>>()?;
         if allocated <= c.allocated && refunded <= c.refunded {
             return Ok(None);
@@ -1634,7 +1602,7 @@ impl TenantWorker {
             known.allocated = allocated;
             let id = mine
                 .last()
-                .map(|a| str_at(a, "AllocationID"))
+                .map(|a| a.allocation_id.clone())
                 .unwrap_or_default();
             tracing::info!(credit_note = %c.number, invoice = %g.led.entry.invoice_number, amount = %found, "Allocation from an unconfirmed attempt found in Xero; not made again.");
             let f = self.fact(
@@ -1654,7 +1622,7 @@ impl TenantWorker {
             known.refunded = refunded;
             let id = refunds
                 .last()
-                .map(|p| str_at(p, "PaymentID"))
+                .map(|p| p.payment_id.clone())
                 .unwrap_or_default();
             tracing::info!(credit_note = %c.number, amount = %found, "Refund payment from an unconfirmed attempt found in Xero; not made again.");
             let f = self.fact(
@@ -1759,22 +1727,20 @@ impl TenantWorker {
                 .await
             {
                 Ok(v) => {
-                    let list = element_list(&v, "Invoices");
                     for &i in chunk {
                         let g = &mut groups[i];
-                        let inv = list
+                        let inv = v
+                            .invoices
                             .iter()
-                            .find(|x| str_at(x, "InvoiceID") == g.led.entry.invoice_id)
+                            .find(|x| x.invoice_id == g.led.entry.invoice_id)
                             .cloned()
                             .unwrap_or_default();
                         let number = g.led.entry.invoice_number.clone();
                         for src in std::mem::take(&mut g.led.entry.payments_in_flight) {
                             let reference = docs::payment_reference(&number, &src);
-                            let found = element_list(&inv, "Payments")
-                                .into_iter()
-                                .find(|p| str_at(p, "Reference") == reference);
+                            let found = inv.payments.iter().find(|p| p.reference == reference);
                             if let Some(p) = found {
-                                let Some(amount) = g.amount(&p, "Amount") else {
+                                let Some(amount) = g.amount(p.amount, "Amount") else {
                                     // Looked up again next time.
                                     g.led.entry.payments_in_flight.push(src);
                                     continue;
@@ -1782,7 +1748,7 @@ impl TenantWorker {
                                 g.led.entry.payments.insert(
                                     src,
                                     PaymentEntry {
-                                        payment_id: str_at(&p, "PaymentID"),
+                                        payment_id: p.payment_id.clone(),
                                         amount,
                                     },
                                 );
@@ -1921,7 +1887,7 @@ impl TenantWorker {
                 .batch_call(Method::PUT, "/Payments", "Payments", &body, false)
                 .await
             {
-                Ok(els) => els,
+                Ok(r) => r.payments,
                 Err(e) => {
                     for (i, _, _) in chunk {
                         let g = &mut groups[*i];
@@ -1934,8 +1900,8 @@ impl TenantWorker {
                 let g = &mut groups[*i];
                 let el = els.get(n).cloned().unwrap_or_default();
                 g.led.entry.payments_in_flight.retain(|x| x != src);
-                if element_ok(&el) {
-                    let id = str_at(&el, "PaymentID");
+                if el.ok() {
+                    let id = el.payment_id.clone();
                     g.led.entry.payments.insert(
                         src.clone(),
                         PaymentEntry {
@@ -1944,12 +1910,10 @@ impl TenantWorker {
                         },
                     );
                     // Only the fact's "amount due" depends on it: unreadable leaves it out.
-                    let due = el
-                        .pointer("/Invoice/AmountDue")
-                        .and_then(|_| amount_at(&el, "/Invoice/AmountDue").ok());
-                    if let Some(st) = el.pointer("/Invoice/Status").and_then(Value::as_str) {
+                    let due = el.invoice.as_ref().and_then(|i| i.amount_due);
+                    if let Some(inv) = el.invoice.as_ref().filter(|i| !i.status.is_empty()) {
                         // A draft a person has approved since.
-                        g.led.entry.status = st.to_owned();
+                        g.led.entry.status = inv.status.clone();
                     }
                     let number = g.led.entry.invoice_number.clone();
                     let f = self.fact(
@@ -1965,11 +1929,11 @@ impl TenantWorker {
                     g.facts.push(f);
                     metrics::counter!(m::WRITES, "tenant" => self.tenant().to_owned(), "kind" => "payment", "verb" => "Recorded").increment(1);
                 } else {
-                    let errors = element_errors(&el).join("; ");
+                    let errors = el.errors().join("; ");
                     if g.live() {
                         let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
                         let draft = g.led.entry.is_draft()
-                            && matches!(Refusal::classify(&errors), Refusal::NotAuthorised(_));
+                            && matches!(el.refusal(), Some(Refusal::NotAuthorised(_)));
                         let (reason, error) = if draft {
                             let number = g
                                 .order
@@ -2109,8 +2073,8 @@ impl TenantWorker {
             .await?;
         let mut freed = Decimal::ZERO;
         for a in mine {
-            let id = str_at(&a, "AllocationID");
-            let amount = amount_at(&a, "Amount")?;
+            let id = a.allocation_id.clone();
+            let amount = a.amount.need("Amount")?;
             self.client
                 .call(
                     Method::DELETE,
@@ -2209,7 +2173,7 @@ impl TenantWorker {
                     .batch_call(method, "/CreditNotes", "CreditNotes", &body, unitdp4)
                     .await
                 {
-                    Ok(els) => els,
+                    Ok(r) => r.credit_notes,
                     Err(e) => {
                         for (gi, _, _) in chunk {
                             let g = &mut groups[*gi];
@@ -2226,9 +2190,9 @@ impl TenantWorker {
                     let (ev, idx) = g.refunds[*ri].clone();
                     let rid = ev.refund.as_ref().map(|r| r.id.clone()).unwrap_or_default();
                     let mut el = els.get(n).cloned().unwrap_or_default();
-                    let errors = element_errors(&el).join("; ");
-                    let created = element_ok(&el);
-                    let refusal = Refusal::of_element(&el);
+                    let errors = el.errors().join("; ");
+                    let created = el.ok();
+                    let refusal = el.refusal();
                     if pass == 0 && matches!(refusal, Some(Refusal::ArchivedContact(_))) {
                         archived.push((*gi, *ri, d.clone()));
                         continue;
@@ -2244,18 +2208,13 @@ impl TenantWorker {
                             )
                             .await
                         {
-                            Ok(v) => {
-                                el = element_list(&v, "CreditNotes")
-                                    .into_iter()
-                                    .next()
-                                    .unwrap_or_default()
-                            }
+                            Ok(v) => el = v.credit_notes.into_iter().next().unwrap_or_default(),
                             Err(e) => {
                                 g.transient(e.to_string());
                                 continue;
                             }
                         }
-                    } else if !element_ok(&el) {
+                    } else if !created {
                         self.review_unapplied(
                             g,
                             "refund",
@@ -2267,7 +2226,7 @@ impl TenantWorker {
                         .await;
                         continue;
                     }
-                    let id = str_at(&el, "CreditNoteID");
+                    let id = el.credit_note_id.clone();
                     if id.is_empty() {
                         g.transient("credit note not found after 'must be unique'");
                         continue;
@@ -2353,10 +2312,15 @@ impl TenantWorker {
                 let alloc = left.min(due);
                 let date = chrono::Utc::now().with_timezone(&org.timezone).date_naive();
                 if alloc > Decimal::ZERO {
-                    let body = serde_json::json!({"Allocations": [{"Invoice": {"InvoiceID": g.led.entry.invoice_id}, "Amount": Value::Null, "Date": date.to_string()}]});
-                    let body = body.to_string().replace(
-                        "\"Amount\":null",
-                        &format!("\"Amount\":{}", alloc.normalize()),
+                    let body = send::envelope(
+                        "Allocations",
+                        &[send::Allocation {
+                            invoice: send::InvoiceRef {
+                                invoice_id: g.led.entry.invoice_id.clone(),
+                            },
+                            amount: alloc,
+                            date: date.to_string(),
+                        }],
                     );
                     match self
                         .client
@@ -2364,20 +2328,17 @@ impl TenantWorker {
                             Method::PUT,
                             &format!("/CreditNotes/{}/Allocations", c.credit_note_id),
                             &[("summarizeErrors", "false".into())],
-                            Some(body.into_bytes()),
+                            Some(body),
                         )
                         .await
                     {
                         Ok(v) => {
-                            let el = element_list(&v, "Allocations")
-                                .into_iter()
-                                .next()
-                                .unwrap_or_default();
-                            if element_ok(&el) {
+                            let el = v.allocations.into_iter().next().unwrap_or_default();
+                            if el.ok() {
                                 if let Some(ce) = g.led.entry.credit_notes.get_mut(&rid) {
                                     ce.allocated += alloc;
                                 }
-                                let id = str_at(&el, "AllocationID");
+                                let id = el.allocation_id.clone();
                                 let f = self.fact(
                                     g,
                                     XeroDocumentKind::Allocation,
@@ -2390,14 +2351,12 @@ impl TenantWorker {
                                 );
                                 g.facts.push(f);
                             } else {
-                                let errors = element_errors(&el).join("; ");
+                                let errors = el.errors().join("; ");
                                 let idx = g.refunds.first().map_or(g.msgs[0], |(_, i)| *i);
                                 let (reason, error) = if self.shared.config.invoice_status
                                     == DocStatus::Draft
-                                    && matches!(
-                                        Refusal::classify(&errors),
-                                        Refusal::NotAuthorised(_)
-                                    ) {
+                                    && matches!(el.refusal(), Some(Refusal::NotAuthorised(_)))
+                                {
                                     (
                                         ReasonClass::Policy,
                                         format!(
@@ -2443,10 +2402,10 @@ impl TenantWorker {
                         rid.clone(),
                         docs::XPayment {
                             invoice: None,
-                            credit_note: Some(
-                                serde_json::json!({"CreditNoteID": c.credit_note_id}),
-                            ),
-                            account: serde_json::json!({"Code": account}),
+                            credit_note: Some(send::CreditNoteRef {
+                                credit_note_id: c.credit_note_id.clone(),
+                            }),
+                            account: send::AccountRef { code: account },
                             date: date.to_string(),
                             amount: rest,
                             reference: format!("{} refund", c.number),
@@ -2463,7 +2422,7 @@ impl TenantWorker {
                 .batch_call(Method::PUT, "/Payments", "Payments", &body, false)
                 .await
             {
-                Ok(els) => els,
+                Ok(r) => r.payments,
                 Err(e) => {
                     for (gi, _, _) in chunk {
                         groups[*gi].transient(e.to_string());
@@ -2474,12 +2433,12 @@ impl TenantWorker {
             for (n, (gi, rid, p)) in chunk.iter().enumerate() {
                 let g = &mut groups[*gi];
                 let el = els.get(n).cloned().unwrap_or_default();
-                if element_ok(&el) {
+                if el.ok() {
                     if let Some(ce) = g.led.entry.credit_notes.get_mut(rid) {
                         ce.refunded += p.amount;
                         ce.done = true;
                     }
-                    let id = str_at(&el, "PaymentID");
+                    let id = el.payment_id.clone();
                     let f = self.fact(
                         g,
                         XeroDocumentKind::Payment,
@@ -2492,10 +2451,10 @@ impl TenantWorker {
                     );
                     g.facts.push(f);
                 } else if g.live() {
-                    let errors = element_errors(&el).join("; ");
+                    let errors = el.errors().join("; ");
                     let idx = g.msgs[0];
                     let (reason, error) = if self.shared.config.invoice_status == DocStatus::Draft
-                        && matches!(Refusal::classify(&errors), Refusal::NotAuthorised(_))
+                        && matches!(el.refusal(), Some(Refusal::NotAuthorised(_)))
                     {
                         (
                             ReasonClass::Policy,

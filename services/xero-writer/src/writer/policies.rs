@@ -42,12 +42,13 @@ impl TenantWorker {
                 .await;
             match resp {
                 Ok(v) => {
-                    let list = element_list(&v, "Contacts");
                     let mut cache = self.terms.lock().unwrap_or_else(|e| e.into_inner());
                     for id in chunk {
-                        let terms = list
+                        let terms = v
+                            .contacts
                             .iter()
-                            .find(|c| str_at(c, "ContactID").eq_ignore_ascii_case(id))
+                            .find(|c| c.contact_id.eq_ignore_ascii_case(id))
+                            .and_then(|c| c.payment_terms.as_ref())
                             .and_then(Terms::sales_of);
                         cache.insert(id.clone(), (terms, std::time::Instant::now()));
                     }
@@ -102,15 +103,18 @@ impl TenantWorker {
         }
         let mut restored = Vec::new();
         for chunk in ids.chunks(self.shared.config.batch_size) {
-            let body: Vec<Value> = chunk
+            let body: Vec<send::ContactStatus> = chunk
                 .iter()
-                .map(|id| serde_json::json!({"ContactID": id, "ContactStatus": "ACTIVE"}))
+                .map(|id| send::ContactStatus {
+                    contact_id: id.clone(),
+                    contact_status: "ACTIVE".into(),
+                })
                 .collect();
             let els = match self
                 .batch_call(Method::POST, "/Contacts", "Contacts", &body, false)
                 .await
             {
-                Ok(els) => els,
+                Ok(r) => r.contacts,
                 Err(e) => {
                     for &i in idx {
                         if chunk.contains(&groups[i].led.entry.contact_id) {
@@ -122,8 +126,8 @@ impl TenantWorker {
             };
             for (n, id) in chunk.iter().enumerate() {
                 let el = els.get(n).cloned().unwrap_or_default();
-                let ok = element_ok(&el) && str_at(&el, "ContactStatus") == "ACTIVE";
-                let errors = element_errors(&el).join("; ");
+                let ok = el.ok() && el.contact_status == "ACTIVE";
+                let errors = el.errors().join("; ");
                 let mut announced = false;
                 for &i in idx {
                     let g = &mut groups[i];
@@ -140,7 +144,7 @@ impl TenantWorker {
                                 XeroDocumentKind::Contact,
                                 XeroVerb::Updated,
                                 id,
-                                &str_at(&el, "ContactNumber"),
+                                &el.contact_number,
                                 None,
                                 None,
                                 "ACTIVE",
@@ -209,7 +213,7 @@ impl TenantWorker {
                 .batch_call(Method::POST, &path, "Invoices", &docs, unitdp4)
                 .await
             {
-                Ok(els) => els,
+                Ok(r) => r.invoices,
                 Err(e) => {
                     for &i in &chunk {
                         self.call_failed(&mut groups[i], msgs, &e).await;
@@ -220,7 +224,7 @@ impl TenantWorker {
             for (n, &i) in chunk.iter().enumerate() {
                 let g = &mut groups[i];
                 let el = els.get(n).cloned().unwrap_or_default();
-                if element_ok(&el) {
+                if el.ok() {
                     let verb = if update {
                         XeroVerb::Updated
                     } else {
@@ -228,7 +232,7 @@ impl TenantWorker {
                     };
                     self.invoice_written(g, &el, verb);
                 } else {
-                    let errors = element_errors(&el).join("; ");
+                    let errors = el.errors().join("; ");
                     let m = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
                     self.review(g, &msgs[m], ReasonClass::XeroValidation, &errors, vec![])
                         .await;
@@ -278,10 +282,7 @@ impl TenantWorker {
                 )
                 .await
             {
-                Ok(v) => element_list(&v, "Invoices")
-                    .into_iter()
-                    .next()
-                    .unwrap_or_default(),
+                Ok(v) => v.invoices.into_iter().next().unwrap_or_default(),
                 Err(err) => {
                     self.call_failed(g, msgs, &err).await;
                     continue;
@@ -289,27 +290,28 @@ impl TenantWorker {
             };
             // 2. A credit note with its lines, dated after the lock date.
             let cn_number = format!("{}-C", e.invoice_number);
-            let lines: Result<Vec<docs::XLine>, ledgerline_xero_client::AmountError> =
-                element_list(&old, "LineItems")
-                    .iter()
-                    .map(|l| {
-                        Ok(docs::XLine {
-                            description: str_at(l, "Description"),
-                            quantity: Decimal::ONE,
-                            unit_amount: amount_at(l, "LineAmount")?,
-                            discount_amount: None,
-                            account_code: str_at(l, "AccountCode"),
-                            tax_type: str_at(l, "TaxType"),
-                            tracking: element_list(l, "Tracking")
-                                .iter()
-                                .map(|t| docs::XTracking {
-                                    name: str_at(t, "Name"),
-                                    option: str_at(t, "Option"),
-                                })
-                                .collect(),
-                        })
+            let lines: Result<Vec<docs::XLine>, ledgerline_xero_client::AmountError> = old
+                .line_items
+                .iter()
+                .map(|l| {
+                    Ok(docs::XLine {
+                        description: l.description.clone(),
+                        quantity: Decimal::ONE,
+                        unit_amount: l.line_amount.need("LineAmount")?,
+                        discount_amount: None,
+                        account_code: l.account_code.clone(),
+                        tax_type: l.tax_type.clone(),
+                        tracking: l
+                            .tracking
+                            .iter()
+                            .map(|t| docs::XTracking {
+                                name: t.name.clone(),
+                                option: t.option.clone(),
+                            })
+                            .collect(),
                     })
-                    .collect();
+                })
+                .collect();
             let lines = match lines {
                 Ok(l) => l,
                 Err(e) => {
@@ -338,10 +340,10 @@ impl TenantWorker {
                 },
                 date: date.to_string(),
                 due_date: None,
-                line_amount_types: str_at(&old, "LineAmountTypes"),
+                line_amount_types: old.line_amount_types.clone(),
                 status: "AUTHORISED".into(),
                 line_items: lines,
-                currency_code: Some(str_at(&old, "CurrencyCode")).filter(|c| !c.is_empty()),
+                currency_code: Some(old.currency_code.clone()).filter(|c| !c.is_empty()),
             };
             let unitdp4 = credit
                 .line_items
@@ -357,29 +359,26 @@ impl TenantWorker {
                 )
                 .await
             {
-                Ok(els) => els.into_iter().next().unwrap_or_default(),
+                Ok(r) => r.credit_notes.into_iter().next().unwrap_or_default(),
                 Err(err) => {
                     self.call_failed(g, msgs, &err).await;
                     continue;
                 }
             };
-            let cn = if element_ok(&cn) {
+            let cn = if cn.ok() {
                 let f = self.fact(
                     g,
                     XeroDocumentKind::CreditNote,
                     XeroVerb::Created,
-                    &str_at(&cn, "CreditNoteID"),
+                    &cn.credit_note_id,
                     &cn_number,
-                    amount_at(&cn, "Total").ok(),
+                    cn.total,
                     None,
                     "AUTHORISED",
                 );
                 g.facts.push(f);
                 cn
-            } else if matches!(
-                Refusal::of_element(&cn),
-                Some(Refusal::DuplicateDocumentNumber(_))
-            ) {
+            } else if matches!(cn.refusal(), Some(Refusal::DuplicateDocumentNumber(_))) {
                 // Ours from an attempt that did not finish.
                 match self
                     .client
@@ -391,10 +390,7 @@ impl TenantWorker {
                     )
                     .await
                 {
-                    Ok(v) => element_list(&v, "CreditNotes")
-                        .into_iter()
-                        .next()
-                        .unwrap_or_default(),
+                    Ok(v) => v.credit_notes.into_iter().next().unwrap_or_default(),
                     Err(err) => {
                         g.transient(err.to_string());
                         continue;
@@ -404,22 +400,22 @@ impl TenantWorker {
                 let error = format!(
                     "invoice {} lies in a locked period (lock date {lock}); its credit note {cn_number} was refused: {}",
                     e.invoice_number,
-                    element_errors(&cn).join("; ")
+                    cn.errors().join("; ")
                 );
                 self.review(g, &msgs[idx], ReasonClass::XeroValidation, &error, vec![])
                     .await;
                 continue;
             };
-            let cn_id = str_at(&cn, "CreditNoteID");
+            let cn_id = cn.credit_note_id.clone();
             if cn_id.is_empty() {
                 g.transient(format!("credit note {cn_number} not found"));
                 continue;
             }
             // 3. Allocated to the old invoice, which then owes nothing.
             let (cn_total, remaining, old_due) = match (
-                amount_at(&cn, "Total"),
-                amount_at(&cn, "RemainingCredit"),
-                amount_at(&old, "AmountDue"),
+                cn.total.need("Total"),
+                cn.remaining_credit.need("RemainingCredit"),
+                old.amount_due.need("AmountDue"),
             ) {
                 (Ok(t), Ok(r), Ok(d)) => (t, r, d),
                 (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
@@ -429,33 +425,37 @@ impl TenantWorker {
             };
             let alloc = remaining.min(old_due);
             if alloc > Decimal::ZERO {
-                let body = serde_json::json!({"Allocations": [{"Invoice": {"InvoiceID": e.invoice_id}, "Amount": Value::Null, "Date": date.to_string()}]})
-                    .to_string()
-                    .replace("\"Amount\":null", &format!("\"Amount\":{}", alloc.normalize()));
+                let body = send::envelope(
+                    "Allocations",
+                    &[send::Allocation {
+                        invoice: send::InvoiceRef {
+                            invoice_id: e.invoice_id.clone(),
+                        },
+                        amount: alloc,
+                        date: date.to_string(),
+                    }],
+                );
                 let el = match self
                     .client
                     .call(
                         Method::PUT,
                         &format!("/CreditNotes/{cn_id}/Allocations"),
                         &[("summarizeErrors", "false".into())],
-                        Some(body.into_bytes()),
+                        Some(body),
                     )
                     .await
                 {
-                    Ok(v) => element_list(&v, "Allocations")
-                        .into_iter()
-                        .next()
-                        .unwrap_or_default(),
+                    Ok(v) => v.allocations.into_iter().next().unwrap_or_default(),
                     Err(err) => {
                         self.call_failed(g, msgs, &err).await;
                         continue;
                     }
                 };
-                if !element_ok(&el) {
+                if !el.ok() {
                     let error = format!(
                         "credit note {cn_number} could not be allocated to invoice {}: {}",
                         e.invoice_number,
-                        element_errors(&el).join("; ")
+                        el.errors().join("; ")
                     );
                     self.review(g, &msgs[idx], ReasonClass::XeroValidation, &error, vec![])
                         .await;
@@ -465,7 +465,7 @@ impl TenantWorker {
                     g,
                     XeroDocumentKind::Allocation,
                     XeroVerb::Created,
-                    &str_at(&el, "AllocationID"),
+                    &el.allocation_id,
                     &cn_number,
                     Some(alloc),
                     None,
@@ -519,18 +519,15 @@ impl TenantWorker {
                 .batch_call(Method::PUT, "/Invoices", "Invoices", &[&inv.doc], unitdp4)
                 .await
             {
-                Ok(els) => els.into_iter().next().unwrap_or_default(),
+                Ok(r) => r.invoices.into_iter().next().unwrap_or_default(),
                 Err(err) => {
                     self.call_failed(g, msgs, &err).await;
                     continue;
                 }
             };
-            let (el, verb) = if element_ok(&el) {
+            let (el, verb) = if el.ok() {
                 (el, XeroVerb::Created)
-            } else if matches!(
-                Refusal::of_element(&el),
-                Some(Refusal::DuplicateDocumentNumber(_))
-            ) {
+            } else if matches!(el.refusal(), Some(Refusal::DuplicateDocumentNumber(_))) {
                 match self
                     .client
                     .call(
@@ -542,9 +539,9 @@ impl TenantWorker {
                     .await
                 {
                     Ok(v) => (
-                        element_list(&v, "Invoices")
+                        v.invoices
                             .into_iter()
-                            .find(|i| str_at(i, "Status") != "DELETED")
+                            .find(|i| i.status != "DELETED")
                             .unwrap_or_default(),
                         XeroVerb::Adopted,
                     ),
@@ -558,13 +555,13 @@ impl TenantWorker {
                     "invoice {} was credited by {cn_number} (locked period) but its replacement {} was refused: {}",
                     e.invoice_number,
                     inv.number,
-                    element_errors(&el).join("; ")
+                    el.errors().join("; ")
                 );
                 self.review(g, &msgs[idx], ReasonClass::XeroValidation, &error, vec![])
                     .await;
                 continue;
             };
-            if str_at(&el, "InvoiceID").is_empty() {
+            if el.invoice_id.is_empty() {
                 g.transient(format!("invoice {} not found", inv.number));
                 continue;
             }
@@ -600,24 +597,20 @@ impl TenantWorker {
                     )
                     .await;
                 let el = match resp {
-                    Ok(v) => element_list(&v, "Payments")
-                        .into_iter()
-                        .next()
-                        .unwrap_or_default(),
-                    Err(XeroError::NotFound) => Value::Null,
+                    Ok(v) => Some(v.payments.into_iter().next().unwrap_or_default()),
+                    Err(XeroError::NotFound) => None,
                     Err(e) => {
                         self.call_failed(g, msgs, &e).await;
                         break;
                     }
                 };
-                let errors = element_errors(&el).join("; ");
-                let gone = matches!(Refusal::classify(&errors), Refusal::AlreadyDeleted(_));
-                if el.is_null() || !(element_ok(&el) || gone) {
+                let refusal = el.as_ref().and_then(Element::refusal);
+                let gone = matches!(refusal, Some(Refusal::AlreadyDeleted(_)));
+                if el.is_none() || (refusal.is_some() && !gone) {
                     let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
-                    let why = if el.is_null() {
-                        "Xero does not know it".to_owned()
-                    } else {
-                        errors
+                    let why = match &refusal {
+                        None => "Xero does not know it".to_owned(),
+                        Some(r) => r.message().to_owned(),
                     };
                     let error = format!(
                         "order was cancelled; payment {} ({}) on invoice {} could not be deleted before voiding: {why}",

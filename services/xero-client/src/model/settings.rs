@@ -1,0 +1,107 @@
+//! The organisation's settings: the organisation, accounts, tax rates, tracking, currencies.
+
+use super::contacts::PaymentTerms;
+use ledgerline_platform::json::opt_decimal;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+/// The organisation.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Organisation {
+    /// Name.
+    #[serde(deserialize_with = "super::nullable")]
+    pub name: String,
+    /// BaseCurrency.
+    #[serde(deserialize_with = "super::nullable")]
+    pub base_currency: String,
+    /// Timezone (a Windows zone name, e.g. NEWZEALANDSTANDARDTIME).
+    #[serde(deserialize_with = "super::nullable")]
+    pub timezone: String,
+    /// PeriodLockDate (`/Date(ms)/` or ISO).
+    pub period_lock_date: Option<String>,
+    /// EndOfYearLockDate.
+    pub end_of_year_lock_date: Option<String>,
+    /// Default PaymentTerms.
+    pub payment_terms: Option<PaymentTerms>,
+}
+
+/// An account in the chart of accounts.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Account {
+    /// Code.
+    #[serde(deserialize_with = "super::nullable")]
+    pub code: String,
+    /// Name.
+    #[serde(deserialize_with = "super::nullable")]
+    pub name: String,
+    /// Type (REVENUE, BANK, ...).
+    #[serde(rename = "Type")]
+    #[serde(deserialize_with = "super::nullable")]
+    pub kind: String,
+    /// Class.
+    #[serde(deserialize_with = "super::nullable")]
+    pub class: String,
+    /// ACTIVE or ARCHIVED.
+    #[serde(deserialize_with = "super::nullable")]
+    pub status: String,
+    /// EnablePaymentsToAccount.
+    pub enable_payments_to_account: Option<bool>,
+}
+
+/// A tax rate.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct TaxRate {
+    /// TaxType.
+    #[serde(deserialize_with = "super::nullable")]
+    pub tax_type: String,
+    /// Name.
+    #[serde(deserialize_with = "super::nullable")]
+    pub name: String,
+    /// EffectiveRate, a percentage.
+    #[serde(with = "opt_decimal")]
+    pub effective_rate: Option<Decimal>,
+    /// ACTIVE, DELETED or ARCHIVED.
+    #[serde(deserialize_with = "super::nullable")]
+    pub status: String,
+    /// CanApplyToRevenue.
+    pub can_apply_to_revenue: Option<bool>,
+}
+
+/// A tracking category.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct TrackingCategory {
+    /// Name.
+    #[serde(deserialize_with = "super::nullable")]
+    pub name: String,
+    /// ACTIVE or ARCHIVED.
+    #[serde(deserialize_with = "super::nullable")]
+    pub status: String,
+    /// Options.
+    #[serde(deserialize_with = "super::nullable")]
+    pub options: Vec<TrackingOption>,
+}
+
+/// A tracking option.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct TrackingOption {
+    /// Name.
+    #[serde(deserialize_with = "super::nullable")]
+    pub name: String,
+    /// ACTIVE or ARCHIVED.
+    #[serde(deserialize_with = "super::nullable")]
+    pub status: String,
+}
+
+/// An enabled currency.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Currency {
+    /// Code.
+    #[serde(deserialize_with = "super::nullable")]
+    pub code: String,
+}
