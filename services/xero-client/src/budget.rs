@@ -90,8 +90,10 @@ pub struct Budget {
     inflight: std::sync::Arc<Semaphore>,
     shared: Option<SharedWindows>,
     slots: Option<std::sync::Arc<SharedSlots>>,
-    /// Backfill's caps: calls per minute window and per day window.
+    /// The background lanes' caps: calls per minute window and per day window.
     backfill: Caps,
+    /// Live calls of this process waiting for a slot: background calls let them go first.
+    live_waiting: std::sync::atomic::AtomicUsize,
 }
 
 /// How many calls of each window backfill may use.
@@ -137,18 +139,74 @@ enum Cap {
     Day,
 }
 
-tokio::task_local! {
-    /// Set for the backfill lane's work: its calls spend backfill's share.
-    static BACKFILL: bool;
+/// The priority lane a call is taken in. Live orders go first; the lanes below them (orders
+/// that last changed long ago, the reconciler's polling) together spend at most the
+/// background share of each window ([`Budget::background_share`]) and wait while a live call
+/// of the same process waits for a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Orders as they happen.
+    Live,
+    /// Orders that last changed long ago (a backlog after an outage, an import).
+    Backfill,
+    /// The reconciler's reads of both sides.
+    Reconcile,
 }
 
-/// Runs `f` with its Xero calls counted as backfill (capped by the backfill share).
+impl Lane {
+    /// True for the lanes below live, capped at the background share.
+    pub fn is_background(self) -> bool {
+        self != Self::Live
+    }
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Live => "live",
+            Self::Backfill => "backfill",
+            Self::Reconcile => "reconcile",
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The lane of the work running in this task.
+    static LANE: Lane;
+}
+
+/// Runs `f` with its Xero calls taken in `lane`.
+pub async fn in_lane<F: std::future::Future>(lane: Lane, f: F) -> F::Output {
+    LANE.scope(lane, f).await
+}
+
+/// Runs `f` with its Xero calls counted as backfill (capped by the background share).
 pub async fn as_backfill<F: std::future::Future>(f: F) -> F::Output {
-    BACKFILL.scope(true, f).await
+    in_lane(Lane::Backfill, f).await
+}
+
+/// The lane of the calling task (live unless [`in_lane`] says otherwise).
+pub fn current_lane() -> Lane {
+    LANE.try_with(|l| *l).unwrap_or(Lane::Live)
 }
 
 fn is_backfill() -> bool {
-    BACKFILL.try_with(|b| *b).unwrap_or(false)
+    current_lane().is_background()
+}
+
+/// Counts this process's live calls waiting for a slot while it lives.
+struct LiveWaiting<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> LiveWaiting<'a> {
+    fn new(n: &'a std::sync::atomic::AtomicUsize) -> Self {
+        n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(n)
+    }
+}
+
+impl Drop for LiveWaiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// The minute and day windows kept in the RATE_BUDGET bucket, so every replica spends from
@@ -256,7 +314,7 @@ impl SharedWindows {
                 )));
             }
             if let Some(caps) = backfill {
-                metrics::gauge!("xero_writer_backfill_day_remaining", "tenant" => self.key.clone())
+                metrics::gauge!("xero_client_background_day_remaining", "tenant" => self.key.clone())
                     .set(caps.day.saturating_sub(st.bd) as f64);
                 match caps.wait(st.bm, st.bd) {
                     Some(Cap::Day) => {
@@ -275,9 +333,9 @@ impl SharedWindows {
             *self.seen.lock().unwrap_or_else(|e| e.into_inner()) =
                 (self.minute.0.saturating_sub(st.mu + 1), st.ms);
             *self.used.lock().unwrap_or_else(|e| e.into_inner()) = (st.mu + 1, st.du + 1);
-            metrics::gauge!("xero_writer_budget_minute_remaining", "tenant" => self.key.clone())
+            metrics::gauge!("xero_client_budget_minute_remaining", "tenant" => self.key.clone())
                 .set(self.minute.0.saturating_sub(st.mu) as f64);
-            metrics::gauge!("xero_writer_budget_day_remaining", "tenant" => self.key.clone())
+            metrics::gauge!("xero_client_budget_day_remaining", "tenant" => self.key.clone())
                 .set(self.day.0.saturating_sub(st.du) as f64);
             if st.mu >= self.minute.0 {
                 return Err(Wait::Short(Duration::from_millis(
@@ -417,12 +475,18 @@ fn lease_id() -> u64 {
 }
 
 impl SharedSlots {
-    /// Waits for a slot; `Some(None)` when the store cannot be read (the call goes, as with
+    /// Waits for a slot (a background caller after this process's waiting live calls);
+    /// `Some(None)` when the store cannot be read (the call goes, as with
     /// the windows: Xero's 429 still protects the tenant); `None` if `cancel` fired.
-    async fn take(&self, cancel: &tokio_util::sync::CancellationToken) -> Option<Option<u64>> {
+    async fn take(
+        &self,
+        cancel: &tokio_util::sync::CancellationToken,
+        yield_to: Option<&std::sync::atomic::AtomicUsize>,
+    ) -> Option<Option<u64>> {
         let id = lease_id();
         let mut conflicts = 0u32;
         loop {
+            Budget::give_way(yield_to, cancel).await?;
             let Ok((mut leases, rev)) = read_entry::<Leases>(&self.kv, &self.key).await else {
                 return Some(None);
             };
@@ -506,11 +570,13 @@ impl Budget {
             shared: None,
             slots: None,
             backfill: Caps::of(limits.minute, limits.day, 1.0),
+            live_waiting: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
-    /// Caps calls made under [`as_backfill`] at `share` of each window (1.0: no cap).
-    pub fn backfill_share(mut self, share: f64) -> Self {
+    /// Caps calls of the background lanes (backfill and reconcile together) at `share` of each
+    /// window (1.0: no cap), so live orders keep the rest.
+    pub fn background_share(mut self, share: f64) -> Self {
         let (minute, day) = {
             let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
             (s.minute.limit, s.day.limit)
@@ -586,14 +652,14 @@ impl Budget {
             }
             s.minute.backfill += 1;
             s.day.backfill += 1;
-            metrics::gauge!("xero_writer_backfill_day_remaining", "tenant" => self.tenant.clone())
+            metrics::gauge!("xero_client_background_day_remaining", "tenant" => self.tenant.clone())
                 .set(self.backfill.day.saturating_sub(s.day.backfill) as f64);
         }
         s.minute.used += 1;
         s.day.used += 1;
-        metrics::gauge!("xero_writer_budget_minute_remaining", "tenant" => self.tenant.clone())
+        metrics::gauge!("xero_client_budget_minute_remaining", "tenant" => self.tenant.clone())
             .set(s.minute.remaining() as f64);
-        metrics::gauge!("xero_writer_budget_day_remaining", "tenant" => self.tenant.clone())
+        metrics::gauge!("xero_client_budget_day_remaining", "tenant" => self.tenant.clone())
             .set(s.day.remaining() as f64);
         Ok(())
     }
@@ -601,32 +667,78 @@ impl Budget {
     /// Waits for a slot in flight and a call from the windows; `None` if `cancel` fired first.
     /// The permit holds the slot until it is dropped.
     pub async fn acquire(&self, cancel: &tokio_util::sync::CancellationToken) -> Option<Permit> {
-        let local = self.acquire_windows(cancel).await?;
+        let lane = current_lane();
+        let local = self.acquire_windows(cancel, lane).await?;
         let lease = match &self.slots {
-            Some(slots) => Some((slots.clone(), slots.take(cancel).await?)),
+            Some(slots) => {
+                let _waiting =
+                    (!lane.is_background()).then(|| LiveWaiting::new(&self.live_waiting));
+                let yield_to = lane.is_background().then_some(&self.live_waiting);
+                Some((slots.clone(), slots.take(cancel, yield_to).await?))
+            }
             None => None,
         };
+        metrics::counter!("xero_client_lane_calls_total", "tenant" => self.tenant.clone(), "lane" => lane.label())
+            .increment(1);
         Some(Permit {
             _local: local,
             lease,
         })
     }
 
+    /// This process's slot. A live call queues for it; a background call takes one only while
+    /// no live call waits, so a live call never queues behind a background one.
+    async fn local_slot(
+        &self,
+        lane: Lane,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Option<OwnedSemaphorePermit> {
+        if !lane.is_background() {
+            let _waiting = LiveWaiting::new(&self.live_waiting);
+            return tokio::select! {
+                p = self.inflight.clone().acquire_owned() => p.ok(),
+                _ = cancel.cancelled() => None,
+            };
+        }
+        loop {
+            Self::give_way(Some(&self.live_waiting), cancel).await?;
+            if let Ok(p) = self.inflight.clone().try_acquire_owned() {
+                return Some(p);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(SLOT_POLL) => {}
+                _ = cancel.cancelled() => return None,
+            }
+        }
+    }
+
+    /// Waits while live calls of this process wait for a slot (background lanes only).
+    async fn give_way(
+        yield_to: Option<&std::sync::atomic::AtomicUsize>,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Option<()> {
+        while yield_to.is_some_and(|n| n.load(std::sync::atomic::Ordering::SeqCst) > 0) {
+            tokio::select! {
+                _ = tokio::time::sleep(SLOT_POLL) => {}
+                _ = cancel.cancelled() => return None,
+            }
+        }
+        Some(())
+    }
+
     /// This process's slot and a call from the windows.
     async fn acquire_windows(
         &self,
         cancel: &tokio_util::sync::CancellationToken,
+        lane: Lane,
     ) -> Option<OwnedSemaphorePermit> {
         let mut permit: Option<OwnedSemaphorePermit> = None;
         let mut reported_day = false;
-        let backfill = is_backfill();
+        let backfill = lane.is_background();
         let mut held = false;
         loop {
             if permit.is_none() {
-                permit = tokio::select! {
-                    p = self.inflight.clone().acquire_owned() => Some(p.ok()?),
-                    _ = cancel.cancelled() => return None,
-                };
+                permit = Some(self.local_slot(lane, cancel).await?);
             }
             let taken = match self.take_local(backfill) {
                 Ok(()) => match &self.shared {
@@ -639,7 +751,7 @@ impl Budget {
                 Ok(()) => {
                     if held {
                         tracing::info!(tenant = %self.tenant, "Backfill share available again; backfill resumes.");
-                        metrics::gauge!("xero_writer_backfill_held", "tenant" => self.tenant.clone()).set(0.0);
+                        metrics::gauge!("xero_client_background_held", "tenant" => self.tenant.clone()).set(0.0);
                     }
                     return permit;
                 }
@@ -652,8 +764,8 @@ impl Budget {
                             if !held {
                                 held = true;
                                 tracing::warn!(tenant = %self.tenant, wait_secs = d.as_secs(), calls = self.backfill.day, "Backfill's share of the daily Xero calls is spent; holding backfill until the window resets (live orders go on).");
-                                metrics::gauge!("xero_writer_backfill_held", "tenant" => self.tenant.clone()).set(1.0);
-                                metrics::counter!("xero_writer_backfill_holds_total", "tenant" => self.tenant.clone()).increment(1);
+                                metrics::gauge!("xero_client_background_held", "tenant" => self.tenant.clone()).set(1.0);
+                                metrics::counter!("xero_client_background_holds_total", "tenant" => self.tenant.clone()).increment(1);
                             }
                             d
                         }
@@ -661,7 +773,7 @@ impl Budget {
                             if !reported_day {
                                 reported_day = true;
                                 tracing::warn!(tenant = %self.tenant, wait_secs = d.as_secs(), "Daily Xero call limit spent; holding work until the window resets.");
-                                metrics::counter!("xero_writer_day_limit_holds_total", "tenant" => self.tenant.clone()).increment(1);
+                                metrics::counter!("xero_client_day_limit_holds_total", "tenant" => self.tenant.clone()).increment(1);
                             }
                             d
                         }
@@ -670,7 +782,7 @@ impl Budget {
                         _ = tokio::time::sleep(d.max(Duration::from_millis(5))) => {}
                         _ = cancel.cancelled() => {
                             if held {
-                                metrics::gauge!("xero_writer_backfill_held", "tenant" => self.tenant.clone()).set(0.0);
+                                metrics::gauge!("xero_client_background_held", "tenant" => self.tenant.clone()).set(0.0);
                             }
                             return None;
                         }
@@ -722,7 +834,7 @@ impl Budget {
             s.day.start = Instant::now();
             s.day.len = retry_after;
         }
-        metrics::counter!("xero_writer_throttled_total", "tenant" => self.tenant.clone(), "problem" => problem.to_owned()).increment(1);
+        metrics::counter!("xero_client_throttled_total", "tenant" => self.tenant.clone(), "problem" => problem.to_owned()).increment(1);
         tracing::warn!(tenant = %self.tenant, retry_after_ms = retry_after.as_millis() as u64, problem, "Xero said 429; pausing this tenant.");
     }
 
@@ -786,7 +898,7 @@ impl Breaker {
     }
 
     fn gauge(&self, v: f64) {
-        metrics::gauge!("xero_writer_breaker_state", "tenant" => self.tenant.clone()).set(v);
+        metrics::gauge!("xero_client_breaker_state", "tenant" => self.tenant.clone()).set(v);
     }
 
     /// The state now (an open breaker past its cooldown reports half-open).
@@ -807,7 +919,7 @@ impl Breaker {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if s.0 != BreakerState::Closed {
             tracing::info!(tenant = %self.tenant, "Circuit breaker closed; Xero answers again.");
-            metrics::counter!("xero_writer_breaker_transitions_total", "tenant" => self.tenant.clone(), "to" => "closed").increment(1);
+            metrics::counter!("xero_client_breaker_transitions_total", "tenant" => self.tenant.clone(), "to" => "closed").increment(1);
         }
         *s = (BreakerState::Closed, 0);
         self.gauge(0.0);
@@ -825,7 +937,7 @@ impl Breaker {
         if open {
             s.0 = BreakerState::Open(Instant::now() + self.cooldown);
             self.gauge(1.0);
-            metrics::counter!("xero_writer_breaker_transitions_total", "tenant" => self.tenant.clone(), "to" => "open").increment(1);
+            metrics::counter!("xero_client_breaker_transitions_total", "tenant" => self.tenant.clone(), "to" => "open").increment(1);
             tracing::warn!(tenant = %self.tenant, failures = s.1, cooldown_ms = self.cooldown.as_millis() as u64, "Circuit breaker open; this tenant's events wait in JetStream.");
         }
     }
@@ -933,7 +1045,7 @@ mod tests {
 
     #[tokio::test]
     async fn backfill_stops_at_its_share_and_live_goes_on() {
-        let b = Budget::new("t", limits(4)).backfill_share(0.5);
+        let b = Budget::new("t", limits(4)).background_share(0.5);
         let caps = b.backfill;
         assert_eq!(
             caps,
@@ -960,7 +1072,7 @@ mod tests {
                 ..limits(60)
             },
         )
-        .backfill_share(0.5);
+        .background_share(0.5);
         assert!(as_backfill(async { b.try_take() }).await.is_ok());
         assert!(as_backfill(async { b.try_take() }).await.is_ok());
         assert!(matches!(
@@ -970,6 +1082,55 @@ mod tests {
         assert!(b.try_take().is_ok());
         assert!(b.try_take().is_ok());
         assert!(matches!(b.try_take(), Err(Wait::Day(_))));
+    }
+
+    #[tokio::test]
+    async fn a_waiting_live_call_takes_the_free_slot_before_a_waiting_background_call() {
+        let b = std::sync::Arc::new(Budget::new(
+            "t",
+            Limits {
+                concurrent: 1,
+                ..limits(60)
+            },
+        ));
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let held = b.acquire(&cancel).await.expect("the one slot");
+        let order = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let waiter = |lane: Lane| {
+            let (b, cancel, order) = (b.clone(), cancel.clone(), order.clone());
+            tokio::spawn(in_lane(lane, async move {
+                let p = b.acquire(&cancel).await;
+                order.lock().unwrap().push(lane);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                drop(p);
+            }))
+        };
+        // The background call waits first, the live call after it.
+        let background = waiter(Lane::Reconcile);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let live = waiter(Lane::Live);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        drop(held);
+        background.await.unwrap();
+        live.await.unwrap();
+        assert_eq!(*order.lock().unwrap(), vec![Lane::Live, Lane::Reconcile]);
+    }
+
+    #[tokio::test]
+    async fn backfill_and_reconcile_share_one_background_cap() {
+        let b = Budget::new("t", limits(8)).background_share(0.25);
+        assert!(
+            in_lane(Lane::Reconcile, async { b.try_take() })
+                .await
+                .is_ok()
+        );
+        assert!(as_backfill(async { b.try_take() }).await.is_ok());
+        assert!(matches!(
+            in_lane(Lane::Reconcile, async { b.try_take() }).await,
+            Err(Wait::Short(_))
+        ));
+        assert!(b.try_take().is_ok(), "live goes on");
+        assert_eq!(current_lane(), Lane::Live);
     }
 
     #[test]

@@ -66,7 +66,7 @@ impl Endpoint {
             .await
             .map_err(|e| XeroError::Transient(format!("token request: {e}")))?;
         let status = resp.status();
-        metrics::counter!("xero_writer_calls_total", "endpoint" => "/connect/token", "status" => status.as_u16().to_string()).increment(1);
+        metrics::counter!("xero_client_calls_total", "endpoint" => "/connect/token", "status" => status.as_u16().to_string()).increment(1);
         if status.is_server_error() || status.as_u16() == 429 {
             return Err(XeroError::Transient(format!("token endpoint {status}")));
         }

@@ -95,7 +95,7 @@ pub struct Connection {
 impl Connection {
     /// The connection of `tenant`; alerts go through `publisher` when there is one.
     pub fn new(tenant: &str, kv: kv::Store, publisher: Option<Publisher>) -> Self {
-        metrics::gauge!("xero_writer_tenant_connected", "tenant" => tenant.to_owned()).set(1.0);
+        metrics::gauge!("xero_client_tenant_connected", "tenant" => tenant.to_owned()).set(1.0);
         Self {
             tenant: tenant.to_owned(),
             kv,
@@ -188,7 +188,7 @@ impl Connection {
                 .await
             {
                 Ok(new) => {
-                    metrics::counter!("xero_writer_token_refreshes_total", "tenant" => self.tenant.clone()).increment(1);
+                    metrics::counter!("xero_client_token_refreshes_total", "tenant" => self.tenant.clone()).increment(1);
                     if self.kv.update(&key, new.bytes(), lease_rev).await.is_ok() {
                         tracing::info!(tenant = %self.tenant, expires_in = new.lifetime, "Xero token refreshed.");
                         self.cache(&new);
@@ -263,7 +263,7 @@ impl Connection {
             first
         };
         *self.cached.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        metrics::gauge!("xero_writer_tenant_connected", "tenant" => self.tenant.clone()).set(0.0);
+        metrics::gauge!("xero_client_tenant_connected", "tenant" => self.tenant.clone()).set(0.0);
         if first {
             tracing::error!(tenant = %self.tenant, reason = %why, "No usable Xero authorisation for this tenant; it is paused (its events wait) until `xero-writer connect` stores a new token set.");
         }
@@ -378,7 +378,7 @@ impl Connection {
         if set.fresh() {
             self.cache(set);
         }
-        metrics::gauge!("xero_writer_tenant_connected", "tenant" => self.tenant.clone()).set(1.0);
+        metrics::gauge!("xero_client_tenant_connected", "tenant" => self.tenant.clone()).set(1.0);
         tracing::info!(tenant = %self.tenant, "A usable Xero token set is stored; the tenant resumes.");
         self.publish(XeroConnectionState::Connected, "token set stored", revision)
             .await;

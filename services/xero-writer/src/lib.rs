@@ -309,7 +309,7 @@ async fn run_workers(
         };
         let budget = Arc::new(
             ledgerline_xero_client::budget::Budget::new(&t.tenant, cfg.limits)
-                .backfill_share(cfg.backfill_day_share)
+                .background_share(cfg.backfill_day_share)
                 .shared(rate_kv.clone(), cfg.limits)
                 .call_lease(cfg.xero_timeout + Duration::from_secs(5)),
         );

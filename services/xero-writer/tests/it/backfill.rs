@@ -126,7 +126,7 @@ async fn backfill_stops_at_its_share_while_live_orders_are_written_then_resumes(
     let held_with = loop {
         let metrics = stack.metrics().await;
         let docs = stack.sandbox.documents().await;
-        if metric(&metrics, "xero_writer_backfill_held") == Some(1.0)
+        if metric(&metrics, "xero_client_background_held") == Some(1.0)
             && count(&docs, "LIVE-") == live
         {
             break docs;
@@ -152,11 +152,11 @@ async fn backfill_stops_at_its_share_while_live_orders_are_written_then_resumes(
     );
     let metrics = stack.metrics().await;
     assert_eq!(
-        metric(&metrics, "xero_writer_backfill_day_remaining"),
+        metric(&metrics, "xero_client_background_day_remaining"),
         Some(0.0),
         "{metrics}"
     );
-    assert!(metric(&metrics, "xero_writer_backfill_holds_total").unwrap_or(0.0) >= 1.0);
+    assert!(metric(&metrics, "xero_client_background_holds_total").unwrap_or(0.0) >= 1.0);
     assert!(
         stack
             .output()
@@ -214,7 +214,7 @@ async fn held_backfill_outlasts_ack_wait_without_redelivery() {
     let backlog = 16;
     publish_backlog(&stack, backlog).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while metric(&stack.metrics().await, "xero_writer_backfill_held") != Some(1.0) {
+    while metric(&stack.metrics().await, "xero_client_background_held") != Some(1.0) {
         assert!(
             tokio::time::Instant::now() < deadline,
             "never held:\n{}",

@@ -170,7 +170,7 @@ async fn bench_scaled_limits_orders_per_scaled_minute() {
     let metrics = stack.metrics().await;
     let token_calls: f64 = metrics
         .lines()
-        .filter(|l| l.starts_with("xero_writer_calls_total") && l.contains("/connect/token"))
+        .filter(|l| l.starts_with("xero_client_calls_total") && l.contains("/connect/token"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     // Steady state: skip the first two scaled minutes (contacts are created then).

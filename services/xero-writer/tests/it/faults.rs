@@ -39,7 +39,7 @@ async fn a_429_storm_delays_but_everything_lands_and_nothing_is_dead_lettered() 
         stack
             .metrics()
             .await
-            .contains("xero_writer_throttled_total")
+            .contains("xero_client_throttled_total")
     );
 }
 
@@ -65,7 +65,7 @@ async fn an_outage_opens_the_breaker_and_recovery_loses_nothing() {
     assert!(stack.dead_letters().await.is_empty());
     let metrics = stack.metrics().await;
     assert!(
-        metrics.contains("xero_writer_breaker_transitions_total")
+        metrics.contains("xero_client_breaker_transitions_total")
             && metrics.contains("to=\"open\""),
         "{metrics}"
     );

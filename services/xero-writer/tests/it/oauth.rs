@@ -276,7 +276,7 @@ async fn a_revoked_grant_pauses_the_tenant_with_one_alert_until_connect_again() 
     wait_connection_event(&stack, &lost).await;
     let metrics = stack.metrics().await;
     let gauge = format!(
-        "xero_writer_tenant_connected{{tenant=\"{}\"}} 0",
+        "xero_client_tenant_connected{{tenant=\"{}\"}} 0",
         stack.sandbox.tenant
     );
     assert!(metrics.contains(&gauge), "{metrics}");
@@ -318,7 +318,7 @@ async fn a_revoked_grant_pauses_the_tenant_with_one_alert_until_connect_again() 
     let restored = subjects::xero_connection(&stack.sandbox.tenant, XeroConnectionState::Connected);
     wait_connection_event(&stack, &restored).await;
     let gauge_up = format!(
-        "xero_writer_tenant_connected{{tenant=\"{}\"}} 1",
+        "xero_client_tenant_connected{{tenant=\"{}\"}} 1",
         stack.sandbox.tenant
     );
     assert!(stack.metrics().await.contains(&gauge_up));
