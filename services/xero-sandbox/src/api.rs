@@ -5,7 +5,7 @@ use crate::auth::{AuthError, authorize};
 use crate::idempotency::{self, Lookup};
 use crate::limits::{Problem, Refusal};
 use crate::resp::{Resp, bad_request, not_found};
-use crate::{App, docs};
+use crate::{App, resources};
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -279,7 +279,7 @@ async fn handle_inner(
             }
         }
     }
-    let resp = docs::dispatch(app, tenant, &req, &settings);
+    let resp = resources::dispatch(app, tenant, &req, &settings);
     if let Some(k) = &key {
         if resp.status.is_server_error() {
             app.idem.lock().unwrap().abandon(k);
