@@ -47,6 +47,10 @@ pub struct Options {
     /// Extra environment for xero-writer, `KEY=VALUE` (repeatable), e.g. XERO_MINUTE_LIMIT=600.
     #[arg(long = "writer-env", value_name = "KEY=VALUE")]
     pub writer_env: Vec<String>,
+    /// Extra environment for webhook-ingest, normalizer and xero-writer, `KEY=VALUE`
+    /// (repeatable), e.g. OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 to export traces.
+    #[arg(long = "service-env", value_name = "KEY=VALUE")]
+    pub service_env: Vec<String>,
 }
 
 impl Options {
@@ -61,6 +65,7 @@ impl Options {
             timeout_secs: 300,
             sandbox_args: String::new(),
             writer_env: Vec::new(),
+            service_env: Vec::new(),
         }
     }
 }
@@ -106,11 +111,12 @@ impl Stack {
         };
         let sandbox_args: Vec<&str> = opts.sandbox_args.split_whitespace().collect();
         let sandbox = ServiceProcess::start(&binary("xero-sandbox")?, &sandbox_args, &[]);
-        let ingest =
-            ServiceProcess::start(&binary("webhook-ingest")?, &[], &[("NATS_URL", &nats_url)]);
+        let mut service_env = vec![("NATS_URL", nats_url.as_str())];
+        service_env.extend(opts.service_env.iter().filter_map(|kv| kv.split_once('=')));
+        let ingest = ServiceProcess::start(&binary("webhook-ingest")?, &[], &service_env);
         let mut missing = Vec::new();
         let normalizer = match find_workspace_binary("normalizer") {
-            Some(bin) => Some(ServiceProcess::start(&bin, &[], &[("NATS_URL", &nats_url)])),
+            Some(bin) => Some(ServiceProcess::start(&bin, &[], &service_env)),
             None => {
                 missing.push("normalizer");
                 None
@@ -121,7 +127,7 @@ impl Stack {
                 &bin,
                 &nats_url,
                 &sandbox.base_url(),
-                &opts.writer_env,
+                &[opts.service_env.clone(), opts.writer_env.clone()].concat(),
             )),
             None => {
                 missing.push("xero-writer");

@@ -136,3 +136,48 @@ pub fn trace_id(headers: Option<&HeaderMap>) -> Option<String> {
     let sc = cx.span().span_context().clone();
     sc.is_valid().then(|| sc.trace_id().to_string())
 }
+
+/// The messages a batch works for, as span contexts: a call made for the whole batch (one Xero
+/// request for many orders) cannot be a child of every message's span, so it links to them.
+#[derive(Debug, Clone, Default)]
+pub struct Links(std::sync::Arc<Vec<SpanContext>>);
+
+impl Links {
+    /// The contexts of `spans` that belong to a trace.
+    pub fn of(spans: &[tracing::Span]) -> Self {
+        let contexts = spans
+            .iter()
+            .map(|s| s.context().span().span_context().clone())
+            .filter(SpanContext::is_valid)
+            .collect();
+        Self(std::sync::Arc::new(contexts))
+    }
+
+    /// How many messages are linked.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when none is.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+tokio::task_local! {
+    static LINKS: Links;
+}
+
+/// Runs `f` with `links` as the messages its calls work for (see [`link_to_batch`]).
+pub async fn with_links<F: std::future::Future>(links: Links, f: F) -> F::Output {
+    LINKS.scope(links, f).await
+}
+
+/// Links `span` to the messages of the batch the current task works for, if any.
+pub fn link_to_batch(span: &tracing::Span) {
+    let _ = LINKS.try_with(|links| {
+        for cx in links.0.iter() {
+            span.add_link(cx.clone());
+        }
+    });
+}

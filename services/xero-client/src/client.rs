@@ -109,7 +109,41 @@ impl Client {
     }
 
     /// One Accounting API call with budget, breaker, retries of 429/409 and short 5xx retries.
+    ///
+    /// Each call is a span (`xero.call`: tenant, method, endpoint, status, elements) linked to
+    /// the messages of the batch it works for (`ledgerline_platform::telemetry::with_links`).
     pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<Response, XeroError> {
+        use tracing::Instrument as _;
+        let span = tracing::info_span!(
+            "xero.call",
+            otel.kind = "client",
+            tenant = %self.tenant,
+            http.request.method = %method,
+            endpoint = %endpoint_label(path),
+            lane = crate::budget::current_lane().label(),
+            http.response.status_code = tracing::field::Empty,
+            elements = tracing::field::Empty,
+            error = tracing::field::Empty,
+        );
+        ledgerline_platform::telemetry::link_to_batch(&span);
+        let result = self
+            .send(method, path, query, body)
+            .instrument(span.clone())
+            .await;
+        match &result {
+            Ok(r) => span.record("elements", r.len()),
+            Err(e) => span.record("error", tracing::field::display(e)),
+        };
+        result
+    }
+
+    async fn send(
         &self,
         method: Method,
         path: &str,
@@ -172,6 +206,7 @@ impl Client {
                 }
             };
             let status = resp.status();
+            tracing::Span::current().record("http.response.status_code", status.as_u16());
             metrics::counter!("xero_client_calls_total", "endpoint" => label.clone(), "status" => status.as_u16().to_string()).increment(1);
             metrics::histogram!("xero_client_call_duration_seconds", "endpoint" => label.clone())
                 .record(started.elapsed().as_secs_f64());

@@ -2,7 +2,9 @@
 //! (matched by the cache or ContactNumber, never by name); one not yet in Xero is created.
 
 use crate::contacts::{self, ContactSpec, Origin, Resolved};
-use crate::writer::{Shared, dead_letter, pull_batch};
+use crate::worker::Shared;
+use crate::worker::batch::pull_batch;
+use crate::worker::settle::dead_letter;
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{AckKind, Message};
 use ledgerline_contract::subjects;

@@ -5,21 +5,22 @@
 //! Shape: [`Config`] (validated at start) → [`Writer::build`] (connect) → [`Writer::run`]
 //! (topology, one worker per tenant, HTTP ops until the shutdown token fires).
 //!
-//! - [`writer`]: the per-tenant convergence loop (batching, ledger, facts, review queue).
+//! - `worker`: the per-tenant convergence loop (batching, plan, steps, ledger, facts, review
+//!   queue).
 //! - Xero itself (tokens, calls, budget, breaker) is `ledgerline_xero_client`.
 //! - [`connect`]: the `connect` subcommand (first consent); [`org`]: the org's settings and
 //!   suggestions.
-//! - [`docs`]: documents from orders; [`contacts`]: contact matching; [`ledger`]: what was written.
+//! - [`compose`]: Xero documents from orders; [`contacts`]: contact matching; [`ledger`]: what was written.
 
+pub mod compose;
 pub mod config;
 pub mod connect;
 pub mod contacts;
 pub mod customers;
-pub mod docs;
 pub mod ledger;
 pub mod org;
 pub mod terms;
-pub mod writer;
+mod worker;
 
 pub use config::{Cli, Command, Config, GrantType, TenantConfig};
 
@@ -289,7 +290,7 @@ async fn run_workers(
         return;
     };
     let publisher = Publisher::new(js.clone(), Duration::from_secs(5));
-    let shared = writer::Shared {
+    let shared = worker::Shared {
         config: cfg.clone(),
         publisher: publisher.clone(),
         ledger,
@@ -340,7 +341,7 @@ async fn run_workers(
             customers::CustomerWorker::new(shared.clone(), client.clone())
                 .run(customers, shutdown.clone()),
         );
-        let worker = writer::TenantWorker::new(shared.clone(), client, spec.max_deliver);
+        let worker = worker::TenantWorker::new(shared.clone(), client, spec.max_deliver);
         set.spawn(worker.run(consumer, shutdown.clone()));
     }
     while set.join_next().await.is_some() {}

@@ -6,3 +6,4 @@ mod crash;
 mod deploy;
 mod latency;
 mod pipeline;
+mod trace;

@@ -46,6 +46,27 @@ pub struct Response {
     pub currencies: Vec<Currency>,
 }
 
+impl Response {
+    /// Elements in every collection of the answer.
+    pub fn len(&self) -> usize {
+        self.invoices.len()
+            + self.credit_notes.len()
+            + self.payments.len()
+            + self.allocations.len()
+            + self.contacts.len()
+            + self.organisations.len()
+            + self.accounts.len()
+            + self.tax_rates.len()
+            + self.tracking_categories.len()
+            + self.currencies.len()
+    }
+
+    /// True when the answer holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// One message of an element's `ValidationErrors`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]

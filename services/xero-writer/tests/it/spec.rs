@@ -115,7 +115,7 @@ fn every_document_the_writer_sends_fits_the_openapi_spec() {
         ..Default::default()
     });
     let inv =
-        xero_writer::docs::invoice(&o, "00000000-0000-0000-0000-000000000001", &mapping, &org)
+        xero_writer::compose::invoice(&o, "00000000-0000-0000-0000-000000000001", &mapping, &org)
             .expect("invoice builds");
     let mut doc = inv.doc.clone();
     doc.invoice_id = Some("00000000-0000-0000-0000-000000000002".into());
@@ -139,7 +139,7 @@ fn every_document_the_writer_sends_fits_the_openapi_spec() {
         "Contact",
     );
 
-    let p = xero_writer::docs::payment(
+    let p = xero_writer::compose::payment(
         "00000000-0000-0000-0000-000000000002",
         "090",
         chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
@@ -160,7 +160,7 @@ fn every_document_the_writer_sends_fits_the_openapi_spec() {
         vec![line(LineKind::Product, "Widget", "1", "10.00", "GST15")],
         dec!(11.50),
     );
-    let cn = xero_writer::docs::credit_note(
+    let cn = xero_writer::compose::credit_note(
         &refund,
         "main",
         "00000000-0000-0000-0000-000000000001",
@@ -259,7 +259,7 @@ fn an_untaxed_order_discount_is_apportioned_so_xero_tax_matches_the_store() {
     ];
     let o = simple("SO-1062", "x@example.com");
     let ev = refund_event(&o, "r-1062", "RMA-1062", lines, dec!(1517.12));
-    let cn = xero_writer::docs::credit_note(&ev, "main", "c", &mapping, &org).expect("builds");
+    let cn = xero_writer::compose::credit_note(&ev, "main", "c", &mapping, &org).expect("builds");
     assert_eq!(cn.total, dec!(1517.12));
     let discounts: Vec<_> = cn
         .doc

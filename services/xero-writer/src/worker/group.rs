@@ -1,0 +1,148 @@
+//! One order's work in a batch (its snapshot, refunds, messages, ledger entry and outcome),
+//! and decoding the messages it is made of.
+
+use crate::compose::InvoiceDoc;
+use crate::contacts::ContactSpec;
+use crate::ledger::{self, Versioned};
+use async_nats::jetstream::Message;
+use ledgerline_contract::v1::{OrderEvent, ReasonClass, RefundEvent, XeroFact};
+use ledgerline_contract::{Schema, headers};
+use ledgerline_xero_client::Need;
+use prost::Message as _;
+use rust_decimal::Decimal;
+
+pub(crate) enum Decoded {
+    Order(Box<OrderEvent>),
+    Refund(Box<RefundEvent>),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Fail {
+    /// Try again later (nak).
+    Transient(String),
+    /// Dead-lettered; ack everything of the group.
+    Dead,
+}
+
+pub(crate) struct Group {
+    pub(crate) key: String,
+    pub(crate) store: String,
+    pub(crate) order: Option<(OrderEvent, usize)>,
+    pub(crate) refunds: Vec<(RefundEvent, usize)>,
+    pub(crate) msgs: Vec<usize>,
+    pub(crate) led: Versioned,
+    /// The entry as last read or written (to skip writes that change nothing).
+    pub(crate) saved: Option<ledger::Entry>,
+    pub(crate) fail: Option<Fail>,
+    pub(crate) contact: Option<ContactSpec>,
+    pub(crate) inv: Option<InvoiceDoc>,
+    pub(crate) facts: Vec<XeroFact>,
+    /// The order snapshot needs no more work once the steps succeed.
+    pub(crate) converge: bool,
+    pub(crate) update: bool,
+    pub(crate) void: bool,
+    /// Delete the invoice's payments before voiding it.
+    pub(crate) remove_payments: bool,
+    /// The invoice was written (created, adopted or updated) in this batch.
+    pub(crate) fresh: bool,
+    /// The change lies in a locked period: credit the invoice and issue a new one.
+    pub(crate) reissue: bool,
+    /// With `reissue`: the order was cancelled, so the credit note is all.
+    pub(crate) credit_only: bool,
+    /// Refund messages held back (nak), with why: see [`TenantWorker::hold_refunds`].
+    pub(crate) held: Vec<(usize, String)>,
+    /// Stream sequence of the message this group's review entry was made from.
+    pub(crate) reviewed_seq: Option<u64>,
+}
+
+impl Group {
+    pub(crate) fn live(&self) -> bool {
+        self.fail.is_none()
+    }
+
+    pub(crate) fn version(&self) -> u64 {
+        self.order
+            .as_ref()
+            .and_then(|(e, _)| e.order.as_ref())
+            .map_or(0, |o| o.version)
+    }
+
+    pub(crate) fn revision(&self) -> String {
+        self.order
+            .as_ref()
+            .and_then(|(e, _)| e.meta.as_ref())
+            .map(|m| m.mapping_revision.clone())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn order_id(&self) -> String {
+        match (&self.order, self.refunds.first()) {
+            (Some((e, _)), _) => e.order.as_ref().map(|o| o.id.clone()).unwrap_or_default(),
+            (None, Some((r, _))) => r.order_id.clone(),
+            _ => String::new(),
+        }
+    }
+
+    /// Refund messages of a reviewed group that are neither written nor the reviewed message.
+    pub(crate) fn unsettled_refunds(&self) -> Vec<usize> {
+        if !matches!(self.fail, Some(Fail::Dead)) {
+            return vec![];
+        }
+        self.refunds
+            .iter()
+            .filter(|(r, _)| {
+                let rid = r.refund.as_ref().map(|x| x.id.as_str()).unwrap_or_default();
+                !self.led.entry.credit_notes.contains_key(rid)
+            })
+            .map(|(_, i)| *i)
+            .collect()
+    }
+
+    /// An amount from Xero's answer. An unreadable one fails the group (retried, then
+    /// dead-lettered with the reason): it is never read as 0.
+    pub(crate) fn amount(&mut self, v: Option<Decimal>, key: &str) -> Option<Decimal> {
+        match v.need(key) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::warn!(key = %self.key, error = %e, "Xero's answer has an unreadable amount.");
+                self.transient(e.to_string());
+                None
+            }
+        }
+    }
+
+    pub(crate) fn transient(&mut self, why: impl Into<String>) {
+        if self.fail.is_none() {
+            self.fail = Some(Fail::Transient(why.into()));
+        }
+    }
+}
+
+pub(crate) fn decode(msg: &Message) -> Result<Decoded, (ReasonClass, String)> {
+    let schema = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(headers::SCHEMA))
+        .map(|v| v.as_str().to_owned())
+        .unwrap_or_else(|| {
+            if msg.subject.ends_with(".refunded") {
+                RefundEvent::NAME.to_owned()
+            } else {
+                OrderEvent::NAME.to_owned()
+            }
+        });
+    if schema == RefundEvent::NAME {
+        RefundEvent::decode(msg.payload.as_ref())
+            .map(|e| Decoded::Refund(Box::new(e)))
+            .map_err(|e| (ReasonClass::Malformed, format!("RefundEvent: {e}")))
+    } else if schema == OrderEvent::NAME {
+        OrderEvent::decode(msg.payload.as_ref())
+            .map(|e| Decoded::Order(Box::new(e)))
+            .map_err(|e| (ReasonClass::Malformed, format!("OrderEvent: {e}")))
+    } else {
+        Err((
+            ReasonClass::Unsupported,
+            format!("unknown schema {schema:?}"),
+        ))
+    }
+}

@@ -1,0 +1,419 @@
+//! Invoices: built from orders, created, adopted when their number exists, and updated; one
+//! batched write per request.
+
+use crate::compose;
+use crate::config::{DocStatus, LockedPeriod};
+use crate::ledger::PaymentEntry;
+use crate::metrics_names as m;
+use crate::org::OrgSettings;
+use crate::worker::TenantWorker;
+use crate::worker::group::Group;
+use crate::worker::steps::{locked_on, written_date};
+use async_nats::jetstream::Message;
+use ledgerline_contract::v1::{OrderStatus, ReasonClass, Suggestion, XeroDocumentKind, XeroVerb};
+use ledgerline_mapping::Effective;
+use ledgerline_xero_client::model::{self, send};
+use ledgerline_xero_client::{Element, Refusal, Response, XeroError};
+use reqwest::Method;
+use rust_decimal::Decimal;
+
+impl TenantWorker {
+    pub(crate) async fn build_invoices(
+        &self,
+        groups: &mut [Group],
+        msgs: &[Message],
+        mapping: &Effective,
+        org: &OrgSettings,
+    ) {
+        self.contact_terms(groups, org).await;
+        let cfg = &self.shared.config;
+        for g in groups.iter_mut() {
+            if !g.live() || !g.converge || g.void {
+                continue;
+            }
+            let Some((ev, idx)) = g.order.clone() else {
+                continue;
+            };
+            let order = ev.order.clone().unwrap_or_default();
+            if order.status == OrderStatus::Cancelled as i32 {
+                continue;
+            }
+            let contact = g.led.entry.contact_id.clone();
+            let opts = compose::DocOptions {
+                status: cfg.invoice_status,
+                contact_terms: self
+                    .terms
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&contact)
+                    .and_then(|(t, _)| *t),
+                default_due_days: cfg.default_due_days,
+                unknown_tracking: cfg.unknown_tracking,
+            };
+            match compose::invoice_with(&order, &contact, &mapping.mapping, org, &opts) {
+                Ok(doc) => {
+                    if !doc.dropped_tracking.is_empty() {
+                        metrics::counter!(m::TRACKING_DROPPED, "tenant" => self.tenant().to_owned()).increment(1);
+                        tracing::info!(order = %order.number, dropped = ?doc.dropped_tracking, "Tracking values the organisation lacks were left off.");
+                    }
+                    let e = &g.led.entry;
+                    if e.invoice_id.is_empty() {
+                        g.inv = Some(doc);
+                    } else if e.content_hash != doc.hash {
+                        if e.paid() > Decimal::ZERO || e.credited() > Decimal::ZERO {
+                            if self.shared.config.paid_change_review
+                                && e.reviewed_version < order.version
+                            {
+                                let error = format!(
+                                    "order {} changed (version {}) after its invoice {} was paid; a person decides (credit note and re-issue, or ignore)",
+                                    order.number, order.version, e.invoice_number
+                                );
+                                self.review(g, &msgs[idx], ReasonClass::Policy, &error, vec![])
+                                    .await;
+                                continue;
+                            }
+                            // Ignored (by policy or already reviewed): payments still converge.
+                        } else if let Some(lock) = locked_on(e, &doc, org) {
+                            // Xero refuses any change there: decided here, no call spent.
+                            match cfg.locked_period {
+                                LockedPeriod::Review => {
+                                    let error = format!(
+                                        "order {} changed (version {}) but its invoice {} is dated {}, on or before the organisation's lock date {lock}, and Xero refuses changes there; a person decides (credit note and re-issue, or unlock the period and replay), or set WRITER_LOCKED_PERIOD=credit-and-reissue",
+                                        order.number,
+                                        order.version,
+                                        e.invoice_number,
+                                        written_date(e, &doc)
+                                    );
+                                    self.review(g, &msgs[idx], ReasonClass::Policy, &error, vec![])
+                                        .await;
+                                    continue;
+                                }
+                                LockedPeriod::CreditAndReissue => {
+                                    g.reissue = true;
+                                    g.inv = Some(doc);
+                                }
+                            }
+                        } else {
+                            g.update = true;
+                            g.inv = Some(doc);
+                        }
+                    }
+                }
+                Err(p) => {
+                    self.problem(g, &msgs[idx], p).await;
+                }
+            }
+        }
+    }
+
+    pub(crate) fn suggestions_for(
+        &self,
+        error: &str,
+        g: &Group,
+        org: &OrgSettings,
+    ) -> Vec<Suggestion> {
+        let lines = g
+            .order
+            .as_ref()
+            .and_then(|(e, _)| e.order.as_ref())
+            .map(|o| o.lines.clone())
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        let refusal = Refusal::classify(error);
+        if let Refusal::UnknownAccountCode { code, .. } = &refusal {
+            let kind = lines
+                .first()
+                .map(|l| ledgerline_contract::v1::LineKind::try_from(l.kind).unwrap_or_default())
+                .unwrap_or_default();
+            out = org.suggest_accounts(kind, code.as_deref().unwrap_or_default());
+        } else if let Refusal::UnknownTaxType { tax_type, .. } = &refusal {
+            let rate = lines
+                .first()
+                .and_then(|l| compose::dec(&l.tax_rate).ok())
+                .unwrap_or_default();
+            out = org.suggest_tax_types(rate, tax_type.as_deref().unwrap_or_default());
+        }
+        out
+    }
+
+    pub(crate) async fn create_invoices(
+        &self,
+        groups: &mut [Group],
+        msgs: &[Message],
+        org: &OrgSettings,
+    ) {
+        let todo: Vec<usize> = (0..groups.len())
+            .filter(|&i| {
+                groups[i].live()
+                    && groups[i].inv.is_some()
+                    && !groups[i].update
+                    && !groups[i].reissue
+            })
+            .collect();
+        let mut adopt: Vec<usize> = Vec::new();
+        let mut archived: Vec<usize> = Vec::new();
+        for unitdp4 in [false, true] {
+            let set: Vec<usize> = todo
+                .iter()
+                .copied()
+                .filter(|&i| groups[i].inv.as_ref().is_some_and(|d| d.unitdp4 == unitdp4))
+                .collect();
+            for chunk in set.chunks(self.shared.config.batch_size) {
+                let docs: Vec<&compose::XDocument> = chunk
+                    .iter()
+                    .map(|&i| &groups[i].inv.as_ref().expect("doc").doc)
+                    .collect();
+                let els = match self
+                    .batch_call(Method::PUT, "/Invoices", "Invoices", &docs, unitdp4)
+                    .await
+                {
+                    Ok(r) => r.invoices,
+                    Err(e) => {
+                        for &i in chunk {
+                            self.call_failed(&mut groups[i], msgs, &e).await;
+                        }
+                        continue;
+                    }
+                };
+                for (n, &i) in chunk.iter().enumerate() {
+                    let g = &mut groups[i];
+                    let el = els.get(n).cloned().unwrap_or_default();
+                    let Some(refusal) = el.refusal() else {
+                        self.invoice_written(g, &el, XeroVerb::Created);
+                        continue;
+                    };
+                    let errors = el.errors().join("; ");
+                    if matches!(refusal, Refusal::DuplicateDocumentNumber(_)) {
+                        adopt.push(i);
+                    } else if matches!(refusal, Refusal::ArchivedContact(_)) {
+                        archived.push(i);
+                    } else {
+                        let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                        let sugg = self.suggestions_for(&errors, g, org);
+                        self.review(g, &msgs[idx], ReasonClass::XeroValidation, &errors, sugg)
+                            .await;
+                    }
+                }
+            }
+        }
+        if !adopt.is_empty() {
+            self.adopt_invoices(groups, &adopt).await;
+        }
+        if !archived.is_empty() {
+            let restored = self.restore_contacts(groups, msgs, &archived).await;
+            self.rewrite_after_restore(groups, msgs, &restored, false)
+                .await;
+        }
+    }
+
+    pub(crate) fn invoice_written(&self, g: &mut Group, el: &model::Invoice, verb: XeroVerb) {
+        let (Some(total), Some(due), Some(tax)) = (
+            g.amount(el.total, "Total"),
+            g.amount(el.amount_due, "AmountDue"),
+            g.amount(el.total_tax, "TotalTax"),
+        ) else {
+            return;
+        };
+        let doc = g.inv.as_ref().expect("doc");
+        let id = el.invoice_id.clone();
+        let e = &mut g.led.entry;
+        e.invoice_id = id.clone();
+        e.invoice_number = doc.number.clone();
+        e.content_hash = doc.hash.clone();
+        e.date = doc.doc.date.clone();
+        e.total = total;
+        if !el.status.is_empty() {
+            e.status = el.status.clone();
+        }
+        g.fresh = true;
+        let status = el.status.clone();
+        let number = doc.number.clone();
+        let mut f = self.fact(
+            g,
+            XeroDocumentKind::Invoice,
+            verb,
+            &id,
+            &number,
+            Some(total),
+            Some(due),
+            &status,
+        );
+        f.tax = Some(self.money(g, tax));
+        g.facts.push(f);
+        metrics::counter!(m::WRITES, "tenant" => self.tenant().to_owned(), "kind" => "invoice", "verb" => format!("{verb:?}")).increment(1);
+    }
+
+    /// "Invoice # must be unique": it exists (ours after an unconfirmed attempt, or an earlier
+    /// integration's). Look it up by number and take it over.
+    pub(crate) async fn adopt_invoices(&self, groups: &mut [Group], idx: &[usize]) {
+        for chunk in idx.chunks(40) {
+            let numbers: Vec<String> = chunk
+                .iter()
+                .map(|&i| groups[i].inv.as_ref().expect("doc").number.clone())
+                .collect();
+            let resp = self
+                .client
+                .call(
+                    Method::GET,
+                    "/Invoices",
+                    &[("InvoiceNumbers", numbers.join(",")), ("page", "1".into())],
+                    None,
+                )
+                .await;
+            let list = match resp {
+                Ok(v) => v.invoices,
+                Err(e) => {
+                    for &i in chunk {
+                        groups[i].transient(e.to_string());
+                    }
+                    continue;
+                }
+            };
+            for &i in chunk {
+                let g = &mut groups[i];
+                let number = g.inv.as_ref().expect("doc").number.clone();
+                let found = list.iter().find(|v| {
+                    v.invoice_number.eq_ignore_ascii_case(&number) && v.status != "DELETED"
+                });
+                let Some(found) = found else {
+                    g.transient(format!("invoice {number} said to exist but not found"));
+                    continue;
+                };
+                self.invoice_written(g, found, XeroVerb::Adopted);
+                // Payments already on it that carry our references are ours.
+                let order = g
+                    .order
+                    .as_ref()
+                    .and_then(|(e, _)| e.order.clone())
+                    .unwrap_or_default();
+                for p in &found.payments {
+                    if let Some(src) = order
+                        .payments
+                        .iter()
+                        .find(|sp| compose::payment_reference(&number, &sp.id) == p.reference)
+                        && let Some(amount) = g.amount(p.amount, "Amount")
+                    {
+                        g.led.entry.payments.insert(
+                            src.id.clone(),
+                            PaymentEntry {
+                                payment_id: p.payment_id.clone(),
+                                amount,
+                            },
+                        );
+                    }
+                }
+                // A foreign invoice whose content differs is brought in line when unpaid.
+                let (paid, total) = (
+                    g.amount(found.amount_paid, "AmountPaid"),
+                    g.amount(found.total, "Total"),
+                );
+                if found.status == "AUTHORISED"
+                    && paid.is_some_and(|p| p.is_zero())
+                    && total.is_some_and(|t| t != g.inv.as_ref().expect("doc").total)
+                {
+                    g.update = true;
+                }
+            }
+        }
+        let redo: Vec<usize> = idx
+            .iter()
+            .copied()
+            .filter(|&i| groups[i].update && groups[i].live())
+            .collect();
+        let _ = redo;
+    }
+
+    pub(crate) async fn update_invoices(
+        &self,
+        groups: &mut [Group],
+        msgs: &[Message],
+        org: &OrgSettings,
+    ) {
+        let todo: Vec<usize> = (0..groups.len())
+            .filter(|&i| groups[i].live() && groups[i].update && groups[i].inv.is_some())
+            .collect();
+        let mut archived: Vec<usize> = Vec::new();
+        for chunk in todo.chunks(self.shared.config.batch_size) {
+            let unitdp4 = chunk
+                .iter()
+                .any(|&i| groups[i].inv.as_ref().is_some_and(|d| d.unitdp4));
+            let docs: Vec<compose::XDocument> = chunk
+                .iter()
+                .map(|&i| {
+                    let mut d = groups[i].inv.as_ref().expect("doc").doc.clone();
+                    d.invoice_id = Some(groups[i].led.entry.invoice_id.clone());
+                    if self.shared.config.invoice_status == DocStatus::Draft {
+                        // A draft stays a draft, and one a person approved stays approved.
+                        d.status.clear();
+                    }
+                    d
+                })
+                .collect();
+            let els = match self
+                .batch_call(Method::POST, "/Invoices", "Invoices", &docs, unitdp4)
+                .await
+            {
+                Ok(r) => r.invoices,
+                Err(e) => {
+                    for &i in chunk {
+                        self.call_failed(&mut groups[i], msgs, &e).await;
+                    }
+                    continue;
+                }
+            };
+            for (n, &i) in chunk.iter().enumerate() {
+                let g = &mut groups[i];
+                let el = els.get(n).cloned().unwrap_or_default();
+                let refusal = el.refusal();
+                if refusal.is_none() {
+                    self.invoice_written(g, &el, XeroVerb::Updated);
+                } else if matches!(refusal, Some(Refusal::ArchivedContact(_))) {
+                    archived.push(i);
+                } else {
+                    let errors = el.errors().join("; ");
+                    let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                    // "lock date": the cached lock date was older than Xero's.
+                    let reason = if matches!(
+                        refusal,
+                        Some(
+                            Refusal::HasPaymentsOrCredit(_)
+                                | Refusal::InvalidStatus(_)
+                                | Refusal::PeriodLocked(_)
+                        )
+                    ) {
+                        ReasonClass::Policy
+                    } else {
+                        ReasonClass::XeroValidation
+                    };
+                    let sugg = self.suggestions_for(&errors, g, org);
+                    self.review(g, &msgs[idx], reason, &errors, sugg).await;
+                }
+            }
+        }
+        if !archived.is_empty() {
+            let restored = self.restore_contacts(groups, msgs, &archived).await;
+            self.rewrite_after_restore(groups, msgs, &restored, true)
+                .await;
+        }
+    }
+
+    /// One batched write of `docs` as `{"<collection>": [...]}` to `path` (for `/Invoices`:
+    /// `PUT` creates, `POST` updates and voids), `summarizeErrors=false` and `unitdp=4` when asked,
+    /// with Xero's per-element results in order.
+    pub(crate) async fn batch_call<T: serde::Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        collection: &str,
+        docs: &[T],
+        unitdp4: bool,
+    ) -> Result<Response, XeroError> {
+        let mut query = vec![("summarizeErrors", "false".to_owned())];
+        if unitdp4 {
+            query.push(("unitdp", "4".into()));
+        }
+        self.client
+            .call(method, path, &query, Some(send::envelope(collection, docs)))
+            .await
+    }
+}
