@@ -10,16 +10,16 @@
 //! - Xero itself (tokens, calls, budget, breaker) is `ledgerline_xero_client`.
 //! - [`connect`]: the `connect` subcommand (first consent); [`org`]: the org's settings and
 //!   suggestions.
-//! - [`compose`]: Xero documents from orders; [`contacts`]: contact matching; [`ledger`]: what was written.
+//! - [`compose`]: Xero documents from orders; [`contacts`]: contact matching; `ledger`: what was written.
 
 pub mod compose;
 pub mod config;
 pub mod connect;
 pub mod contacts;
-pub mod customers;
-pub mod ledger;
+mod customers;
+mod ledger;
 pub mod org;
-pub mod terms;
+mod terms;
 mod worker;
 
 pub use config::{Cli, Command, Config, GrantType, TenantConfig};

@@ -4,8 +4,11 @@
 use crate::compose::InvoiceDoc;
 use crate::contacts::ContactSpec;
 use crate::ledger::{self, Versioned};
+use crate::worker::plan::Plan;
 use async_nats::jetstream::Message;
-use ledgerline_contract::v1::{OrderEvent, ReasonClass, RefundEvent, XeroFact};
+use ledgerline_contract::v1::{
+    Order, OrderEvent, OrderStatus, ReasonClass, RefundEvent, XeroFact, XeroVerb,
+};
 use ledgerline_contract::{Schema, headers};
 use ledgerline_xero_client::Need;
 use prost::Message as _;
@@ -37,18 +40,11 @@ pub(crate) struct Group {
     pub(crate) contact: Option<ContactSpec>,
     pub(crate) inv: Option<InvoiceDoc>,
     pub(crate) facts: Vec<XeroFact>,
-    /// The order snapshot needs no more work once the steps succeed.
-    pub(crate) converge: bool,
-    pub(crate) update: bool,
-    pub(crate) void: bool,
-    /// Delete the invoice's payments before voiding it.
-    pub(crate) remove_payments: bool,
-    /// The invoice was written (created, adopted or updated) in this batch.
-    pub(crate) fresh: bool,
-    /// The change lies in a locked period: credit the invoice and issue a new one.
-    pub(crate) reissue: bool,
-    /// With `reissue`: the order was cancelled, so the credit note is all.
-    pub(crate) credit_only: bool,
+    /// What the order needs ([`Plan`]), decided before any call and revised once its invoice
+    /// is built.
+    pub(crate) plan: Plan,
+    /// How the invoice was written in this batch, if it was (created, adopted or updated).
+    pub(crate) written: Option<XeroVerb>,
     /// Refund messages held back (nak), with why: see [`TenantWorker::hold_refunds`].
     pub(crate) held: Vec<(usize, String)>,
     /// Stream sequence of the message this group's review entry was made from.
@@ -58,6 +54,24 @@ pub(crate) struct Group {
 impl Group {
     pub(crate) fn live(&self) -> bool {
         self.fail.is_none()
+    }
+
+    /// The order's snapshot while its payments are to be made to hold: it converges, its
+    /// invoice is in Xero and not voided, and the order is not cancelled.
+    pub(crate) fn payable(&self) -> Option<Order> {
+        let order = self.order.as_ref().and_then(|(e, _)| e.order.as_ref())?;
+        let e = &self.led.entry;
+        (self.live()
+            && self.plan.converges()
+            && !e.invoice_id.is_empty()
+            && !e.voided
+            && order.status != OrderStatus::Cancelled as i32)
+            .then(|| order.clone())
+    }
+
+    /// The message a review entry of the order is made from: its snapshot's, else the first.
+    pub(crate) fn order_msg(&self) -> usize {
+        self.order.as_ref().map_or(self.msgs[0], |(_, i)| *i)
     }
 
     pub(crate) fn version(&self) -> u64 {

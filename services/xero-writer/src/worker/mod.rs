@@ -8,6 +8,7 @@ pub(crate) mod group;
 mod plan;
 pub(crate) mod settle;
 pub(crate) mod steps;
+mod write;
 
 use crate::compose;
 use crate::ledger::{self, Versioned};
@@ -15,6 +16,7 @@ use crate::org::OrgSettings;
 use crate::terms::Terms;
 use crate::worker::batch::{KV_PARALLEL, keep_alive, nak_delay, pull_batch, report_lag};
 use crate::worker::group::{Decoded, Fail, Group, decode};
+use crate::worker::plan::{Plan, Skip};
 use crate::worker::settle::unapplied;
 use crate::{Config, metrics_names as m};
 use async_nats::jetstream::consumer::PullConsumer;
@@ -285,13 +287,8 @@ impl TenantWorker {
                     contact: None,
                     inv: None,
                     facts: vec![],
-                    converge: false,
-                    update: false,
-                    void: false,
-                    remove_payments: false,
-                    fresh: false,
-                    reissue: false,
-                    credit_only: false,
+                    plan: Plan::Skip(Skip::NoSnapshot),
+                    written: None,
                     held: vec![],
                     reviewed_seq: None,
                 });
@@ -374,7 +371,7 @@ impl TenantWorker {
         }
         // Converged snapshots record their version; then ledger, facts, acks.
         for g in groups.iter_mut() {
-            if g.live() && g.converge && !self.shared.config.dry_run {
+            if g.live() && g.plan.converges() && !self.shared.config.dry_run {
                 g.led.entry.version = g.version();
                 g.led.entry.mapping_revision = g.revision();
             }

@@ -111,7 +111,7 @@ impl TenantWorker {
         match e {
             XeroError::Validation(text) => {
                 let text = text.clone();
-                let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                let idx = g.order_msg();
                 self.review(g, &msgs[idx], ReasonClass::XeroValidation, &text, vec![])
                     .await;
             }

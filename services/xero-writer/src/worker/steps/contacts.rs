@@ -80,7 +80,7 @@ impl TenantWorker {
                     g.facts.push(f);
                 }
                 Some(Resolved::Refused(error)) => {
-                    let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                    let idx = g.order_msg();
                     self.review(
                         g,
                         &msgs[idx],

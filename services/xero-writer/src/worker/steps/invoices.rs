@@ -2,20 +2,21 @@
 //! batched write per request.
 
 use crate::compose;
-use crate::config::{DocStatus, LockedPeriod};
+use crate::config::DocStatus;
 use crate::ledger::PaymentEntry;
 use crate::metrics_names as m;
 use crate::org::OrgSettings;
 use crate::worker::TenantWorker;
 use crate::worker::group::Group;
-use crate::worker::steps::{locked_on, written_date};
+use crate::worker::plan::{Plan, Policy, Write, revise};
+use crate::worker::write::InvoicesBy;
+use crate::worker::write::{OnFail, Request, Sent};
 use async_nats::jetstream::Message;
 use ledgerline_contract::v1::{OrderStatus, ReasonClass, Suggestion, XeroDocumentKind, XeroVerb};
 use ledgerline_mapping::Effective;
-use ledgerline_xero_client::model::{self, send};
-use ledgerline_xero_client::{Element, Refusal, Response, XeroError};
+use ledgerline_xero_client::model;
+use ledgerline_xero_client::{Element, Refusal};
 use reqwest::Method;
-use rust_decimal::Decimal;
 
 impl TenantWorker {
     pub(crate) async fn build_invoices(
@@ -27,8 +28,9 @@ impl TenantWorker {
     ) {
         self.contact_terms(groups, org).await;
         let cfg = &self.shared.config;
+        let policy = Policy::of(cfg);
         for g in groups.iter_mut() {
-            if !g.live() || !g.converge || g.void {
+            if !g.live() || !matches!(g.plan, Plan::Converge(_)) {
                 continue;
             }
             let Some((ev, idx)) = g.order.clone() else {
@@ -56,47 +58,15 @@ impl TenantWorker {
                         metrics::counter!(m::TRACKING_DROPPED, "tenant" => self.tenant().to_owned()).increment(1);
                         tracing::info!(order = %order.number, dropped = ?doc.dropped_tracking, "Tracking values the organisation lacks were left off.");
                     }
-                    let e = &g.led.entry;
-                    if e.invoice_id.is_empty() {
-                        g.inv = Some(doc);
-                    } else if e.content_hash != doc.hash {
-                        if e.paid() > Decimal::ZERO || e.credited() > Decimal::ZERO {
-                            if self.shared.config.paid_change_review
-                                && e.reviewed_version < order.version
-                            {
-                                let error = format!(
-                                    "order {} changed (version {}) after its invoice {} was paid; a person decides (credit note and re-issue, or ignore)",
-                                    order.number, order.version, e.invoice_number
-                                );
-                                self.review(g, &msgs[idx], ReasonClass::Policy, &error, vec![])
-                                    .await;
-                                continue;
-                            }
-                            // Ignored (by policy or already reviewed): payments still converge.
-                        } else if let Some(lock) = locked_on(e, &doc, org) {
-                            // Xero refuses any change there: decided here, no call spent.
-                            match cfg.locked_period {
-                                LockedPeriod::Review => {
-                                    let error = format!(
-                                        "order {} changed (version {}) but its invoice {} is dated {}, on or before the organisation's lock date {lock}, and Xero refuses changes there; a person decides (credit note and re-issue, or unlock the period and replay), or set WRITER_LOCKED_PERIOD=credit-and-reissue",
-                                        order.number,
-                                        order.version,
-                                        e.invoice_number,
-                                        written_date(e, &doc)
-                                    );
-                                    self.review(g, &msgs[idx], ReasonClass::Policy, &error, vec![])
-                                        .await;
-                                    continue;
-                                }
-                                LockedPeriod::CreditAndReissue => {
-                                    g.reissue = true;
-                                    g.inv = Some(doc);
-                                }
-                            }
-                        } else {
-                            g.update = true;
-                            g.inv = Some(doc);
+                    g.plan = revise(&g.led.entry, &order, &doc, org, &policy);
+                    match &g.plan {
+                        Plan::Review(error) => {
+                            let error = error.clone();
+                            self.review(g, &msgs[idx], ReasonClass::Policy, &error, vec![])
+                                .await;
                         }
+                        Plan::Converge(Write::Keep) => {}
+                        _ => g.inv = Some(doc),
                     }
                 }
                 Err(p) => {
@@ -146,53 +116,44 @@ impl TenantWorker {
             .filter(|&i| {
                 groups[i].live()
                     && groups[i].inv.is_some()
-                    && !groups[i].update
-                    && !groups[i].reissue
+                    && groups[i].plan == Plan::Converge(Write::Create)
             })
             .collect();
         let mut adopt: Vec<usize> = Vec::new();
         let mut archived: Vec<usize> = Vec::new();
         for unitdp4 in [false, true] {
-            let set: Vec<usize> = todo
+            let items: Vec<(usize, (), compose::XDocument)> = todo
                 .iter()
-                .copied()
-                .filter(|&i| groups[i].inv.as_ref().is_some_and(|d| d.unitdp4 == unitdp4))
+                .filter_map(|&i| {
+                    let d = groups[i].inv.as_ref()?;
+                    (d.unitdp4 == unitdp4).then(|| (i, (), d.doc.clone()))
+                })
                 .collect();
-            for chunk in set.chunks(self.shared.config.batch_size) {
-                let docs: Vec<&compose::XDocument> = chunk
-                    .iter()
-                    .map(|&i| &groups[i].inv.as_ref().expect("doc").doc)
-                    .collect();
-                let els = match self
-                    .batch_call(Method::PUT, "/Invoices", "Invoices", &docs, unitdp4)
-                    .await
-                {
-                    Ok(r) => r.invoices,
-                    Err(e) => {
-                        for &i in chunk {
-                            self.call_failed(&mut groups[i], msgs, &e).await;
-                        }
-                        continue;
-                    }
+            let req = Request::new(&Method::PUT, "/Invoices", "Invoices").unitdp4(unitdp4);
+            let written = self
+                .write_batched(groups, msgs, req, OnFail::Review, items, |r| r.invoices)
+                .await;
+            for Sent {
+                group: i,
+                answer: el,
+                ..
+            } in written
+            {
+                let g = &mut groups[i];
+                let Some(refusal) = el.refusal() else {
+                    self.invoice_written(g, &el, XeroVerb::Created);
+                    continue;
                 };
-                for (n, &i) in chunk.iter().enumerate() {
-                    let g = &mut groups[i];
-                    let el = els.get(n).cloned().unwrap_or_default();
-                    let Some(refusal) = el.refusal() else {
-                        self.invoice_written(g, &el, XeroVerb::Created);
-                        continue;
-                    };
-                    let errors = el.errors().join("; ");
-                    if matches!(refusal, Refusal::DuplicateDocumentNumber(_)) {
-                        adopt.push(i);
-                    } else if matches!(refusal, Refusal::ArchivedContact(_)) {
-                        archived.push(i);
-                    } else {
-                        let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
-                        let sugg = self.suggestions_for(&errors, g, org);
-                        self.review(g, &msgs[idx], ReasonClass::XeroValidation, &errors, sugg)
-                            .await;
-                    }
+                let errors = el.errors().join("; ");
+                if matches!(refusal, Refusal::DuplicateDocumentNumber(_)) {
+                    adopt.push(i);
+                } else if matches!(refusal, Refusal::ArchivedContact(_)) {
+                    archived.push(i);
+                } else {
+                    let idx = g.order_msg();
+                    let sugg = self.suggestions_for(&errors, g, org);
+                    self.review(g, &msgs[idx], ReasonClass::XeroValidation, &errors, sugg)
+                        .await;
                 }
             }
         }
@@ -225,7 +186,7 @@ impl TenantWorker {
         if !el.status.is_empty() {
             e.status = el.status.clone();
         }
-        g.fresh = true;
+        g.written = Some(verb);
         let status = el.status.clone();
         let number = doc.number.clone();
         let mut f = self.fact(
@@ -251,17 +212,9 @@ impl TenantWorker {
                 .iter()
                 .map(|&i| groups[i].inv.as_ref().expect("doc").number.clone())
                 .collect();
-            let resp = self
-                .client
-                .call(
-                    Method::GET,
-                    "/Invoices",
-                    &[("InvoiceNumbers", numbers.join(",")), ("page", "1".into())],
-                    None,
-                )
-                .await;
+            let resp = self.read_invoices(InvoicesBy::Number, &numbers).await;
             let list = match resp {
-                Ok(v) => v.invoices,
+                Ok(v) => v,
                 Err(e) => {
                     for &i in chunk {
                         groups[i].transient(e.to_string());
@@ -311,16 +264,10 @@ impl TenantWorker {
                     && paid.is_some_and(|p| p.is_zero())
                     && total.is_some_and(|t| t != g.inv.as_ref().expect("doc").total)
                 {
-                    g.update = true;
+                    g.plan = Plan::Converge(Write::Update);
                 }
             }
         }
-        let redo: Vec<usize> = idx
-            .iter()
-            .copied()
-            .filter(|&i| groups[i].update && groups[i].live())
-            .collect();
-        let _ = redo;
     }
 
     pub(crate) async fn update_invoices(
@@ -330,40 +277,38 @@ impl TenantWorker {
         org: &OrgSettings,
     ) {
         let todo: Vec<usize> = (0..groups.len())
-            .filter(|&i| groups[i].live() && groups[i].update && groups[i].inv.is_some())
+            .filter(|&i| {
+                groups[i].live()
+                    && groups[i].plan == Plan::Converge(Write::Update)
+                    && groups[i].inv.is_some()
+            })
             .collect();
         let mut archived: Vec<usize> = Vec::new();
-        for chunk in todo.chunks(self.shared.config.batch_size) {
-            let unitdp4 = chunk
+        for unitdp4 in [false, true] {
+            let items: Vec<(usize, (), compose::XDocument)> = todo
                 .iter()
-                .any(|&i| groups[i].inv.as_ref().is_some_and(|d| d.unitdp4));
-            let docs: Vec<compose::XDocument> = chunk
-                .iter()
-                .map(|&i| {
-                    let mut d = groups[i].inv.as_ref().expect("doc").doc.clone();
+                .filter_map(|&i| {
+                    let inv = groups[i].inv.as_ref().filter(|d| d.unitdp4 == unitdp4)?;
+                    let mut d = inv.doc.clone();
                     d.invoice_id = Some(groups[i].led.entry.invoice_id.clone());
                     if self.shared.config.invoice_status == DocStatus::Draft {
                         // A draft stays a draft, and one a person approved stays approved.
                         d.status.clear();
                     }
-                    d
+                    Some((i, (), d))
                 })
                 .collect();
-            let els = match self
-                .batch_call(Method::POST, "/Invoices", "Invoices", &docs, unitdp4)
-                .await
+            let req = Request::new(&Method::POST, "/Invoices", "Invoices").unitdp4(unitdp4);
+            let written = self
+                .write_batched(groups, msgs, req, OnFail::Review, items, |r| r.invoices)
+                .await;
+            for Sent {
+                group: i,
+                answer: el,
+                ..
+            } in written
             {
-                Ok(r) => r.invoices,
-                Err(e) => {
-                    for &i in chunk {
-                        self.call_failed(&mut groups[i], msgs, &e).await;
-                    }
-                    continue;
-                }
-            };
-            for (n, &i) in chunk.iter().enumerate() {
                 let g = &mut groups[i];
-                let el = els.get(n).cloned().unwrap_or_default();
                 let refusal = el.refusal();
                 if refusal.is_none() {
                     self.invoice_written(g, &el, XeroVerb::Updated);
@@ -371,7 +316,7 @@ impl TenantWorker {
                     archived.push(i);
                 } else {
                     let errors = el.errors().join("; ");
-                    let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                    let idx = g.order_msg();
                     // "lock date": the cached lock date was older than Xero's.
                     let reason = if matches!(
                         refusal,
@@ -395,25 +340,5 @@ impl TenantWorker {
             self.rewrite_after_restore(groups, msgs, &restored, true)
                 .await;
         }
-    }
-
-    /// One batched write of `docs` as `{"<collection>": [...]}` to `path` (for `/Invoices`:
-    /// `PUT` creates, `POST` updates and voids), `summarizeErrors=false` and `unitdp=4` when asked,
-    /// with Xero's per-element results in order.
-    pub(crate) async fn batch_call<T: serde::Serialize>(
-        &self,
-        method: Method,
-        path: &str,
-        collection: &str,
-        docs: &[T],
-        unitdp4: bool,
-    ) -> Result<Response, XeroError> {
-        let mut query = vec![("summarizeErrors", "false".to_owned())];
-        if unitdp4 {
-            query.push(("unitdp", "4".into()));
-        }
-        self.client
-            .call(method, path, &query, Some(send::envelope(collection, docs)))
-            .await
     }
 }

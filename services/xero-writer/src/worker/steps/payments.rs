@@ -9,9 +9,10 @@ use crate::worker::TenantWorker;
 use crate::worker::group::Group;
 use crate::worker::settle::unapplied;
 use crate::worker::steps::draft_wait;
+use crate::worker::write::{InvoicesBy, OnFail, Request, Sent};
 use async_nats::jetstream::Message;
 use ledgerline_contract::v1::{
-    Order, OrderStatus, Payment, ReasonClass, Suggestion, XeroDocumentKind, XeroVerb,
+    Order, Payment, ReasonClass, Suggestion, XeroDocumentKind, XeroVerb,
 };
 use ledgerline_mapping::Effective;
 use ledgerline_xero_client::{Element, Need, Refusal, XeroError};
@@ -39,21 +40,11 @@ impl TenantWorker {
                 .iter()
                 .map(|&i| groups[i].led.entry.invoice_id.clone())
                 .collect();
-            match self
-                .client
-                .call(
-                    Method::GET,
-                    "/Invoices",
-                    &[("IDs", ids.join(",")), ("page", "1".into())],
-                    None,
-                )
-                .await
-            {
+            match self.read_invoices(InvoicesBy::Id, &ids).await {
                 Ok(v) => {
                     for &i in chunk {
                         let g = &mut groups[i];
                         let inv = v
-                            .invoices
                             .iter()
                             .find(|x| x.invoice_id == g.led.entry.invoice_id)
                             .cloned()
@@ -90,19 +81,13 @@ impl TenantWorker {
         // What to pay: each payment in full, or a review entry saying why not.
         let mut todo: Vec<(usize, String, compose::XPayment)> = Vec::new();
         for (i, g) in groups.iter_mut().enumerate() {
-            if !g.live() || !g.converge || g.led.entry.invoice_id.is_empty() || g.led.entry.voided {
-                continue;
-            }
-            let Some(order) = g.order.as_ref().and_then(|(e, _)| e.order.clone()) else {
+            let Some(order) = g.payable() else {
                 continue;
             };
-            if order.status == OrderStatus::Cancelled as i32 {
-                continue;
-            }
             let mut due = g.led.entry.amount_due();
             let pending = unrecorded(&order, &g.led.entry);
             if let Some((p, _)) = pending.first()
-                && g.fresh
+                && g.written.is_some()
                 && g.led.entry.is_draft()
             {
                 // Just written as a draft: Xero would refuse the payment, so no call is spent.
@@ -111,7 +96,7 @@ impl TenantWorker {
                     &format!("payment {}", p.id),
                     &g.led.entry.invoice_number,
                 );
-                let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                let idx = g.order_msg();
                 self.review_unapplied(
                     g,
                     "payment",
@@ -130,7 +115,7 @@ impl TenantWorker {
                     continue;
                 }
                 if amount < Decimal::ZERO || amount > due {
-                    let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                    let idx = g.order_msg();
                     let error = format!(
                         "payment {} of {amount} for order {} cannot be recorded: invoice {} owes {due} (total {}, paid {}, credited {}); a person decides (a payment or allocation made in Xero, or an order total changed after payment), then replays",
                         p.id,
@@ -154,7 +139,7 @@ impl TenantWorker {
                 due -= amount;
                 let account = mapping.mapping.payment_account(&p.method).to_owned();
                 if !org.payment_account(&account) {
-                    let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                    let idx = g.order_msg();
                     let sugg: Vec<Suggestion> = org
                         .accounts
                         .iter()
@@ -204,83 +189,76 @@ impl TenantWorker {
         // Record the intent first, so a crash between Xero and the ledger is looked up, not repeated.
         self.save(groups).await;
         todo.retain(|(i, _, _)| groups[*i].live());
-        for chunk in todo.chunks(self.shared.config.batch_size) {
-            let body: Vec<&compose::XPayment> = chunk.iter().map(|(_, _, p)| p).collect();
-            let els = match self
-                .batch_call(Method::PUT, "/Payments", "Payments", &body, false)
-                .await
-            {
-                Ok(r) => r.payments,
-                Err(e) => {
-                    for (i, _, _) in chunk {
-                        let g = &mut groups[*i];
-                        self.call_failed(g, msgs, &e).await;
-                    }
-                    continue;
+        let req = Request::new(&Method::PUT, "/Payments", "Payments");
+        let written = self
+            .write_batched(groups, msgs, req, OnFail::Review, todo, |r| r.payments)
+            .await;
+        for Sent {
+            group: i,
+            key: src,
+            body: p,
+            answer: el,
+        } in written
+        {
+            let g = &mut groups[i];
+            g.led.entry.payments_in_flight.retain(|x| *x != src);
+            if el.ok() {
+                let id = el.payment_id.clone();
+                g.led.entry.payments.insert(
+                    src,
+                    PaymentEntry {
+                        payment_id: id.clone(),
+                        amount: p.amount,
+                    },
+                );
+                // Only the fact's "amount due" depends on it: unreadable leaves it out.
+                let due = el.invoice.as_ref().and_then(|i| i.amount_due);
+                if let Some(inv) = el.invoice.as_ref().filter(|i| !i.status.is_empty()) {
+                    // A draft a person has approved since.
+                    g.led.entry.status = inv.status.clone();
                 }
-            };
-            for (n, (i, src, p)) in chunk.iter().enumerate() {
-                let g = &mut groups[*i];
-                let el = els.get(n).cloned().unwrap_or_default();
-                g.led.entry.payments_in_flight.retain(|x| x != src);
-                if el.ok() {
-                    let id = el.payment_id.clone();
-                    g.led.entry.payments.insert(
-                        src.clone(),
-                        PaymentEntry {
-                            payment_id: id.clone(),
-                            amount: p.amount,
-                        },
-                    );
-                    // Only the fact's "amount due" depends on it: unreadable leaves it out.
-                    let due = el.invoice.as_ref().and_then(|i| i.amount_due);
-                    if let Some(inv) = el.invoice.as_ref().filter(|i| !i.status.is_empty()) {
-                        // A draft a person has approved since.
-                        g.led.entry.status = inv.status.clone();
-                    }
-                    let number = g.led.entry.invoice_number.clone();
-                    let f = self.fact(
-                        g,
-                        XeroDocumentKind::Payment,
-                        XeroVerb::Recorded,
-                        &id,
-                        &number,
-                        Some(p.amount),
-                        due,
-                        "AUTHORISED",
-                    );
-                    g.facts.push(f);
-                    metrics::counter!(m::WRITES, "tenant" => self.tenant().to_owned(), "kind" => "payment", "verb" => "Recorded").increment(1);
-                } else {
-                    let errors = el.errors().join("; ");
-                    if g.live() {
-                        let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
-                        let draft = g.led.entry.is_draft()
-                            && matches!(el.refusal(), Some(Refusal::NotAuthorised(_)));
-                        let (reason, error) = if draft {
-                            let number = g
-                                .order
-                                .as_ref()
-                                .and_then(|(e, _)| e.order.as_ref())
-                                .map(|o| o.number.clone())
-                                .unwrap_or_default();
-                            (
-                                ReasonClass::Policy,
-                                draft_wait(
-                                    &number,
-                                    &format!("payment {src}"),
-                                    &g.led.entry.invoice_number,
-                                ),
-                            )
-                        } else {
-                            (
-                                ReasonClass::XeroValidation,
-                                format!("payment {src}: {errors}"),
-                            )
-                        };
-                        self.review_unapplied(g, "payment", &msgs[idx], reason, &error, vec![])
-                            .await;
-                    }
+                let number = g.led.entry.invoice_number.clone();
+                let f = self.fact(
+                    g,
+                    XeroDocumentKind::Payment,
+                    XeroVerb::Recorded,
+                    &id,
+                    &number,
+                    Some(p.amount),
+                    due,
+                    "AUTHORISED",
+                );
+                g.facts.push(f);
+                metrics::counter!(m::WRITES, "tenant" => self.tenant().to_owned(), "kind" => "payment", "verb" => "Recorded").increment(1);
+            } else {
+                let errors = el.errors().join("; ");
+                if g.live() {
+                    let idx = g.order_msg();
+                    let draft = g.led.entry.is_draft()
+                        && matches!(el.refusal(), Some(Refusal::NotAuthorised(_)));
+                    let (reason, error) = if draft {
+                        let number = g
+                            .order
+                            .as_ref()
+                            .and_then(|(e, _)| e.order.as_ref())
+                            .map(|o| o.number.clone())
+                            .unwrap_or_default();
+                        (
+                            ReasonClass::Policy,
+                            draft_wait(
+                                &number,
+                                &format!("payment {src}"),
+                                &g.led.entry.invoice_number,
+                            ),
+                        )
+                    } else {
+                        (
+                            ReasonClass::XeroValidation,
+                            format!("payment {src}: {errors}"),
+                        )
+                    };
+                    self.review_unapplied(g, "payment", &msgs[idx], reason, &error, vec![])
+                        .await;
                 }
             }
         }
@@ -293,16 +271,10 @@ impl TenantWorker {
     /// the customer, which is what the store's state says happened.
     pub(crate) async fn make_room_for_payments(&self, groups: &mut [Group], msgs: &[Message]) {
         for g in groups.iter_mut() {
-            if !g.live() || !g.converge || g.led.entry.invoice_id.is_empty() || g.led.entry.voided {
-                continue;
-            }
-            let Some(order) = g.order.as_ref().and_then(|(e, _)| e.order.as_ref()) else {
+            let Some(order) = g.payable() else {
                 continue;
             };
-            if order.status == OrderStatus::Cancelled as i32 {
-                continue;
-            }
-            let incoming: Decimal = unrecorded(order, &g.led.entry)
+            let incoming: Decimal = unrecorded(&order, &g.led.entry)
                 .iter()
                 .map(|(_, amount)| amount)
                 .sum();

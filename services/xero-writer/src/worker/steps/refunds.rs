@@ -8,6 +8,7 @@ use crate::metrics_names as m;
 use crate::org::OrgSettings;
 use crate::worker::TenantWorker;
 use crate::worker::group::Group;
+use crate::worker::write::{OnFail, Request, Sent};
 use async_nats::jetstream::Message;
 use ledgerline_contract::v1::{ReasonClass, XeroDocumentKind, XeroVerb};
 use ledgerline_mapping::Effective;
@@ -29,7 +30,7 @@ impl TenantWorker {
             if !g.live() || g.refunds.is_empty() || g.led.entry.before_start {
                 continue;
             }
-            let written = if g.converge {
+            let written = if g.plan.converges() {
                 g.led.entry.version.max(g.version())
             } else {
                 g.led.entry.version
@@ -126,36 +127,44 @@ impl TenantWorker {
         let mut fresh_credit: std::collections::HashSet<String> = Default::default();
         for pass in 0..2 {
             let mut archived: Vec<(usize, usize, compose::CreditDoc)> = Vec::new();
-            for chunk in pass_todo.chunks(self.shared.config.batch_size) {
-                let unitdp4 = chunk.iter().any(|(_, _, d)| d.unitdp4);
-                let body: Vec<&compose::XDocument> = chunk.iter().map(|(_, _, d)| &d.doc).collect();
-                let method = if pass == 0 { Method::PUT } else { Method::POST };
-                let els = match self
-                    .batch_call(method, "/CreditNotes", "CreditNotes", &body, unitdp4)
-                    .await
-                {
-                    Ok(r) => r.credit_notes,
-                    Err(e) => {
-                        for (gi, _, _) in chunk {
-                            let g = &mut groups[*gi];
-                            self.call_failed(g, msgs, &e).await;
-                        }
-                        continue;
-                    }
+            for unitdp4 in [false, true] {
+                let items: Vec<(usize, (usize, compose::CreditDoc), compose::XDocument)> =
+                    pass_todo
+                        .iter()
+                        .filter(|(_, _, d)| d.unitdp4 == unitdp4)
+                        .map(|(gi, ri, d)| (*gi, (*ri, d.clone()), d.doc.clone()))
+                        .collect();
+                let req = Request {
+                    method: if pass == 0 {
+                        &Method::PUT
+                    } else {
+                        &Method::POST
+                    },
+                    path: "/CreditNotes",
+                    collection: "CreditNotes",
+                    unitdp4,
                 };
-                for (n, (gi, ri, d)) in chunk.iter().enumerate() {
-                    let g = &mut groups[*gi];
+                let written = self
+                    .write_batched(groups, msgs, req, OnFail::Review, items, |r| r.credit_notes)
+                    .await;
+                for Sent {
+                    group: gi,
+                    key: (ri, d),
+                    answer: mut el,
+                    ..
+                } in written
+                {
+                    let g = &mut groups[gi];
                     if !g.live() {
                         continue;
                     }
-                    let (ev, idx) = g.refunds[*ri].clone();
+                    let (ev, idx) = g.refunds[ri].clone();
                     let rid = ev.refund.as_ref().map(|r| r.id.clone()).unwrap_or_default();
-                    let mut el = els.get(n).cloned().unwrap_or_default();
                     let errors = el.errors().join("; ");
                     let created = el.ok();
                     let refusal = el.refusal();
                     if pass == 0 && matches!(refusal, Some(Refusal::ArchivedContact(_))) {
-                        archived.push((*gi, *ri, d.clone()));
+                        archived.push((gi, ri, d));
                         continue;
                     }
                     if matches!(refusal, Some(Refusal::DuplicateDocumentNumber(_))) {
@@ -377,61 +386,55 @@ impl TenantWorker {
                 }
             }
         }
-        for chunk in refunds.chunks(self.shared.config.batch_size) {
-            let body: Vec<&compose::XPayment> = chunk.iter().map(|(_, _, p)| p).collect();
-            let els = match self
-                .batch_call(Method::PUT, "/Payments", "Payments", &body, false)
-                .await
-            {
-                Ok(r) => r.payments,
-                Err(e) => {
-                    for (gi, _, _) in chunk {
-                        groups[*gi].transient(e.to_string());
-                    }
-                    continue;
+        let req = Request::new(&Method::PUT, "/Payments", "Payments");
+        let written = self
+            .write_batched(groups, msgs, req, OnFail::Retry, refunds, |r| r.payments)
+            .await;
+        for Sent {
+            group: gi,
+            key: rid,
+            body: p,
+            answer: el,
+        } in written
+        {
+            let g = &mut groups[gi];
+            if el.ok() {
+                if let Some(ce) = g.led.entry.credit_notes.get_mut(&rid) {
+                    ce.refunded += p.amount;
+                    ce.done = true;
                 }
-            };
-            for (n, (gi, rid, p)) in chunk.iter().enumerate() {
-                let g = &mut groups[*gi];
-                let el = els.get(n).cloned().unwrap_or_default();
-                if el.ok() {
-                    if let Some(ce) = g.led.entry.credit_notes.get_mut(rid) {
-                        ce.refunded += p.amount;
-                        ce.done = true;
-                    }
-                    let id = el.payment_id.clone();
-                    let f = self.fact(
-                        g,
-                        XeroDocumentKind::Payment,
-                        XeroVerb::Recorded,
-                        &id,
-                        rid,
-                        Some(p.amount),
-                        None,
-                        "AUTHORISED",
-                    );
-                    g.facts.push(f);
-                } else if g.live() {
-                    let errors = el.errors().join("; ");
-                    let idx = g.msgs[0];
-                    let (reason, error) = if self.shared.config.invoice_status == DocStatus::Draft
-                        && matches!(el.refusal(), Some(Refusal::NotAuthorised(_)))
-                    {
-                        (
-                            ReasonClass::Policy,
-                            format!(
-                                "refund {rid} waits for approval: its credit note is a DRAFT in Xero (WRITER_INVOICE_STATUS=draft) and Xero pays back only approved credit notes; approve it in Xero, then replay this event"
-                            ),
-                        )
-                    } else {
-                        (
-                            ReasonClass::XeroValidation,
-                            format!("refund payment {rid}: {errors}"),
-                        )
-                    };
-                    self.review_unapplied(g, "refund", &msgs[idx], reason, &error, vec![])
-                        .await;
-                }
+                let id = el.payment_id.clone();
+                let f = self.fact(
+                    g,
+                    XeroDocumentKind::Payment,
+                    XeroVerb::Recorded,
+                    &id,
+                    &rid,
+                    Some(p.amount),
+                    None,
+                    "AUTHORISED",
+                );
+                g.facts.push(f);
+            } else if g.live() {
+                let errors = el.errors().join("; ");
+                let idx = g.msgs[0];
+                let (reason, error) = if self.shared.config.invoice_status == DocStatus::Draft
+                    && matches!(el.refusal(), Some(Refusal::NotAuthorised(_)))
+                {
+                    (
+                        ReasonClass::Policy,
+                        format!(
+                            "refund {rid} waits for approval: its credit note is a DRAFT in Xero (WRITER_INVOICE_STATUS=draft) and Xero pays back only approved credit notes; approve it in Xero, then replay this event"
+                        ),
+                    )
+                } else {
+                    (
+                        ReasonClass::XeroValidation,
+                        format!("refund payment {rid}: {errors}"),
+                    )
+                };
+                self.review_unapplied(g, "refund", &msgs[idx], reason, &error, vec![])
+                    .await;
             }
         }
     }

@@ -5,6 +5,8 @@ use crate::ledger::{self, CreditEntry};
 use crate::org::OrgSettings;
 use crate::worker::TenantWorker;
 use crate::worker::group::Group;
+use crate::worker::plan::Plan;
+use crate::worker::write::InvoicesBy;
 use async_nats::jetstream::Message;
 use ledgerline_contract::v1::{ReasonClass, XeroDocumentKind, XeroVerb};
 use ledgerline_xero_client::model::send;
@@ -27,10 +29,13 @@ impl TenantWorker {
     ) {
         let today = chrono::Utc::now().with_timezone(&org.timezone).date_naive();
         for g in groups.iter_mut() {
-            if !g.live() || !g.reissue {
+            let Plan::Reissue { credit_only } = g.plan else {
+                continue;
+            };
+            if !g.live() {
                 continue;
             }
-            let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+            let idx = g.order_msg();
             let lock = org.lock_date.unwrap_or(today);
             let date = today.max(lock.succ_opt().unwrap_or(lock));
             let e = g.led.entry.clone();
@@ -99,7 +104,7 @@ impl TenantWorker {
                 },
                 invoice_number: None,
                 credit_note_number: Some(cn_number.clone()),
-                reference: if g.credit_only {
+                reference: if credit_only {
                     format!(
                         "Cancels {} (order cancelled after the lock date {lock})",
                         e.invoice_number
@@ -245,7 +250,7 @@ impl TenantWorker {
                 );
                 g.facts.push(f);
             }
-            if g.credit_only {
+            if credit_only {
                 // Cancelled: the credit note stands in for the void Xero would refuse.
                 let credit = CreditEntry {
                     credit_note_id: cn_id.clone(),
@@ -301,18 +306,11 @@ impl TenantWorker {
                 (el, XeroVerb::Created)
             } else if matches!(el.refusal(), Some(Refusal::DuplicateDocumentNumber(_))) {
                 match self
-                    .client
-                    .call(
-                        Method::GET,
-                        "/Invoices",
-                        &[("InvoiceNumbers", inv.number.clone()), ("page", "1".into())],
-                        None,
-                    )
+                    .read_invoices(InvoicesBy::Number, &[inv.number.clone()])
                     .await
                 {
                     Ok(v) => (
-                        v.invoices
-                            .into_iter()
+                        v.into_iter()
                             .find(|i| i.status != "DELETED")
                             .unwrap_or_default(),
                         XeroVerb::Adopted,

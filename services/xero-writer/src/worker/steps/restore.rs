@@ -34,7 +34,7 @@ impl TenantWorker {
                     "order {number}: its contact {} is archived in Xero (WRITER_ARCHIVED_CONTACT=review); make the contact active in Xero, then replay this event",
                     g.led.entry.contact_id
                 );
-                let m = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                let m = g.order_msg();
                 self.review(g, &msgs[m], ReasonClass::Policy, &error, vec![])
                     .await;
             }
@@ -102,7 +102,7 @@ impl TenantWorker {
                         let error = format!(
                             "contact {id} is archived in Xero and could not be made active again: {errors}"
                         );
-                        let m = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                        let m = g.order_msg();
                         self.review(g, &msgs[m], ReasonClass::XeroValidation, &error, vec![])
                             .await;
                     }
@@ -179,7 +179,7 @@ impl TenantWorker {
                     self.invoice_written(g, &el, verb);
                 } else {
                     let errors = el.errors().join("; ");
-                    let m = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                    let m = g.order_msg();
                     self.review(g, &msgs[m], ReasonClass::XeroValidation, &errors, vec![])
                         .await;
                 }

@@ -5,6 +5,7 @@ use crate::org::OrgSettings;
 use crate::terms::Terms;
 use crate::worker::TenantWorker;
 use crate::worker::group::Group;
+use crate::worker::plan::Plan;
 use ledgerline_contract::v1::OrderStatus;
 use reqwest::Method;
 
@@ -17,7 +18,10 @@ impl TenantWorker {
         {
             let cache = self.terms.lock().unwrap_or_else(|e| e.into_inner());
             for g in groups.iter() {
-                if !g.live() || !g.converge || g.void || g.led.entry.contact_id.is_empty() {
+                if !g.live()
+                    || !matches!(g.plan, Plan::Converge(_))
+                    || g.led.entry.contact_id.is_empty()
+                {
                     continue;
                 }
                 let Some(order) = g.order.as_ref().and_then(|(e, _)| e.order.as_ref()) else {

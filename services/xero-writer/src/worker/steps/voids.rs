@@ -5,6 +5,9 @@ use crate::ledger::PaymentEntry;
 use crate::metrics_names as m;
 use crate::worker::TenantWorker;
 use crate::worker::group::Group;
+use crate::worker::plan::Plan;
+use crate::worker::write::InvoicesBy;
+use crate::worker::write::{OnFail, Request, Sent};
 use async_nats::jetstream::Message;
 use ledgerline_contract::v1::{ReasonClass, XeroDocumentKind, XeroVerb};
 use ledgerline_xero_client::model::send;
@@ -18,7 +21,12 @@ impl TenantWorker {
     /// batch for it. A payment already deleted counts as done.
     pub(crate) async fn remove_payments(&self, groups: &mut [Group], msgs: &[Message]) {
         for g in groups.iter_mut() {
-            if !g.live() || !g.void || !g.remove_payments {
+            if !g.live()
+                || g.plan
+                    != (Plan::Void {
+                        remove_payments: true,
+                    })
+            {
                 continue;
             }
             let payments: Vec<(String, PaymentEntry)> = g
@@ -49,7 +57,7 @@ impl TenantWorker {
                 let refusal = el.as_ref().and_then(Element::refusal);
                 let gone = matches!(refusal, Some(Refusal::AlreadyDeleted(_)));
                 if el.is_none() || (refusal.is_some() && !gone) {
-                    let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                    let idx = g.order_msg();
                     let why = match &refusal {
                         None => "Xero does not know it".to_owned(),
                         Some(r) => r.message().to_owned(),
@@ -89,57 +97,49 @@ impl TenantWorker {
     pub(crate) async fn void_invoices(&self, groups: &mut [Group], msgs: &[Message]) {
         self.remove_payments(groups, msgs).await;
         let mut todo: Vec<usize> = (0..groups.len())
-            .filter(|&i| groups[i].live() && groups[i].void)
+            .filter(|&i| groups[i].live() && groups[i].plan.voids())
             .collect();
         for attempt in 0..2 {
             let mut unsure = Vec::new();
-            for chunk in todo.chunks(self.shared.config.batch_size) {
-                let wanted: Vec<&'static str> = chunk
-                    .iter()
-                    .map(|&i| {
-                        if groups[i].led.entry.is_draft() {
-                            "DELETED"
-                        } else {
-                            "VOIDED"
-                        }
-                    })
-                    .collect();
-                let docs: Vec<send::StatusChange> = chunk
-                    .iter()
-                    .zip(&wanted)
-                    .map(|(&i, st)| send::StatusChange {
-                        invoice_id: groups[i].led.entry.invoice_id.clone(),
-                        status: (*st).to_owned(),
-                    })
-                    .collect();
-                let els = match self
-                    .batch_call(Method::POST, "/Invoices", "Invoices", &docs, false)
-                    .await
-                {
-                    Ok(r) => r.invoices,
-                    Err(e) => {
-                        for &i in chunk {
-                            self.call_failed(&mut groups[i], msgs, &e).await;
-                        }
-                        continue;
-                    }
-                };
-                for (n, &i) in chunk.iter().enumerate() {
-                    let g = &mut groups[i];
-                    let el = els.get(n).cloned().unwrap_or_default();
-                    let errors = el.errors().join("; ");
-                    let refusal = el.refusal();
-                    if refusal.is_none() {
-                        if let Some(total) = g.amount(el.total, "Total") {
-                            self.invoice_gone(g, wanted[n], total);
-                        }
-                    } else if attempt == 0 && matches!(refusal, Some(Refusal::InvalidStatus(_))) {
-                        unsure.push(i);
+            let items: Vec<(usize, &'static str, send::StatusChange)> = todo
+                .iter()
+                .map(|&i| {
+                    let status = if groups[i].led.entry.is_draft() {
+                        "DELETED"
                     } else {
-                        let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
-                        self.review(g, &msgs[idx], ReasonClass::Policy, &errors, vec![])
-                            .await;
+                        "VOIDED"
+                    };
+                    let change = send::StatusChange {
+                        invoice_id: groups[i].led.entry.invoice_id.clone(),
+                        status: status.to_owned(),
+                    };
+                    (i, status, change)
+                })
+                .collect();
+            let req = Request::new(&Method::POST, "/Invoices", "Invoices");
+            let written = self
+                .write_batched(groups, msgs, req, OnFail::Review, items, |r| r.invoices)
+                .await;
+            for Sent {
+                group: i,
+                key: status,
+                answer: el,
+                ..
+            } in written
+            {
+                let g = &mut groups[i];
+                let errors = el.errors().join("; ");
+                let refusal = el.refusal();
+                if refusal.is_none() {
+                    if let Some(total) = g.amount(el.total, "Total") {
+                        self.invoice_gone(g, status, total);
                     }
+                } else if attempt == 0 && matches!(refusal, Some(Refusal::InvalidStatus(_))) {
+                    unsure.push(i);
+                } else {
+                    let idx = g.order_msg();
+                    self.review(g, &msgs[idx], ReasonClass::Policy, &errors, vec![])
+                        .await;
                 }
             }
             if unsure.is_empty() {
@@ -151,17 +151,8 @@ impl TenantWorker {
                     .iter()
                     .map(|&i| groups[i].led.entry.invoice_id.clone())
                     .collect();
-                let list = match self
-                    .client
-                    .call(
-                        Method::GET,
-                        "/Invoices",
-                        &[("IDs", ids.join(",")), ("page", "1".into())],
-                        None,
-                    )
-                    .await
-                {
-                    Ok(v) => v.invoices,
+                let list = match self.read_invoices(InvoicesBy::Id, &ids).await {
+                    Ok(v) => v,
                     Err(e) => {
                         for &i in chunk {
                             groups[i].transient(e.to_string());
@@ -193,7 +184,7 @@ impl TenantWorker {
                             todo.push(i);
                         }
                         other => {
-                            let idx = g.order.as_ref().map_or(g.msgs[0], |(_, i)| *i);
+                            let idx = g.order_msg();
                             let error = format!(
                                 "order was cancelled but invoice {} is {other:?} in Xero and cannot be voided; remove its payments or credit notes in Xero, then replay",
                                 g.led.entry.invoice_number
