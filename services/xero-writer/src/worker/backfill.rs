@@ -7,7 +7,7 @@
 
 use crate::org::OrgSettings;
 use crate::worker::TenantWorker;
-use crate::worker::group::{Decoded, decode};
+use crate::worker::work::{Decoded, decode};
 use async_nats::jetstream::{AckKind, Message};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};

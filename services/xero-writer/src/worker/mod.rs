@@ -4,10 +4,10 @@
 
 mod backfill;
 pub(crate) mod batch;
-pub(crate) mod group;
 mod plan;
 pub(crate) mod settle;
 pub(crate) mod steps;
+pub(crate) mod work;
 mod write;
 
 use crate::compose;
@@ -15,9 +15,9 @@ use crate::ledger::{self, Versioned};
 use crate::org::OrgSettings;
 use crate::terms::Terms;
 use crate::worker::batch::{KV_PARALLEL, keep_alive, nak_delay, pull_batch, report_lag};
-use crate::worker::group::{Decoded, Fail, Group, decode};
-use crate::worker::plan::{Plan, Skip};
+use crate::worker::plan::{Plan, Skip, Write};
 use crate::worker::settle::unapplied;
+use crate::worker::work::{Decoded, Fail, OrderWork, decode};
 use crate::{Config, metrics_names as m};
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{AckKind, Message, kv};
@@ -242,7 +242,7 @@ impl TenantWorker {
             keep_alive(move || msgs.clone())
         };
         let mut outcome: Vec<Option<AckKind>> = vec![None; msgs.len()];
-        let mut groups: Vec<Group> = Vec::new();
+        let mut groups: Vec<OrderWork> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         for (i, msg) in msgs.iter().enumerate() {
             let decoded = match decode(msg) {
@@ -275,7 +275,7 @@ impl TenantWorker {
             };
             let key = ledger::key(&tenant, &store, &order_id);
             let gi = *index.entry(key.clone()).or_insert_with(|| {
-                groups.push(Group {
+                groups.push(OrderWork {
                     key: key.clone(),
                     store: store.clone(),
                     order: None,
@@ -359,8 +359,11 @@ impl TenantWorker {
                 .await;
             self.build_invoices(&mut groups, &msgs, &mapping, &org)
                 .await;
-            self.create_invoices(&mut groups, &msgs, &org).await;
-            self.update_invoices(&mut groups, &msgs, &org).await;
+            self.write_invoices(&mut groups, &msgs, &org, Write::Create)
+                .await;
+            // After create: an adopted invoice whose content differs is updated too.
+            self.write_invoices(&mut groups, &msgs, &org, Write::Update)
+                .await;
             self.reissue_locked(&mut groups, &msgs, &org).await;
             self.void_invoices(&mut groups, &msgs).await;
             self.save(&mut groups).await;

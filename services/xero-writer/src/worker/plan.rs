@@ -9,8 +9,8 @@ use crate::ledger::Entry;
 use crate::metrics_names as m;
 use crate::org::OrgSettings;
 use crate::worker::TenantWorker;
-use crate::worker::group::Group;
 use crate::worker::steps::{locked_on, written_date};
+use crate::worker::work::OrderWork;
 use crate::worker::write::InvoicesBy;
 use async_nats::jetstream::Message;
 use ledgerline_contract::v1::{Order, OrderStatus, ReasonClass};
@@ -220,7 +220,7 @@ impl TenantWorker {
     /// a person must decide on to review.
     pub(crate) async fn plan(
         &self,
-        groups: &mut [Group],
+        groups: &mut [OrderWork],
         msgs: &[Message],
         mapping: &Effective,
         org: &OrgSettings,
@@ -264,7 +264,7 @@ impl TenantWorker {
     /// voided like any other; one call per batch that has such orders.
     pub(crate) async fn find_unconfirmed_invoices(
         &self,
-        groups: &mut [Group],
+        groups: &mut [OrderWork],
         msgs: &[Message],
         mapping: &Effective,
     ) {

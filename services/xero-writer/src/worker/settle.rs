@@ -6,7 +6,7 @@ use crate::metrics_names as m;
 use crate::org::OrgSettings;
 use crate::worker::TenantWorker;
 use crate::worker::batch::KV_PARALLEL;
-use crate::worker::group::{Fail, Group};
+use crate::worker::work::{Fail, OrderWork};
 use async_nats::jetstream::Message;
 use futures::StreamExt;
 use ledgerline_contract::subjects;
@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 
 impl TenantWorker {
     /// Writes every changed ledger entry (compare-and-set); a lost race means retry later.
-    pub(crate) async fn save(&self, groups: &mut [Group]) {
+    pub(crate) async fn save(&self, groups: &mut [OrderWork]) {
         // Unread (the read failed) or unchanged entries need no write.
         let todo: Vec<(usize, String, Versioned)> = groups
             .iter()
@@ -64,7 +64,7 @@ impl TenantWorker {
 
     pub(crate) async fn review(
         &self,
-        g: &mut Group,
+        g: &mut OrderWork,
         msg: &Message,
         reason: ReasonClass,
         error: &str,
@@ -89,7 +89,7 @@ impl TenantWorker {
     /// counted in `xero_writer_unapplied_total` once its review entry is stored.
     pub(crate) async fn review_unapplied(
         &self,
-        g: &mut Group,
+        g: &mut OrderWork,
         kind: &'static str,
         msg: &Message,
         reason: ReasonClass,
@@ -102,12 +102,12 @@ impl TenantWorker {
         }
     }
 
-    pub(crate) async fn problem(&self, g: &mut Group, msg: &Message, p: Problem) {
+    pub(crate) async fn problem(&self, g: &mut OrderWork, msg: &Message, p: Problem) {
         metrics::counter!(m::REVIEWS, "tenant" => self.tenant().to_owned(), "reason" => format!("{:?}", p.reason)).increment(1);
         self.review(g, msg, p.reason, &p.error, p.suggestions).await;
     }
 
-    pub(crate) async fn call_failed(&self, g: &mut Group, msgs: &[Message], e: &XeroError) {
+    pub(crate) async fn call_failed(&self, g: &mut OrderWork, msgs: &[Message], e: &XeroError) {
         match e {
             XeroError::Validation(text) => {
                 let text = text.clone();
@@ -119,7 +119,7 @@ impl TenantWorker {
         }
     }
 
-    pub(crate) fn dry_run(&self, groups: &[Group], mapping: &Effective, org: &OrgSettings) {
+    pub(crate) fn dry_run(&self, groups: &[OrderWork], mapping: &Effective, org: &OrgSettings) {
         for g in groups {
             if let Some(order) = g.order.as_ref().and_then(|(e, _)| e.order.as_ref()) {
                 let opts = compose::DocOptions {
@@ -140,7 +140,7 @@ impl TenantWorker {
         }
     }
 
-    pub(crate) fn money(&self, g: &Group, amount: Decimal) -> Money {
+    pub(crate) fn money(&self, g: &OrderWork, amount: Decimal) -> Money {
         let currency = g
             .order
             .as_ref()
@@ -157,7 +157,7 @@ impl TenantWorker {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn fact(
         &self,
-        g: &Group,
+        g: &OrderWork,
         kind: XeroDocumentKind,
         verb: XeroVerb,
         xero_id: &str,

@@ -2,7 +2,7 @@
 //! Xero's per-element answers handed back beside the items they answer.
 
 use crate::worker::TenantWorker;
-use crate::worker::group::Group;
+use crate::worker::work::OrderWork;
 use async_nats::jetstream::Message;
 use ledgerline_xero_client::model::send;
 use ledgerline_xero_client::{Response, XeroError};
@@ -98,13 +98,33 @@ impl TenantWorker {
             .invoices)
     }
 
+    /// [`Self::read_invoices`] for the orders `chunk`: a failed read fails each of them (tried
+    /// again), and gives `None`.
+    pub(crate) async fn read_invoices_of<S: AsRef<str>>(
+        &self,
+        groups: &mut [OrderWork],
+        chunk: &[usize],
+        by: InvoicesBy,
+        keys: &[S],
+    ) -> Option<Vec<ledgerline_xero_client::model::Invoice>> {
+        match self.read_invoices(by, keys).await {
+            Ok(list) => Some(list),
+            Err(e) => {
+                for &i in chunk {
+                    groups[i].transient(e.to_string());
+                }
+                None
+            }
+        }
+    }
+
     /// Writes `items` (each the index of its order's group, a key kept beside it, and the
     /// element to send) in requests of at most the batch size, and returns each with the element
     /// Xero answered for it. A request that fails fails its orders as `on_fail` says; an element
     /// missing from an answer fails its order (tried again); neither comes back.
     pub(crate) async fn write_batched<K, B: serde::Serialize, E>(
         &self,
-        groups: &mut [Group],
+        groups: &mut [OrderWork],
         msgs: &[Message],
         req: Request<'_>,
         on_fail: OnFail,

@@ -4,7 +4,7 @@ use crate::contacts::{self, ContactSpec, Resolved};
 use crate::org::OrgSettings;
 use crate::terms::Terms;
 use crate::worker::TenantWorker;
-use crate::worker::group::Group;
+use crate::worker::work::OrderWork;
 use async_nats::jetstream::Message;
 use ledgerline_contract::v1::{ReasonClass, XeroDocumentKind, XeroVerb};
 use ledgerline_mapping::Effective;
@@ -13,7 +13,7 @@ use std::collections::HashMap;
 impl TenantWorker {
     pub(crate) async fn contacts_phase(
         &self,
-        groups: &mut [Group],
+        groups: &mut [OrderWork],
         msgs: &[Message],
         mapping: &Effective,
         org: &OrgSettings,

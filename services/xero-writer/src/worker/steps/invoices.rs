@@ -7,8 +7,8 @@ use crate::ledger::PaymentEntry;
 use crate::metrics_names as m;
 use crate::org::OrgSettings;
 use crate::worker::TenantWorker;
-use crate::worker::group::Group;
 use crate::worker::plan::{Plan, Policy, Write, revise};
+use crate::worker::work::OrderWork;
 use crate::worker::write::InvoicesBy;
 use crate::worker::write::{OnFail, Request, Sent};
 use async_nats::jetstream::Message;
@@ -21,7 +21,7 @@ use reqwest::Method;
 impl TenantWorker {
     pub(crate) async fn build_invoices(
         &self,
-        groups: &mut [Group],
+        groups: &mut [OrderWork],
         msgs: &[Message],
         mapping: &Effective,
         org: &OrgSettings,
@@ -79,7 +79,7 @@ impl TenantWorker {
     pub(crate) fn suggestions_for(
         &self,
         error: &str,
-        g: &Group,
+        g: &OrderWork,
         org: &OrgSettings,
     ) -> Vec<Suggestion> {
         let lines = g
@@ -106,30 +106,50 @@ impl TenantWorker {
         out
     }
 
-    pub(crate) async fn create_invoices(
+    /// Creates (`Write::Create`, `PUT`) or updates (`Write::Update`, `POST`, keeping a draft a
+    /// draft) the invoices whose plan says so, in batches. A taken number on create is
+    /// adopted; an archived contact is made active again and the invoice written again; any
+    /// other refusal goes to review (POLICY for an update Xero refuses for payments, status or
+    /// a lock date; XERO_VALIDATION otherwise, with suggestions).
+    pub(crate) async fn write_invoices(
         &self,
-        groups: &mut [Group],
+        groups: &mut [OrderWork],
         msgs: &[Message],
         org: &OrgSettings,
+        write: Write,
     ) {
+        let update = write == Write::Update;
         let todo: Vec<usize> = (0..groups.len())
             .filter(|&i| {
                 groups[i].live()
                     && groups[i].inv.is_some()
-                    && groups[i].plan == Plan::Converge(Write::Create)
+                    && groups[i].plan == Plan::Converge(write)
             })
             .collect();
+        let (method, verb) = if update {
+            (Method::POST, XeroVerb::Updated)
+        } else {
+            (Method::PUT, XeroVerb::Created)
+        };
         let mut adopt: Vec<usize> = Vec::new();
         let mut archived: Vec<usize> = Vec::new();
         for unitdp4 in [false, true] {
             let items: Vec<(usize, (), compose::XDocument)> = todo
                 .iter()
                 .filter_map(|&i| {
-                    let d = groups[i].inv.as_ref()?;
-                    (d.unitdp4 == unitdp4).then(|| (i, (), d.doc.clone()))
+                    let inv = groups[i].inv.as_ref().filter(|d| d.unitdp4 == unitdp4)?;
+                    let mut d = inv.doc.clone();
+                    if update {
+                        d.invoice_id = Some(groups[i].led.entry.invoice_id.clone());
+                        if self.shared.config.invoice_status == DocStatus::Draft {
+                            // A draft stays a draft, and one a person approved stays approved.
+                            d.status.clear();
+                        }
+                    }
+                    Some((i, (), d))
                 })
                 .collect();
-            let req = Request::new(&Method::PUT, "/Invoices", "Invoices").unitdp4(unitdp4);
+            let req = Request::new(&method, "/Invoices", "Invoices").unitdp4(unitdp4);
             let written = self
                 .write_batched(groups, msgs, req, OnFail::Review, items, |r| r.invoices)
                 .await;
@@ -141,19 +161,29 @@ impl TenantWorker {
             {
                 let g = &mut groups[i];
                 let Some(refusal) = el.refusal() else {
-                    self.invoice_written(g, &el, XeroVerb::Created);
+                    self.invoice_written(g, &el, verb);
                     continue;
                 };
-                let errors = el.errors().join("; ");
-                if matches!(refusal, Refusal::DuplicateDocumentNumber(_)) {
-                    adopt.push(i);
-                } else if matches!(refusal, Refusal::ArchivedContact(_)) {
-                    archived.push(i);
-                } else {
-                    let idx = g.order_msg();
-                    let sugg = self.suggestions_for(&errors, g, org);
-                    self.review(g, &msgs[idx], ReasonClass::XeroValidation, &errors, sugg)
-                        .await;
+                match refusal {
+                    Refusal::DuplicateDocumentNumber(_) if !update => adopt.push(i),
+                    Refusal::ArchivedContact(_) => archived.push(i),
+                    refusal => {
+                        let errors = el.errors().join("; ");
+                        // "lock date": the cached lock date was older than Xero's.
+                        let reason = match refusal {
+                            Refusal::HasPaymentsOrCredit(_)
+                            | Refusal::InvalidStatus(_)
+                            | Refusal::PeriodLocked(_)
+                                if update =>
+                            {
+                                ReasonClass::Policy
+                            }
+                            _ => ReasonClass::XeroValidation,
+                        };
+                        let idx = g.order_msg();
+                        let sugg = self.suggestions_for(&errors, g, org);
+                        self.review(g, &msgs[idx], reason, &errors, sugg).await;
+                    }
                 }
             }
         }
@@ -162,12 +192,12 @@ impl TenantWorker {
         }
         if !archived.is_empty() {
             let restored = self.restore_contacts(groups, msgs, &archived).await;
-            self.rewrite_after_restore(groups, msgs, &restored, false)
+            self.rewrite_after_restore(groups, msgs, &restored, update)
                 .await;
         }
     }
 
-    pub(crate) fn invoice_written(&self, g: &mut Group, el: &model::Invoice, verb: XeroVerb) {
+    pub(crate) fn invoice_written(&self, g: &mut OrderWork, el: &model::Invoice, verb: XeroVerb) {
         let (Some(total), Some(due), Some(tax)) = (
             g.amount(el.total, "Total"),
             g.amount(el.amount_due, "AmountDue"),
@@ -206,21 +236,17 @@ impl TenantWorker {
 
     /// "Invoice # must be unique": it exists (ours after an unconfirmed attempt, or an earlier
     /// integration's). Look it up by number and take it over.
-    pub(crate) async fn adopt_invoices(&self, groups: &mut [Group], idx: &[usize]) {
+    pub(crate) async fn adopt_invoices(&self, groups: &mut [OrderWork], idx: &[usize]) {
         for chunk in idx.chunks(40) {
             let numbers: Vec<String> = chunk
                 .iter()
                 .map(|&i| groups[i].inv.as_ref().expect("doc").number.clone())
                 .collect();
-            let resp = self.read_invoices(InvoicesBy::Number, &numbers).await;
-            let list = match resp {
-                Ok(v) => v,
-                Err(e) => {
-                    for &i in chunk {
-                        groups[i].transient(e.to_string());
-                    }
-                    continue;
-                }
+            let Some(list) = self
+                .read_invoices_of(groups, chunk, InvoicesBy::Number, &numbers)
+                .await
+            else {
+                continue;
             };
             for &i in chunk {
                 let g = &mut groups[i];
@@ -267,78 +293,6 @@ impl TenantWorker {
                     g.plan = Plan::Converge(Write::Update);
                 }
             }
-        }
-    }
-
-    pub(crate) async fn update_invoices(
-        &self,
-        groups: &mut [Group],
-        msgs: &[Message],
-        org: &OrgSettings,
-    ) {
-        let todo: Vec<usize> = (0..groups.len())
-            .filter(|&i| {
-                groups[i].live()
-                    && groups[i].plan == Plan::Converge(Write::Update)
-                    && groups[i].inv.is_some()
-            })
-            .collect();
-        let mut archived: Vec<usize> = Vec::new();
-        for unitdp4 in [false, true] {
-            let items: Vec<(usize, (), compose::XDocument)> = todo
-                .iter()
-                .filter_map(|&i| {
-                    let inv = groups[i].inv.as_ref().filter(|d| d.unitdp4 == unitdp4)?;
-                    let mut d = inv.doc.clone();
-                    d.invoice_id = Some(groups[i].led.entry.invoice_id.clone());
-                    if self.shared.config.invoice_status == DocStatus::Draft {
-                        // A draft stays a draft, and one a person approved stays approved.
-                        d.status.clear();
-                    }
-                    Some((i, (), d))
-                })
-                .collect();
-            let req = Request::new(&Method::POST, "/Invoices", "Invoices").unitdp4(unitdp4);
-            let written = self
-                .write_batched(groups, msgs, req, OnFail::Review, items, |r| r.invoices)
-                .await;
-            for Sent {
-                group: i,
-                answer: el,
-                ..
-            } in written
-            {
-                let g = &mut groups[i];
-                let refusal = el.refusal();
-                if refusal.is_none() {
-                    self.invoice_written(g, &el, XeroVerb::Updated);
-                } else if matches!(refusal, Some(Refusal::ArchivedContact(_))) {
-                    archived.push(i);
-                } else {
-                    let errors = el.errors().join("; ");
-                    let idx = g.order_msg();
-                    // "lock date": the cached lock date was older than Xero's.
-                    let reason = if matches!(
-                        refusal,
-                        Some(
-                            Refusal::HasPaymentsOrCredit(_)
-                                | Refusal::InvalidStatus(_)
-                                | Refusal::PeriodLocked(_)
-                        )
-                    ) {
-                        ReasonClass::Policy
-                    } else {
-                        ReasonClass::XeroValidation
-                    };
-                    let sugg = self.suggestions_for(&errors, g, org);
-                    self.review(g, &msgs[idx], reason, &errors, sugg).await;
-                }
-            }
-        }
-        if !archived.is_empty() {
-            let restored = self.restore_contacts(groups, msgs, &archived).await;
-            self.rewrite_after_restore(groups, msgs, &restored, true)
-                .await;
         }
     }
 }

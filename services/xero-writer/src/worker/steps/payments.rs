@@ -6,9 +6,9 @@ use crate::ledger::{self, CreditEntry, PaymentEntry};
 use crate::metrics_names as m;
 use crate::org::OrgSettings;
 use crate::worker::TenantWorker;
-use crate::worker::group::Group;
 use crate::worker::settle::unapplied;
 use crate::worker::steps::draft_wait;
+use crate::worker::work::OrderWork;
 use crate::worker::write::{InvoicesBy, OnFail, Request, Sent};
 use async_nats::jetstream::Message;
 use ledgerline_contract::v1::{
@@ -22,7 +22,7 @@ use rust_decimal::Decimal;
 impl TenantWorker {
     pub(crate) async fn payments(
         &self,
-        groups: &mut [Group],
+        groups: &mut [OrderWork],
         msgs: &[Message],
         mapping: &Effective,
         org: &OrgSettings,
@@ -269,7 +269,7 @@ impl TenantWorker {
     /// older than the hold rule, or a ledger from before it) would leave too little due: those
     /// allocations are removed here, and the refunds phase then pays the freed credit back to
     /// the customer, which is what the store's state says happened.
-    pub(crate) async fn make_room_for_payments(&self, groups: &mut [Group], msgs: &[Message]) {
+    pub(crate) async fn make_room_for_payments(&self, groups: &mut [OrderWork], msgs: &[Message]) {
         for g in groups.iter_mut() {
             let Some(order) = g.payable() else {
                 continue;
@@ -308,7 +308,7 @@ impl TenantWorker {
     /// freed. The credit entry is left undone, so its credit is refunded instead.
     pub(crate) async fn undo_allocation(
         &self,
-        g: &mut Group,
+        g: &mut OrderWork,
         rid: &str,
         c: &CreditEntry,
     ) -> Result<Decimal, XeroError> {

@@ -7,7 +7,7 @@ use crate::ledger::CreditEntry;
 use crate::metrics_names as m;
 use crate::org::OrgSettings;
 use crate::worker::TenantWorker;
-use crate::worker::group::Group;
+use crate::worker::work::OrderWork;
 use crate::worker::write::{OnFail, Request, Sent};
 use async_nats::jetstream::Message;
 use ledgerline_contract::v1::{ReasonClass, XeroDocumentKind, XeroVerb};
@@ -25,7 +25,7 @@ impl TenantWorker {
     /// (a redelivery, a crash) so waits for the payment instead of taking the invoice's balance
     /// as credit. If that order version is in review, the refund goes to review too; if it
     /// never comes, the refund is dead-lettered when its deliveries run out.
-    pub(crate) async fn hold_refunds(&self, groups: &mut [Group], msgs: &[Message]) {
+    pub(crate) async fn hold_refunds(&self, groups: &mut [OrderWork], msgs: &[Message]) {
         for g in groups.iter_mut() {
             if !g.live() || g.refunds.is_empty() || g.led.entry.before_start {
                 continue;
@@ -71,7 +71,7 @@ impl TenantWorker {
 
     pub(crate) async fn refunds(
         &self,
-        groups: &mut [Group],
+        groups: &mut [OrderWork],
         msgs: &[Message],
         mapping: &Effective,
         org: &OrgSettings,
@@ -469,7 +469,7 @@ impl TenantWorker {
     /// beyond what the ledger knows. `Some` is the updated entry when there was more.
     pub(crate) async fn credit_in_xero(
         &self,
-        g: &mut Group,
+        g: &mut OrderWork,
         rid: &str,
         c: &CreditEntry,
     ) -> Result<Option<CreditEntry>, XeroError> {

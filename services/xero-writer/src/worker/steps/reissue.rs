@@ -4,8 +4,8 @@ use crate::compose;
 use crate::ledger::{self, CreditEntry};
 use crate::org::OrgSettings;
 use crate::worker::TenantWorker;
-use crate::worker::group::Group;
 use crate::worker::plan::Plan;
+use crate::worker::work::OrderWork;
 use crate::worker::write::InvoicesBy;
 use async_nats::jetstream::Message;
 use ledgerline_contract::v1::{ReasonClass, XeroDocumentKind, XeroVerb};
@@ -23,7 +23,7 @@ impl TenantWorker {
     /// again.
     pub(crate) async fn reissue_locked(
         &self,
-        groups: &mut [Group],
+        groups: &mut [OrderWork],
         msgs: &[Message],
         org: &OrgSettings,
     ) {

@@ -4,7 +4,7 @@ use crate::compose;
 use crate::config::{ArchivedContact, DocStatus};
 use crate::metrics_names as m;
 use crate::worker::TenantWorker;
-use crate::worker::group::Group;
+use crate::worker::work::OrderWork;
 use async_nats::jetstream::Message;
 use ledgerline_contract::v1::{ReasonClass, XeroDocumentKind, XeroVerb};
 use ledgerline_xero_client::Element;
@@ -16,7 +16,7 @@ impl TenantWorker {
     /// sent to review. Returns the groups whose contact is active again.
     pub(crate) async fn restore_contacts(
         &self,
-        groups: &mut [Group],
+        groups: &mut [OrderWork],
         msgs: &[Message],
         idx: &[usize],
     ) -> Vec<usize> {
@@ -117,7 +117,7 @@ impl TenantWorker {
     /// `POST /Invoices` (update or create by InvoiceNumber), updates to `POST /Invoices/{id}`.
     pub(crate) async fn rewrite_after_restore(
         &self,
-        groups: &mut [Group],
+        groups: &mut [OrderWork],
         msgs: &[Message],
         idx: &[usize],
         update: bool,

@@ -4,15 +4,15 @@ use crate::compose;
 use crate::org::OrgSettings;
 use crate::terms::Terms;
 use crate::worker::TenantWorker;
-use crate::worker::group::Group;
 use crate::worker::plan::Plan;
+use crate::worker::work::OrderWork;
 use ledgerline_contract::v1::OrderStatus;
 use reqwest::Method;
 
 impl TenantWorker {
     /// Reads the sales payment terms of the contacts whose orders carry no due date (batched,
     /// and only for contacts not read within the settings lifetime).
-    pub(crate) async fn contact_terms(&self, groups: &mut [Group], org: &OrgSettings) {
+    pub(crate) async fn contact_terms(&self, groups: &mut [OrderWork], org: &OrgSettings) {
         let ttl = self.shared.config.settings_refresh;
         let mut wanted: Vec<String> = Vec::new();
         {

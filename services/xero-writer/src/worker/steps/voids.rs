@@ -4,8 +4,8 @@
 use crate::ledger::PaymentEntry;
 use crate::metrics_names as m;
 use crate::worker::TenantWorker;
-use crate::worker::group::Group;
 use crate::worker::plan::Plan;
+use crate::worker::work::OrderWork;
 use crate::worker::write::InvoicesBy;
 use crate::worker::write::{OnFail, Request, Sent};
 use async_nats::jetstream::Message;
@@ -19,7 +19,7 @@ impl TenantWorker {
     /// Deletes the payments of cancelled orders whose invoices are to be voided
     /// (`WRITER_VOID_REMOVES_PAYMENTS`): one `POST /Payments/{PaymentID}` each, as Xero offers no
     /// batch for it. A payment already deleted counts as done.
-    pub(crate) async fn remove_payments(&self, groups: &mut [Group], msgs: &[Message]) {
+    pub(crate) async fn remove_payments(&self, groups: &mut [OrderWork], msgs: &[Message]) {
         for g in groups.iter_mut() {
             if !g.live()
                 || g.plan
@@ -94,7 +94,7 @@ impl TenantWorker {
     /// Voids the invoices of cancelled orders; a draft cannot be voided in Xero, it is deleted.
     /// When Xero refuses the status change (the ledger's status is stale: a person approved the
     /// draft, or voided it already), the invoice is read once and the right verb tried again.
-    pub(crate) async fn void_invoices(&self, groups: &mut [Group], msgs: &[Message]) {
+    pub(crate) async fn void_invoices(&self, groups: &mut [OrderWork], msgs: &[Message]) {
         self.remove_payments(groups, msgs).await;
         let mut todo: Vec<usize> = (0..groups.len())
             .filter(|&i| groups[i].live() && groups[i].plan.voids())
@@ -151,14 +151,11 @@ impl TenantWorker {
                     .iter()
                     .map(|&i| groups[i].led.entry.invoice_id.clone())
                     .collect();
-                let list = match self.read_invoices(InvoicesBy::Id, &ids).await {
-                    Ok(v) => v,
-                    Err(e) => {
-                        for &i in chunk {
-                            groups[i].transient(e.to_string());
-                        }
-                        continue;
-                    }
+                let Some(list) = self
+                    .read_invoices_of(groups, chunk, InvoicesBy::Id, &ids)
+                    .await
+                else {
+                    continue;
                 };
                 for &i in chunk {
                     let g = &mut groups[i];
@@ -199,7 +196,7 @@ impl TenantWorker {
     }
 
     /// Records a voided (or, for a draft, deleted) invoice and its fact.
-    pub(crate) fn invoice_gone(&self, g: &mut Group, status: &str, total: Decimal) {
+    pub(crate) fn invoice_gone(&self, g: &mut OrderWork, status: &str, total: Decimal) {
         g.led.entry.voided = true;
         g.led.entry.status = status.to_owned();
         let id = g.led.entry.invoice_id.clone();

@@ -1,5 +1,5 @@
-//! One order's work in a batch (its snapshot, refunds, messages, ledger entry and outcome),
-//! and decoding the messages it is made of.
+//! One order's work in a batch ([`OrderWork`]: its snapshot, refunds, messages, ledger entry,
+//! plan and outcome), and decoding the messages it is made of.
 
 use crate::compose::InvoiceDoc;
 use crate::contacts::ContactSpec;
@@ -27,7 +27,7 @@ pub(crate) enum Fail {
     Dead,
 }
 
-pub(crate) struct Group {
+pub(crate) struct OrderWork {
     pub(crate) key: String,
     pub(crate) store: String,
     pub(crate) order: Option<(OrderEvent, usize)>,
@@ -51,7 +51,7 @@ pub(crate) struct Group {
     pub(crate) reviewed_seq: Option<u64>,
 }
 
-impl Group {
+impl OrderWork {
     pub(crate) fn live(&self) -> bool {
         self.fail.is_none()
     }
