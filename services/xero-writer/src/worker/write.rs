@@ -118,65 +118,83 @@ impl TenantWorker {
         }
     }
 
-    /// Writes `items` (each the index of its order's group, a key kept beside it, and the
-    /// element to send) in requests of at most the batch size, and returns each with the element
-    /// Xero answered for it. A request that fails fails its orders as `on_fail` says; an element
-    /// missing from an answer fails its order (tried again); neither comes back.
-    pub(crate) async fn write_batched<K, B: serde::Serialize, E>(
+    /// Sends the next request of `chunks` (at most the batch size of its items, each the index of
+    /// its order's group, a key kept beside it, and the element to send) and returns each item
+    /// with the element Xero answered for it; `None` once every item was sent. The caller
+    /// handles one request's answers before the next is sent, as a batch of calls is made one
+    /// after another. A request that fails fails its orders as `on_fail` says; an element missing
+    /// from an answer fails its order (tried again); neither comes back.
+    pub(crate) async fn write_chunk<K, B: serde::Serialize, E>(
         &self,
         groups: &mut [OrderWork],
         msgs: &[Message],
         req: Request<'_>,
         on_fail: OnFail,
-        items: Vec<(usize, K, B)>,
+        chunks: &mut Chunks<K, B>,
         elements: impl Fn(Response) -> Vec<E>,
-    ) -> Vec<Sent<K, B, E>> {
-        let mut out = Vec::with_capacity(items.len());
-        let mut items = items.into_iter().peekable();
-        while items.peek().is_some() {
-            let chunk: Vec<(usize, K, B)> = items
-                .by_ref()
-                .take(self.shared.config.batch_size.max(1))
-                .collect();
-            let body: Vec<&B> = chunk.iter().map(|(_, _, b)| b).collect();
-            let answer = self
-                .batch_call(
-                    req.method.clone(),
-                    req.path,
-                    req.collection,
-                    &body,
-                    req.unitdp4,
-                )
-                .await;
-            let els = match answer {
-                Ok(r) => elements(r),
-                Err(e) => {
-                    for (i, _, _) in &chunk {
-                        match on_fail {
-                            OnFail::Review => self.call_failed(&mut groups[*i], msgs, &e).await,
-                            OnFail::Retry => groups[*i].transient(e.to_string()),
-                        }
+    ) -> Option<Vec<Sent<K, B, E>>> {
+        let chunk: Vec<(usize, K, B)> = chunks
+            .items
+            .by_ref()
+            .take(self.shared.config.batch_size.max(1))
+            .collect();
+        if chunk.is_empty() {
+            return None;
+        }
+        let body: Vec<&B> = chunk.iter().map(|(_, _, b)| b).collect();
+        let answer = self
+            .batch_call(
+                req.method.clone(),
+                req.path,
+                req.collection,
+                &body,
+                req.unitdp4,
+            )
+            .await;
+        let els = match answer {
+            Ok(r) => elements(r),
+            Err(e) => {
+                for (i, _, _) in &chunk {
+                    match on_fail {
+                        OnFail::Review => self.call_failed(&mut groups[*i], msgs, &e).await,
+                        OnFail::Retry => groups[*i].transient(e.to_string()),
                     }
-                    continue;
                 }
-            };
-            let mut els = els.into_iter();
-            for (group, key, body) in chunk {
-                match els.next() {
-                    Some(answer) => out.push(Sent {
-                        group,
-                        key,
-                        body,
-                        answer,
-                    }),
-                    None => groups[group].transient(format!(
-                        "Xero's answer to {} {} lacks an element",
-                        req.method, req.path
-                    )),
-                }
+                return Some(vec![]);
+            }
+        };
+        let mut els = els.into_iter();
+        let mut out = Vec::with_capacity(chunk.len());
+        for (group, key, body) in chunk {
+            match els.next() {
+                Some(answer) => out.push(Sent {
+                    group,
+                    key,
+                    body,
+                    answer,
+                }),
+                None => groups[group].transient(format!(
+                    "Xero's answer to {} {} lacks an element",
+                    req.method, req.path
+                )),
             }
         }
-        out
+        Some(out)
+    }
+}
+
+/// The items of a batched write not sent yet (see [`TenantWorker::write_chunk`]).
+#[derive(Debug)]
+pub(crate) struct Chunks<K, B> {
+    items: std::vec::IntoIter<(usize, K, B)>,
+}
+
+impl<K, B> Chunks<K, B> {
+    /// `items` to send.
+    pub(crate) fn new(items: Vec<(usize, K, B)>) -> Self {
+        Self {
+            items: items.into_iter(),
+        }
     }
 }
 

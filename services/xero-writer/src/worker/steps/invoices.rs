@@ -10,7 +10,7 @@ use crate::worker::TenantWorker;
 use crate::worker::plan::{Plan, Policy, Write, revise};
 use crate::worker::work::OrderWork;
 use crate::worker::write::InvoicesBy;
-use crate::worker::write::{OnFail, Request, Sent};
+use crate::worker::write::{Chunks, OnFail, Request, Sent};
 use async_nats::jetstream::Message;
 use ledgerline_contract::v1::{OrderStatus, ReasonClass, Suggestion, XeroDocumentKind, XeroVerb};
 use ledgerline_mapping::Effective;
@@ -150,39 +150,44 @@ impl TenantWorker {
                 })
                 .collect();
             let req = Request::new(&method, "/Invoices", "Invoices").unitdp4(unitdp4);
-            let written = self
-                .write_batched(groups, msgs, req, OnFail::Review, items, |r| r.invoices)
-                .await;
-            for Sent {
-                group: i,
-                answer: el,
-                ..
-            } in written
+            let mut chunks = Chunks::new(items);
+            while let Some(written) = self
+                .write_chunk(groups, msgs, req, OnFail::Review, &mut chunks, |r| {
+                    r.invoices
+                })
+                .await
             {
-                let g = &mut groups[i];
-                let Some(refusal) = el.refusal() else {
-                    self.invoice_written(g, &el, verb);
-                    continue;
-                };
-                match refusal {
-                    Refusal::DuplicateDocumentNumber(_) if !update => adopt.push(i),
-                    Refusal::ArchivedContact(_) => archived.push(i),
-                    refusal => {
-                        let errors = el.errors().join("; ");
-                        // "lock date": the cached lock date was older than Xero's.
-                        let reason = match refusal {
-                            Refusal::HasPaymentsOrCredit(_)
-                            | Refusal::InvalidStatus(_)
-                            | Refusal::PeriodLocked(_)
-                                if update =>
-                            {
-                                ReasonClass::Policy
-                            }
-                            _ => ReasonClass::XeroValidation,
-                        };
-                        let idx = g.order_msg();
-                        let sugg = self.suggestions_for(&errors, g, org);
-                        self.review(g, &msgs[idx], reason, &errors, sugg).await;
+                for Sent {
+                    group: i,
+                    answer: el,
+                    ..
+                } in written
+                {
+                    let g = &mut groups[i];
+                    let Some(refusal) = el.refusal() else {
+                        self.invoice_written(g, &el, verb);
+                        continue;
+                    };
+                    match refusal {
+                        Refusal::DuplicateDocumentNumber(_) if !update => adopt.push(i),
+                        Refusal::ArchivedContact(_) => archived.push(i),
+                        refusal => {
+                            let errors = el.errors().join("; ");
+                            // "lock date": the cached lock date was older than Xero's.
+                            let reason = match refusal {
+                                Refusal::HasPaymentsOrCredit(_)
+                                | Refusal::InvalidStatus(_)
+                                | Refusal::PeriodLocked(_)
+                                    if update =>
+                                {
+                                    ReasonClass::Policy
+                                }
+                                _ => ReasonClass::XeroValidation,
+                            };
+                            let idx = g.order_msg();
+                            let sugg = self.suggestions_for(&errors, g, org);
+                            self.review(g, &msgs[idx], reason, &errors, sugg).await;
+                        }
                     }
                 }
             }

@@ -9,7 +9,7 @@ use crate::worker::TenantWorker;
 use crate::worker::settle::unapplied;
 use crate::worker::steps::draft_wait;
 use crate::worker::work::OrderWork;
-use crate::worker::write::{InvoicesBy, OnFail, Request, Sent};
+use crate::worker::write::{Chunks, InvoicesBy, OnFail, Request, Sent};
 use async_nats::jetstream::Message;
 use ledgerline_contract::v1::{
     Order, Payment, ReasonClass, Suggestion, XeroDocumentKind, XeroVerb,
@@ -190,75 +190,80 @@ impl TenantWorker {
         self.save(groups).await;
         todo.retain(|(i, _, _)| groups[*i].live());
         let req = Request::new(&Method::PUT, "/Payments", "Payments");
-        let written = self
-            .write_batched(groups, msgs, req, OnFail::Review, todo, |r| r.payments)
-            .await;
-        for Sent {
-            group: i,
-            key: src,
-            body: p,
-            answer: el,
-        } in written
+        let mut chunks = Chunks::new(todo);
+        while let Some(written) = self
+            .write_chunk(groups, msgs, req, OnFail::Review, &mut chunks, |r| {
+                r.payments
+            })
+            .await
         {
-            let g = &mut groups[i];
-            g.led.entry.payments_in_flight.retain(|x| *x != src);
-            if el.ok() {
-                let id = el.payment_id.clone();
-                g.led.entry.payments.insert(
-                    src,
-                    PaymentEntry {
-                        payment_id: id.clone(),
-                        amount: p.amount,
-                    },
-                );
-                // Only the fact's "amount due" depends on it: unreadable leaves it out.
-                let due = el.invoice.as_ref().and_then(|i| i.amount_due);
-                if let Some(inv) = el.invoice.as_ref().filter(|i| !i.status.is_empty()) {
-                    // A draft a person has approved since.
-                    g.led.entry.status = inv.status.clone();
-                }
-                let number = g.led.entry.invoice_number.clone();
-                let f = self.fact(
-                    g,
-                    XeroDocumentKind::Payment,
-                    XeroVerb::Recorded,
-                    &id,
-                    &number,
-                    Some(p.amount),
-                    due,
-                    "AUTHORISED",
-                );
-                g.facts.push(f);
-                metrics::counter!(m::WRITES, "tenant" => self.tenant().to_owned(), "kind" => "payment", "verb" => "Recorded").increment(1);
-            } else {
-                let errors = el.errors().join("; ");
-                if g.live() {
-                    let idx = g.order_msg();
-                    let draft = g.led.entry.is_draft()
-                        && matches!(el.refusal(), Some(Refusal::NotAuthorised(_)));
-                    let (reason, error) = if draft {
-                        let number = g
-                            .order
-                            .as_ref()
-                            .and_then(|(e, _)| e.order.as_ref())
-                            .map(|o| o.number.clone())
-                            .unwrap_or_default();
-                        (
-                            ReasonClass::Policy,
-                            draft_wait(
-                                &number,
-                                &format!("payment {src}"),
-                                &g.led.entry.invoice_number,
-                            ),
-                        )
-                    } else {
-                        (
-                            ReasonClass::XeroValidation,
-                            format!("payment {src}: {errors}"),
-                        )
-                    };
-                    self.review_unapplied(g, "payment", &msgs[idx], reason, &error, vec![])
-                        .await;
+            for Sent {
+                group: i,
+                key: src,
+                body: p,
+                answer: el,
+            } in written
+            {
+                let g = &mut groups[i];
+                g.led.entry.payments_in_flight.retain(|x| *x != src);
+                if el.ok() {
+                    let id = el.payment_id.clone();
+                    g.led.entry.payments.insert(
+                        src,
+                        PaymentEntry {
+                            payment_id: id.clone(),
+                            amount: p.amount,
+                        },
+                    );
+                    // Only the fact's "amount due" depends on it: unreadable leaves it out.
+                    let due = el.invoice.as_ref().and_then(|i| i.amount_due);
+                    if let Some(inv) = el.invoice.as_ref().filter(|i| !i.status.is_empty()) {
+                        // A draft a person has approved since.
+                        g.led.entry.status = inv.status.clone();
+                    }
+                    let number = g.led.entry.invoice_number.clone();
+                    let f = self.fact(
+                        g,
+                        XeroDocumentKind::Payment,
+                        XeroVerb::Recorded,
+                        &id,
+                        &number,
+                        Some(p.amount),
+                        due,
+                        "AUTHORISED",
+                    );
+                    g.facts.push(f);
+                    metrics::counter!(m::WRITES, "tenant" => self.tenant().to_owned(), "kind" => "payment", "verb" => "Recorded").increment(1);
+                } else {
+                    let errors = el.errors().join("; ");
+                    if g.live() {
+                        let idx = g.order_msg();
+                        let draft = g.led.entry.is_draft()
+                            && matches!(el.refusal(), Some(Refusal::NotAuthorised(_)));
+                        let (reason, error) = if draft {
+                            let number = g
+                                .order
+                                .as_ref()
+                                .and_then(|(e, _)| e.order.as_ref())
+                                .map(|o| o.number.clone())
+                                .unwrap_or_default();
+                            (
+                                ReasonClass::Policy,
+                                draft_wait(
+                                    &number,
+                                    &format!("payment {src}"),
+                                    &g.led.entry.invoice_number,
+                                ),
+                            )
+                        } else {
+                            (
+                                ReasonClass::XeroValidation,
+                                format!("payment {src}: {errors}"),
+                            )
+                        };
+                        self.review_unapplied(g, "payment", &msgs[idx], reason, &error, vec![])
+                            .await;
+                    }
                 }
             }
         }

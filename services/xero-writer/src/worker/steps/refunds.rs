@@ -8,7 +8,7 @@ use crate::metrics_names as m;
 use crate::org::OrgSettings;
 use crate::worker::TenantWorker;
 use crate::worker::work::OrderWork;
-use crate::worker::write::{OnFail, Request, Sent};
+use crate::worker::write::{Chunks, OnFail, Request, Sent};
 use async_nats::jetstream::Message;
 use ledgerline_contract::v1::{ReasonClass, XeroDocumentKind, XeroVerb};
 use ledgerline_mapping::Effective;
@@ -144,92 +144,97 @@ impl TenantWorker {
                     collection: "CreditNotes",
                     unitdp4,
                 };
-                let written = self
-                    .write_batched(groups, msgs, req, OnFail::Review, items, |r| r.credit_notes)
-                    .await;
-                for Sent {
-                    group: gi,
-                    key: (ri, d),
-                    answer: mut el,
-                    ..
-                } in written
+                let mut chunks = Chunks::new(items);
+                while let Some(written) = self
+                    .write_chunk(groups, msgs, req, OnFail::Review, &mut chunks, |r| {
+                        r.credit_notes
+                    })
+                    .await
                 {
-                    let g = &mut groups[gi];
-                    if !g.live() {
-                        continue;
-                    }
-                    let (ev, idx) = g.refunds[ri].clone();
-                    let rid = ev.refund.as_ref().map(|r| r.id.clone()).unwrap_or_default();
-                    let errors = el.errors().join("; ");
-                    let created = el.ok();
-                    let refusal = el.refusal();
-                    if pass == 0 && matches!(refusal, Some(Refusal::ArchivedContact(_))) {
-                        archived.push((gi, ri, d));
-                        continue;
-                    }
-                    if matches!(refusal, Some(Refusal::DuplicateDocumentNumber(_))) {
-                        match self
-                            .client
-                            .call(
-                                Method::GET,
-                                "/CreditNotes",
-                                &[("where", format!("CreditNoteNumber==\"{}\"", d.number))],
-                                None,
-                            )
-                            .await
-                        {
-                            Ok(v) => el = v.credit_notes.into_iter().next().unwrap_or_default(),
-                            Err(e) => {
-                                g.transient(e.to_string());
-                                continue;
-                            }
+                    for Sent {
+                        group: gi,
+                        key: (ri, d),
+                        answer: mut el,
+                        ..
+                    } in written
+                    {
+                        let g = &mut groups[gi];
+                        if !g.live() {
+                            continue;
                         }
-                    } else if !created {
-                        self.review_unapplied(
+                        let (ev, idx) = g.refunds[ri].clone();
+                        let rid = ev.refund.as_ref().map(|r| r.id.clone()).unwrap_or_default();
+                        let errors = el.errors().join("; ");
+                        let created = el.ok();
+                        let refusal = el.refusal();
+                        if pass == 0 && matches!(refusal, Some(Refusal::ArchivedContact(_))) {
+                            archived.push((gi, ri, d));
+                            continue;
+                        }
+                        if matches!(refusal, Some(Refusal::DuplicateDocumentNumber(_))) {
+                            match self
+                                .client
+                                .call(
+                                    Method::GET,
+                                    "/CreditNotes",
+                                    &[("where", format!("CreditNoteNumber==\"{}\"", d.number))],
+                                    None,
+                                )
+                                .await
+                            {
+                                Ok(v) => el = v.credit_notes.into_iter().next().unwrap_or_default(),
+                                Err(e) => {
+                                    g.transient(e.to_string());
+                                    continue;
+                                }
+                            }
+                        } else if !created {
+                            self.review_unapplied(
+                                g,
+                                "refund",
+                                &msgs[idx],
+                                ReasonClass::XeroValidation,
+                                &format!("credit note {}: {errors}", d.number),
+                                vec![],
+                            )
+                            .await;
+                            continue;
+                        }
+                        let id = el.credit_note_id.clone();
+                        if id.is_empty() {
+                            g.transient("credit note not found after 'must be unique'");
+                            continue;
+                        }
+                        if created {
+                            fresh_credit.insert(id.clone());
+                        }
+                        g.led.entry.credit_notes.insert(
+                            rid,
+                            CreditEntry {
+                                credit_note_id: id.clone(),
+                                number: d.number.clone(),
+                                total: d.total,
+                                method: ev
+                                    .refund
+                                    .as_ref()
+                                    .map(|r| r.method.clone())
+                                    .unwrap_or_default(),
+                                ..Default::default()
+                            },
+                        );
+                        let f = self.fact(
                             g,
-                            "refund",
-                            &msgs[idx],
-                            ReasonClass::XeroValidation,
-                            &format!("credit note {}: {errors}", d.number),
-                            vec![],
-                        )
-                        .await;
-                        continue;
+                            XeroDocumentKind::CreditNote,
+                            XeroVerb::Created,
+                            &id,
+                            &d.number,
+                            Some(d.total),
+                            None,
+                            &d.doc.status,
+                        );
+                        g.facts.push(f);
+                        metrics::counter!(m::WRITES, "tenant" => self.tenant().to_owned(), "kind" => "credit_note", "verb" => "Created").increment(1);
                     }
-                    let id = el.credit_note_id.clone();
-                    if id.is_empty() {
-                        g.transient("credit note not found after 'must be unique'");
-                        continue;
-                    }
-                    if created {
-                        fresh_credit.insert(id.clone());
-                    }
-                    g.led.entry.credit_notes.insert(
-                        rid,
-                        CreditEntry {
-                            credit_note_id: id.clone(),
-                            number: d.number.clone(),
-                            total: d.total,
-                            method: ev
-                                .refund
-                                .as_ref()
-                                .map(|r| r.method.clone())
-                                .unwrap_or_default(),
-                            ..Default::default()
-                        },
-                    );
-                    let f = self.fact(
-                        g,
-                        XeroDocumentKind::CreditNote,
-                        XeroVerb::Created,
-                        &id,
-                        &d.number,
-                        Some(d.total),
-                        None,
-                        &d.doc.status,
-                    );
-                    g.facts.push(f);
-                    metrics::counter!(m::WRITES, "tenant" => self.tenant().to_owned(), "kind" => "credit_note", "verb" => "Created").increment(1);
                 }
             }
             if archived.is_empty() {
@@ -387,54 +392,59 @@ impl TenantWorker {
             }
         }
         let req = Request::new(&Method::PUT, "/Payments", "Payments");
-        let written = self
-            .write_batched(groups, msgs, req, OnFail::Retry, refunds, |r| r.payments)
-            .await;
-        for Sent {
-            group: gi,
-            key: rid,
-            body: p,
-            answer: el,
-        } in written
+        let mut chunks = Chunks::new(refunds);
+        while let Some(written) = self
+            .write_chunk(groups, msgs, req, OnFail::Retry, &mut chunks, |r| {
+                r.payments
+            })
+            .await
         {
-            let g = &mut groups[gi];
-            if el.ok() {
-                if let Some(ce) = g.led.entry.credit_notes.get_mut(&rid) {
-                    ce.refunded += p.amount;
-                    ce.done = true;
+            for Sent {
+                group: gi,
+                key: rid,
+                body: p,
+                answer: el,
+            } in written
+            {
+                let g = &mut groups[gi];
+                if el.ok() {
+                    if let Some(ce) = g.led.entry.credit_notes.get_mut(&rid) {
+                        ce.refunded += p.amount;
+                        ce.done = true;
+                    }
+                    let id = el.payment_id.clone();
+                    let f = self.fact(
+                        g,
+                        XeroDocumentKind::Payment,
+                        XeroVerb::Recorded,
+                        &id,
+                        &rid,
+                        Some(p.amount),
+                        None,
+                        "AUTHORISED",
+                    );
+                    g.facts.push(f);
+                } else if g.live() {
+                    let errors = el.errors().join("; ");
+                    let idx = g.msgs[0];
+                    let (reason, error) = if self.shared.config.invoice_status == DocStatus::Draft
+                        && matches!(el.refusal(), Some(Refusal::NotAuthorised(_)))
+                    {
+                        (
+                            ReasonClass::Policy,
+                            format!(
+                                "refund {rid} waits for approval: its credit note is a DRAFT in Xero (WRITER_INVOICE_STATUS=draft) and Xero pays back only approved credit notes; approve it in Xero, then replay this event"
+                            ),
+                        )
+                    } else {
+                        (
+                            ReasonClass::XeroValidation,
+                            format!("refund payment {rid}: {errors}"),
+                        )
+                    };
+                    self.review_unapplied(g, "refund", &msgs[idx], reason, &error, vec![])
+                        .await;
                 }
-                let id = el.payment_id.clone();
-                let f = self.fact(
-                    g,
-                    XeroDocumentKind::Payment,
-                    XeroVerb::Recorded,
-                    &id,
-                    &rid,
-                    Some(p.amount),
-                    None,
-                    "AUTHORISED",
-                );
-                g.facts.push(f);
-            } else if g.live() {
-                let errors = el.errors().join("; ");
-                let idx = g.msgs[0];
-                let (reason, error) = if self.shared.config.invoice_status == DocStatus::Draft
-                    && matches!(el.refusal(), Some(Refusal::NotAuthorised(_)))
-                {
-                    (
-                        ReasonClass::Policy,
-                        format!(
-                            "refund {rid} waits for approval: its credit note is a DRAFT in Xero (WRITER_INVOICE_STATUS=draft) and Xero pays back only approved credit notes; approve it in Xero, then replay this event"
-                        ),
-                    )
-                } else {
-                    (
-                        ReasonClass::XeroValidation,
-                        format!("refund payment {rid}: {errors}"),
-                    )
-                };
-                self.review_unapplied(g, "refund", &msgs[idx], reason, &error, vec![])
-                    .await;
             }
         }
     }

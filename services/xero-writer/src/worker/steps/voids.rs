@@ -7,7 +7,7 @@ use crate::worker::TenantWorker;
 use crate::worker::plan::Plan;
 use crate::worker::work::OrderWork;
 use crate::worker::write::InvoicesBy;
-use crate::worker::write::{OnFail, Request, Sent};
+use crate::worker::write::{Chunks, OnFail, Request, Sent};
 use async_nats::jetstream::Message;
 use ledgerline_contract::v1::{ReasonClass, XeroDocumentKind, XeroVerb};
 use ledgerline_xero_client::model::send;
@@ -117,29 +117,34 @@ impl TenantWorker {
                 })
                 .collect();
             let req = Request::new(&Method::POST, "/Invoices", "Invoices");
-            let written = self
-                .write_batched(groups, msgs, req, OnFail::Review, items, |r| r.invoices)
-                .await;
-            for Sent {
-                group: i,
-                key: status,
-                answer: el,
-                ..
-            } in written
+            let mut chunks = Chunks::new(items);
+            while let Some(written) = self
+                .write_chunk(groups, msgs, req, OnFail::Review, &mut chunks, |r| {
+                    r.invoices
+                })
+                .await
             {
-                let g = &mut groups[i];
-                let errors = el.errors().join("; ");
-                let refusal = el.refusal();
-                if refusal.is_none() {
-                    if let Some(total) = g.amount(el.total, "Total") {
-                        self.invoice_gone(g, status, total);
+                for Sent {
+                    group: i,
+                    key: status,
+                    answer: el,
+                    ..
+                } in written
+                {
+                    let g = &mut groups[i];
+                    let errors = el.errors().join("; ");
+                    let refusal = el.refusal();
+                    if refusal.is_none() {
+                        if let Some(total) = g.amount(el.total, "Total") {
+                            self.invoice_gone(g, status, total);
+                        }
+                    } else if attempt == 0 && matches!(refusal, Some(Refusal::InvalidStatus(_))) {
+                        unsure.push(i);
+                    } else {
+                        let idx = g.order_msg();
+                        self.review(g, &msgs[idx], ReasonClass::Policy, &errors, vec![])
+                            .await;
                     }
-                } else if attempt == 0 && matches!(refusal, Some(Refusal::InvalidStatus(_))) {
-                    unsure.push(i);
-                } else {
-                    let idx = g.order_msg();
-                    self.review(g, &msgs[idx], ReasonClass::Policy, &errors, vec![])
-                        .await;
                 }
             }
             if unsure.is_empty() {
