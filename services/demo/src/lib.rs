@@ -347,6 +347,31 @@ impl Stack {
         Ok(out)
     }
 
+    /// The Xero calls the sandbox answered for the tenant, by endpoint (admin read).
+    pub async fn xero_calls(&self) -> anyhow::Result<XeroCalls> {
+        let resp = self
+            .http
+            .get(format!("{}/admin/counters", self.sandbox.base_url()))
+            .bearer_auth(SANDBOX_ADMIN_TOKEN)
+            .send()
+            .await?
+            .error_for_status()?;
+        let counters: serde_json::Value = serde_json::from_slice(&resp.bytes().await?)?;
+        let mut by_endpoint = std::collections::BTreeMap::new();
+        if let Some(calls) = counters["calls"].as_object() {
+            for (endpoint, tenants) in calls {
+                let n = tenants[self.tenant.as_str()].as_u64().unwrap_or(0);
+                if n > 0 {
+                    by_endpoint.insert(endpoint.clone(), n);
+                }
+            }
+        }
+        Ok(XeroCalls {
+            by_endpoint,
+            throttled: counters["throttled"].as_u64().unwrap_or(0),
+        })
+    }
+
     /// Every document in the sandbox's tenant (admin read: spends no API budget).
     pub async fn documents(&self) -> anyhow::Result<Documents> {
         let url = format!(
@@ -715,4 +740,48 @@ pub fn tie_out(truth: &GroundTruth, docs: &Documents) -> TieOut {
         );
     }
     t
+}
+
+/// The Xero calls of a run, as the sandbox counted them.
+#[derive(Debug, Clone, Default)]
+pub struct XeroCalls {
+    /// `METHOD /resource` → calls.
+    pub by_endpoint: std::collections::BTreeMap<String, u64>,
+    /// Calls answered 429.
+    pub throttled: u64,
+}
+
+impl XeroCalls {
+    /// Every call.
+    pub fn total(&self) -> u64 {
+        self.by_endpoint.values().sum()
+    }
+
+    /// Calls to contact endpoints.
+    pub fn contacts(&self) -> u64 {
+        self.by_endpoint
+            .iter()
+            .filter(|(e, _)| e.contains("/contacts"))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// A table for people: the total, per order, and each endpoint.
+    pub fn report(&self, orders: usize) -> String {
+        let total = self.total();
+        let per_order = if orders == 0 {
+            0.0
+        } else {
+            total as f64 / orders as f64
+        };
+        let mut s = format!(
+            "Xero calls: {total} for {orders} orders ({per_order:.2} per order; {} for contacts; {} answered 429)\n",
+            self.contacts(),
+            self.throttled
+        );
+        for (endpoint, n) in &self.by_endpoint {
+            s.push_str(&format!("  {n:>6}  {endpoint}\n"));
+        }
+        s
+    }
 }

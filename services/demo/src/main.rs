@@ -28,6 +28,8 @@ async fn main() -> anyhow::Result<()> {
             })
             .await?;
         println!("\n{outcome}");
+        let calls = stack.xero_calls().await?;
+        println!("{}", calls.report(cli.options.orders));
         let review = stack.dead_letters().await?;
         if !review.is_empty() {
             println!("\nIn review ({}):", review.len());

@@ -221,6 +221,8 @@ struct SharedWindows {
     dead: Duration,
     /// What the last take saw: calls left in the minute window and when it started (unix ms).
     seen: Mutex<(u32, u64)>,
+    /// The same for the day window: calls left in it and when it started (unix ms).
+    seen_day: Mutex<(u32, u64)>,
     /// Calls used in the minute and day windows as of the last take.
     used: Mutex<(u32, u32)>,
 }
@@ -332,6 +334,8 @@ impl SharedWindows {
             }
             *self.seen.lock().unwrap_or_else(|e| e.into_inner()) =
                 (self.minute.0.saturating_sub(st.mu + 1), st.ms);
+            *self.seen_day.lock().unwrap_or_else(|e| e.into_inner()) =
+                (self.day.0.saturating_sub(st.du + 1), st.ds);
             *self.used.lock().unwrap_or_else(|e| e.into_inner()) = (st.mu + 1, st.du + 1);
             metrics::gauge!("xero_client_budget_minute_remaining", "tenant" => self.key.clone())
                 .set(self.minute.0.saturating_sub(st.mu) as f64);
@@ -427,6 +431,9 @@ async fn raise_shared(
         }
     }
 }
+
+/// The share of each window's calls that may go at once at its start, before pacing applies.
+pub const PACE_BURST: f64 = 0.05;
 
 /// A shared slot's longest hold unless [`Budget::call_lease`] says otherwise.
 const DEFAULT_LEASE: Duration = Duration::from_secs(60);
@@ -602,6 +609,7 @@ impl Budget {
             day: (limits.day, limits.day_window),
             dead: dead_zone(limits.minute_window),
             seen: Mutex::new((limits.minute, 0)),
+            seen_day: Mutex::new((limits.day, 0)),
             used: Mutex::new((0, 0)),
         });
         self
@@ -851,6 +859,67 @@ impl Budget {
         s.minute.remaining()
     }
 
+    /// True while calls are being spent no faster than the windows renew: in the minute and in
+    /// the day window, the share of calls left (plus a first burst of [`PACE_BURST`] of the
+    /// limit) is at least the share of the window's time left. Off pace, callers let their
+    /// batches fill before they call (the writer lingers up to `WRITER_MAX_LINGER`), so a busy
+    /// minute, or a busy morning, carries more orders per call instead of spending the calls the
+    /// rest of the window would need. `xero_client_budget_on_pace{tenant}` is 1 or 0.
+    pub fn on_pace(&self) -> bool {
+        let now_unix = now_ms();
+        let share = |left: u32, limit: u32| f64::from(left) / f64::from(limit.max(1));
+        let time_share = |started_ms: u64, len: Duration| {
+            let len = len.as_millis().max(1) as f64;
+            let elapsed = now_unix.saturating_sub(started_ms) as f64;
+            (1.0 - elapsed / len).clamp(0.0, 1.0)
+        };
+        let windows: [(f64, f64); 2] = if let Some(shared) = &self.shared {
+            let (m_left, m_start) = *shared.seen.lock().unwrap_or_else(|e| e.into_inner());
+            let (d_left, d_start) = *shared.seen_day.lock().unwrap_or_else(|e| e.into_inner());
+            let m_time = time_share(m_start, shared.minute.1);
+            let d_time = time_share(d_start, shared.day.1);
+            // A window that has ended starts afresh with its next call.
+            [
+                if m_time == 0.0 {
+                    (1.0, 1.0)
+                } else {
+                    (share(m_left, shared.minute.0), m_time)
+                },
+                if d_time == 0.0 {
+                    (1.0, 1.0)
+                } else {
+                    (share(d_left, shared.day.0), d_time)
+                },
+            ]
+        } else {
+            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            s.minute.roll(now);
+            s.day.roll(now);
+            let local = |w: &Window| {
+                let time = 1.0
+                    - (now.duration_since(w.start).as_secs_f64()
+                        / w.nominal.as_secs_f64().max(1e-9))
+                    .clamp(0.0, 1.0);
+                if w.used == 0 {
+                    (1.0, 1.0)
+                } else {
+                    (share(w.remaining(), w.limit), time)
+                }
+            };
+            [local(&s.minute), local(&s.day)]
+        };
+        let on = windows
+            .iter()
+            .all(|(calls, time)| calls + PACE_BURST >= *time);
+        metrics::gauge!("xero_client_budget_on_pace", "tenant" => self.tenant.clone()).set(if on {
+            1.0
+        } else {
+            0.0
+        });
+        on
+    }
+
     /// The minute limit.
     pub fn minute_limit(&self) -> u32 {
         if let Some(shared) = &self.shared {
@@ -1082,6 +1151,46 @@ mod tests {
         assert!(b.try_take().is_ok());
         assert!(b.try_take().is_ok());
         assert!(matches!(b.try_take(), Err(Wait::Day(_))));
+    }
+
+    #[test]
+    fn calls_spent_faster_than_the_window_renews_are_off_pace() {
+        let b = Budget::new(
+            "t",
+            Limits {
+                minute_window: Duration::from_secs(2),
+                ..limits(60)
+            },
+        );
+        assert!(b.on_pace(), "a fresh window");
+        // The first burst (5 % of 60) goes at once.
+        for _ in 0..3 {
+            b.try_take().unwrap();
+        }
+        assert!(b.on_pace(), "within the first burst");
+        b.try_take().unwrap();
+        assert!(!b.on_pace(), "a fourth call at once is ahead of the window");
+        // Half the window later, half its calls may have gone.
+        std::thread::sleep(Duration::from_secs(1));
+        assert!(b.on_pace(), "the window caught up");
+        for _ in 0..40 {
+            b.try_take().unwrap();
+        }
+        assert!(!b.on_pace(), "44 of 60 calls in about half the window");
+        // The day window paces too: 5 % of a 100-call day at once, then not.
+        let d = Budget::new(
+            "t",
+            Limits {
+                day: 100,
+                ..limits(1000)
+            },
+        );
+        for _ in 0..5 {
+            d.try_take().unwrap();
+        }
+        assert!(d.on_pace());
+        d.try_take().unwrap();
+        assert!(!d.on_pace(), "6 of a 100-call day in its first moments");
     }
 
     #[tokio::test]

@@ -120,7 +120,7 @@ pub struct WriterArgs {
     #[arg(long, env = "WRITER_BATCH_SIZE", default_value_t = 50)]
     pub batch_size: usize,
     /// Longest wait for a batch to fill when the budget is tight.
-    #[arg(long, env = "WRITER_MAX_LINGER", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, env = "WRITER_MAX_LINGER", default_value = "5s", value_parser = parse_duration)]
     pub max_linger: Duration,
     /// Consecutive 5xx/timeouts that open a tenant's circuit breaker.
     #[arg(long, env = "WRITER_BREAKER_THRESHOLD", default_value_t = 5)]
@@ -427,6 +427,12 @@ pub fn parse_fx(
 }
 
 impl Config {
+    /// The longest a pull lingers for a fuller batch while the budget is off pace:
+    /// `WRITER_MAX_LINGER`, but at most a tenth of the minute window (a time-scaled window is
+    /// short, and a batch must not wait out the window it would be sent in).
+    pub fn linger(&self) -> Duration {
+        self.max_linger.min(self.limits.minute_window / 10)
+    }
     /// Where Xero is and who we are, for `ledgerline_xero_client`.
     pub fn endpoint(&self) -> anyhow::Result<ledgerline_xero_client::Endpoint> {
         Ok(ledgerline_xero_client::Endpoint {

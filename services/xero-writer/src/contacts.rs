@@ -13,6 +13,7 @@ use reqwest::Method;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::time::Duration;
 
 /// What the writer knows about the customer of an order.
 #[derive(Debug, Clone, Serialize)]
@@ -277,6 +278,22 @@ pub async fn resolve(
         }
     }
     let cached_ids: std::collections::HashSet<String> = out.keys().cloned().collect();
+    // One creation per contact: the order path, the customer path and every replica may meet a
+    // new customer at once; the one that claims it searches and creates, the others wait for
+    // its ContactID in the cache instead of racing to "already exists".
+    let mut claims = Vec::new();
+    let mut waits = Vec::new();
+    for s in std::mem::take(&mut misses) {
+        let store = store_of.get(&s.contact_number).cloned().unwrap_or_default();
+        let key = cache_key(&tenant, &store, &s.identity);
+        match claim(cache, &key).await {
+            Claim::Ours(claim_key) => {
+                claims.push(claim_key);
+                misses.push(s);
+            }
+            Claim::Theirs => waits.push((s.contact_number.clone(), key)),
+        }
+    }
     // One search per chunk: by ContactNumber, and by email for the "exactly one" rule.
     let mut to_create = Vec::new();
     for chunk in misses.chunks(20) {
@@ -439,5 +456,99 @@ pub async fn resolve(
         .buffer_unordered(64)
         .collect::<Vec<()>>()
         .await;
+    let releases: Vec<_> = claims.iter().map(|k| cache.delete(k)).collect();
+    futures::future::join_all(releases).await;
+    // The contacts another worker is creating: by now usually in the cache.
+    let waited: Vec<_> = waits
+        .into_iter()
+        .map(|(number, key)| async move { (number, wait_for(cache, &key).await) })
+        .collect();
+    for (number, r) in futures::future::join_all(waited).await {
+        out.insert(number, r);
+    }
     out
+}
+
+/// How long a claim on creating a contact lasts: a claim older than this was left by a worker
+/// that stopped mid-way, and may be taken over.
+const CLAIM_STALE: Duration = Duration::from_secs(30);
+/// How long a worker waits for another's creation before trying again later.
+const CLAIM_WAIT: Duration = Duration::from_secs(10);
+/// How often a waiting worker looks at the cache.
+const CLAIM_POLL: Duration = Duration::from_millis(50);
+
+enum Claim {
+    /// This worker creates the contact; the claim (this key) is released after.
+    Ours(String),
+    /// Another worker is creating it.
+    Theirs,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// Claims the creation of the contact cached under `key` (`<key>.creating`, holding when it
+/// was claimed), by create-if-absent in the CONTACTS bucket; a stale claim is taken over by
+/// compare-and-set. Store trouble lets this worker go ahead, as before claims (Xero's "already
+/// exists" and the lookup behind it still keep the contact single).
+async fn claim(cache: &kv::Store, key: &str) -> Claim {
+    use async_nats::jetstream::kv::CreateErrorKind;
+    let claim_key = format!("{key}.creating");
+    let now = now_ms();
+    match cache.create(&claim_key, now.to_string().into()).await {
+        Ok(_) => Claim::Ours(claim_key),
+        Err(e) if e.kind() == CreateErrorKind::AlreadyExists => {
+            let Ok(Some(entry)) = cache.entry(&claim_key).await else {
+                return Claim::Ours(claim_key);
+            };
+            let at: u64 = String::from_utf8_lossy(&entry.value).parse().unwrap_or(0);
+            if now.saturating_sub(at) < CLAIM_STALE.as_millis() as u64 {
+                return Claim::Theirs;
+            }
+            match cache
+                .update(&claim_key, now.to_string().into(), entry.revision)
+                .await
+            {
+                Ok(_) => Claim::Ours(claim_key),
+                Err(_) => Claim::Theirs,
+            }
+        }
+        Err(_) => Claim::Ours(claim_key),
+    }
+}
+
+/// Waits for another worker's creation of the contact cached under `key`: its ContactID, or
+/// `Transient` (tried again later) if the claim is released without one or the wait runs out.
+async fn wait_for(cache: &kv::Store, key: &str) -> Resolved {
+    let claim_key = format!("{key}.creating");
+    let deadline = tokio::time::Instant::now() + CLAIM_WAIT;
+    loop {
+        if let Ok(Some(v)) = cache.get(key).await
+            && !v.is_empty()
+        {
+            metrics::counter!(crate::metrics_names::CONTACT_WAITS, "outcome" => "found")
+                .increment(1);
+            return Resolved::Id(cached_id(&v), Origin::Cached);
+        }
+        let released = matches!(cache.get(&claim_key).await, Ok(None));
+        if released || tokio::time::Instant::now() >= deadline {
+            // Look once more: the winner writes the cache before it releases the claim.
+            if let Ok(Some(v)) = cache.get(key).await
+                && !v.is_empty()
+            {
+                return Resolved::Id(cached_id(&v), Origin::Cached);
+            }
+            metrics::counter!(crate::metrics_names::CONTACT_WAITS, "outcome" => "retry")
+                .increment(1);
+            return Resolved::Transient(
+                "another worker was creating this contact and did not finish; tried again later"
+                    .into(),
+            );
+        }
+        tokio::time::sleep(CLAIM_POLL).await;
+    }
 }

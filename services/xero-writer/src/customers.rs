@@ -61,13 +61,17 @@ impl CustomerWorker {
                 }
                 continue;
             }
-            let budget = &self.client.budget;
-            let ample = budget.minute_remaining() * 2 > budget.minute_limit();
+            let on_pace = self.client.budget.on_pace();
+            let growth = if on_pace {
+                1
+            } else {
+                crate::worker::OFF_PACE_GROWTH
+            };
             let msgs = match pull_batch(
                 &consumer,
-                self.shared.config.batch_size * 4,
-                ample,
-                self.shared.config.max_linger,
+                self.shared.config.batch_size * 4 * growth,
+                on_pace,
+                self.shared.config.linger(),
                 &shutdown,
             )
             .await

@@ -57,6 +57,8 @@ pub mod metrics_names {
     pub const ALLOCATIONS_UNDONE: &str = "xero_writer_allocations_undone_total";
     /// Tracking values left off because the org lacks them.
     pub const TRACKING_DROPPED: &str = "xero_writer_tracking_dropped_total";
+    /// New contacts another worker was creating, waited for (`outcome`: found, retry).
+    pub const CONTACT_WAITS: &str = "xero_writer_contact_waits_total";
 }
 
 /// A built writer, ready to run.

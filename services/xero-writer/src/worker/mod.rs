@@ -33,6 +33,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// How many times more events a pull takes while the budget is off pace (see
+/// `Budget::on_pace`): requests still carry at most the batch size of documents each.
+pub(crate) const OFF_PACE_GROWTH: usize = 5;
+
 /// What every tenant worker shares.
 #[derive(Debug, Clone)]
 pub struct Shared {
@@ -174,13 +178,15 @@ impl TenantWorker {
         max: usize,
         shutdown: &CancellationToken,
     ) -> Result<Vec<Message>, String> {
-        let budget = &self.client.budget;
-        let ample = budget.minute_remaining() * 2 > budget.minute_limit();
+        // Batches sized by the budget: on pace, send promptly (latency matters); off pace,
+        // linger and take more events, so each call carries as many orders as it can.
+        let on_pace = self.client.budget.on_pace();
+        let max = if on_pace { max } else { max * OFF_PACE_GROWTH };
         pull_batch(
             consumer,
             max,
-            ample,
-            self.shared.config.max_linger,
+            on_pace,
+            self.shared.config.linger(),
             shutdown,
         )
         .await

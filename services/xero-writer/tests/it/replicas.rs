@@ -1,7 +1,7 @@
 //! Start-up without Xero, tenant discovery, and two replicas sharing one tenant.
 
 use crate::helpers::*;
-use ledgerline_contract::v1::{OrderEventType, OrderStatus};
+use ledgerline_contract::v1::{LineKind, OrderEventType, OrderStatus};
 use ledgerline_testkit::{NatsServer, ServiceProcess};
 use std::time::Duration;
 
@@ -295,4 +295,211 @@ async fn a_crashed_holders_slot_frees_itself_after_its_lease() {
         .expect("the expired lease frees the slot");
     assert!(taken.elapsed() >= lease, "freed before its lease ran out");
     drop(after);
+}
+
+/// Four would-be creators of each new contact (the order path and the customer path, in each
+/// of two replicas): each contact is created once, with no "already exists" race and no
+/// `GET /Contacts/{number}` fallback.
+#[tokio::test]
+async fn new_customers_met_by_both_paths_of_two_replicas_are_each_created_once() {
+    use ledgerline_contract::v1::{CustomerEvent, CustomerEventType, EventMeta};
+    let stack = Stack::start(&["--batch-size", "5"]).await;
+    let args: Vec<&str> = stack.args.iter().map(String::as_str).collect();
+    let url = stack.nats.url();
+    let second = ServiceProcess::start(binary(), &args, &[("NATS_URL", &url)]);
+    // Both replicas read the organisation's settings first (the order path waits for them,
+    // the customer path does not): a warm-up order on each.
+    for i in 0..4 {
+        let o = simple(&format!("SO-WARM{i}"), "warm@example.com");
+        stack
+            .publish(&event(&o, OrderEventType::Created, &format!("warm-{i}")))
+            .await;
+    }
+    stack
+        .wait_docs("warm-up", T, |d| invoices(d).len() == 4)
+        .await;
+    // A slow Xero, so the four creators' searches overlap and would all miss.
+    stack
+        .sandbox
+        .settings(serde_json::json!({"latency_ms": 300}))
+        .await;
+    let n = 20;
+    let account = |i: usize| ledgerline_contract::v1::Customer {
+        identity_key: format!("ACCT{i}"),
+        account_id: format!("acct-{i}"),
+        account_key: format!("ACCT{i}"),
+        account_name: format!("Trade Customer {i}"),
+        email: format!("buyer{i}@trade.example"),
+        first_name: "Pat".into(),
+        last_name: "Buyer".into(),
+        version: 1,
+        active: true,
+        ..Default::default()
+    };
+    for i in 0..n {
+        let ev = CustomerEvent {
+            meta: Some(EventMeta {
+                event_id: format!("cust-{i}"),
+                store: "main".into(),
+                ..Default::default()
+            }),
+            r#type: CustomerEventType::Created as i32,
+            customer: Some(account(i)),
+        };
+        stack
+            .publisher
+            .publish_proto(
+                ledgerline_contract::subjects::customers("main", CustomerEventType::Created),
+                &format!("cust-{i}"),
+                &ev,
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        let o = order(
+            &format!("SO-9{i:03}"),
+            1,
+            OrderStatus::Confirmed,
+            vec![line(LineKind::Product, "Bulk", "2", "5.00", "GST15")],
+            account(i),
+        );
+        stack
+            .publish(&event(&o, OrderEventType::Created, &format!("race-{i}")))
+            .await;
+    }
+    let docs = stack
+        .wait_docs("every order invoiced", T, |d| invoices(d).len() == n + 4)
+        .await;
+    let contacts: Vec<&serde_json::Value> = docs["Contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["EmailAddress"] != "warm@example.com")
+        .collect();
+    let mut numbers: Vec<&str> = contacts
+        .iter()
+        .filter_map(|c| c["ContactNumber"].as_str())
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    assert_eq!(contacts.len(), n, "one contact each: {contacts:?}");
+    assert_eq!(numbers.len(), n);
+    let requests = stack.sandbox.requests().await;
+    let fallbacks = requests
+        .iter()
+        .filter(|r| r["method"] == "GET" && r["endpoint"] == "/contacts/{id}")
+        .count();
+    assert_eq!(fallbacks, 0, "no creation race fell back to a lookup");
+    let created: usize = requests
+        .iter()
+        .filter(|r| r["method"] == "PUT" && r["endpoint"] == "/contacts")
+        .count();
+    println!("{created} PUT /Contacts for {n} new contacts met by four creators each");
+    assert!(stack.dead_letters().await.is_empty());
+    drop(second);
+}
+
+/// A burst of 200 new customers, each with an order and a customer event before and after it:
+/// every contact is created once, with the calls a batch of them needs and no more. Xero's
+/// URL limit (about 2,000 characters) keeps a search to 20 contacts (their number and email),
+/// and a create carries up to 50: 10 searches and 4 creates at the least, and as the order path
+/// and the customer path each take a part of the burst, at most about twice that (the warm-up
+/// order's contact adds two). Without the creation claim it was three calls a contact.
+#[tokio::test]
+async fn a_burst_of_new_customers_costs_a_few_contact_calls_and_creates_each_once() {
+    use ledgerline_contract::v1::{CustomerEvent, CustomerEventType, EventMeta};
+    let stack = Stack::start(&[]).await;
+    let warm = simple("SO-WARM", "warm@example.com");
+    stack
+        .publish(&event(&warm, OrderEventType::Created, "warm"))
+        .await;
+    stack
+        .wait_docs("warm-up", T, |d| invoices(d).len() == 1)
+        .await;
+    let before = contact_calls(&stack.sandbox.requests().await);
+    let n = 200;
+    let account = |i: usize, version: u64| ledgerline_contract::v1::Customer {
+        identity_key: format!("BURST{i}"),
+        account_id: format!("burst-{i}"),
+        account_key: format!("BURST{i}"),
+        account_name: format!("Burst Buyer {i}"),
+        email: format!("burst{i}@example.com"),
+        first_name: "Sam".into(),
+        last_name: "Burst".into(),
+        version,
+        active: true,
+        ..Default::default()
+    };
+    let customer_event = |i: usize, id: String| CustomerEvent {
+        meta: Some(EventMeta {
+            event_id: id,
+            store: "main".into(),
+            ..Default::default()
+        }),
+        r#type: CustomerEventType::Created as i32,
+        customer: Some(account(i, 1)),
+    };
+    for i in 0..n {
+        for id in [format!("burst-c{i}-a"), format!("burst-c{i}-b")] {
+            let ev = customer_event(i, id.clone());
+            stack
+                .publisher
+                .publish_proto(
+                    ledgerline_contract::subjects::customers("main", CustomerEventType::Created),
+                    &id,
+                    &ev,
+                    Default::default(),
+                )
+                .await
+                .unwrap();
+            if id.ends_with("-a") {
+                let o = order(
+                    &format!("SO-B{i:04}"),
+                    1,
+                    OrderStatus::Confirmed,
+                    vec![line(LineKind::Product, "Bulk", "1", "5.00", "GST15")],
+                    account(i, 1),
+                );
+                stack
+                    .publish(&event(&o, OrderEventType::Created, &format!("burst-o{i}")))
+                    .await;
+            }
+        }
+    }
+    let docs = stack
+        .wait_docs("every order invoiced", T, |d| invoices(d).len() == n + 1)
+        .await;
+    let contacts = docs["Contacts"].as_array().unwrap();
+    assert_eq!(contacts.len(), n + 1, "one contact each, no duplicate");
+    let requests = stack.sandbox.requests().await;
+    let calls = contact_calls(&requests) - before;
+    let fallbacks = requests
+        .iter()
+        .filter(|r| r["method"] == "GET" && r["endpoint"] == "/contacts/{id}")
+        .count();
+    let mut kinds = std::collections::BTreeMap::new();
+    for r in requests.iter().filter(|r| {
+        r["endpoint"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("/contacts"))
+    }) {
+        *kinds
+            .entry(format!("{} {}", r["method"], r["endpoint"]))
+            .or_insert(0) += 1;
+    }
+    println!("{calls} contact calls for {n} new customers met by both paths: {kinds:?}");
+    assert_eq!(fallbacks, 0);
+    assert!(calls <= 30, "{calls} contact calls for {n} new customers");
+    assert!(stack.dead_letters().await.is_empty());
+}
+
+fn contact_calls(requests: &[serde_json::Value]) -> usize {
+    requests
+        .iter()
+        .filter(|r| {
+            r["endpoint"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("/contacts"))
+        })
+        .count()
 }
