@@ -262,6 +262,19 @@ impl CustomerWorker {
             for spec in &unknown {
                 match resolved.get(&spec.contact_number) {
                     Some(Resolved::Id(id, Origin::Created)) => {
+                        // Created from these very details: the next event with the same
+                        // details needs no update.
+                        let store = store_of
+                            .get(&spec.contact_number)
+                            .cloned()
+                            .unwrap_or_default();
+                        let key = contacts::cache_key(&tenant, &store, &spec.identity);
+                        let value = format!("{id} {}", details_hash(spec));
+                        let _ = self
+                            .shared
+                            .contacts
+                            .put(key, value.into_bytes().into())
+                            .await;
                         facts.push(self.fact(id, spec, XeroVerb::Created))
                     }
                     Some(Resolved::Id(id, _)) => facts.push(self.fact(id, spec, XeroVerb::Adopted)),

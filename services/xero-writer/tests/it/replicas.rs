@@ -402,9 +402,10 @@ async fn new_customers_met_by_both_paths_of_two_replicas_are_each_created_once()
 /// A burst of 200 new customers, each with an order and a customer event before and after it:
 /// every contact is created once, with the calls a batch of them needs and no more. Xero's
 /// URL limit (about 2,000 characters) keeps a search to 20 contacts (their number and email),
-/// and a create carries up to 50: 10 searches and 4 creates at the least, and as the order path
-/// and the customer path each take a part of the burst, at most about twice that (the warm-up
-/// order's contact adds two). Without the creation claim it was three calls a contact.
+/// and a create carries up to 50: 10 searches and 4 creates at the least, plus one part-filled
+/// search and create for each batch either path takes a part of the burst in (runs measured
+/// 26-28, the warm-up order's contact included). Without the creation claim it was about three
+/// calls a contact.
 #[tokio::test]
 async fn a_burst_of_new_customers_costs_a_few_contact_calls_and_creates_each_once() {
     use ledgerline_contract::v1::{CustomerEvent, CustomerEventType, EventMeta};
@@ -489,7 +490,7 @@ async fn a_burst_of_new_customers_costs_a_few_contact_calls_and_creates_each_onc
     }
     println!("{calls} contact calls for {n} new customers met by both paths: {kinds:?}");
     assert_eq!(fallbacks, 0);
-    assert!(calls <= 30, "{calls} contact calls for {n} new customers");
+    assert!(calls <= 40, "{calls} contact calls for {n} new customers");
     assert!(stack.dead_letters().await.is_empty());
 }
 
