@@ -861,35 +861,32 @@ impl Budget {
 
     /// True while calls are being spent no faster than the windows renew: in the minute and in
     /// the day window, the share of calls left (plus a first burst of [`PACE_BURST`] of the
-    /// limit) is at least the share of the window's time left. Off pace, callers let their
-    /// batches fill before they call (the writer lingers up to `WRITER_MAX_LINGER`), so a busy
-    /// minute, or a busy morning, carries more orders per call instead of spending the calls the
-    /// rest of the window would need. `xero_client_budget_on_pace{tenant}` is 1 or 0.
+    /// limit) is at least the share of the window's time left. `xero_client_budget_on_pace`
+    /// is 1 or 0. See [`Budget::pace_wait`].
     pub fn on_pace(&self) -> bool {
+        self.pace_wait().is_none()
+    }
+
+    /// `None` while on pace ([`Budget::on_pace`]); else how long until the windows have
+    /// renewed enough for the next call to be on pace again. Callers let their batches fill
+    /// for that long (the writer up to `WRITER_MAX_LINGER`), so a busy minute, or a busy
+    /// morning, carries more orders per call instead of spending the calls the rest of the
+    /// window would need.
+    pub fn pace_wait(&self) -> Option<Duration> {
         let now_unix = now_ms();
-        let share = |left: u32, limit: u32| f64::from(left) / f64::from(limit.max(1));
-        let time_share = |started_ms: u64, len: Duration| {
-            let len = len.as_millis().max(1) as f64;
-            let elapsed = now_unix.saturating_sub(started_ms) as f64;
-            (1.0 - elapsed / len).clamp(0.0, 1.0)
-        };
-        let windows: [(f64, f64); 2] = if let Some(shared) = &self.shared {
+        // (calls left, limit, ms into the window, window length in ms); None: a fresh window.
+        let windows: [Option<(u32, u32, u64, u64)>; 2] = if let Some(shared) = &self.shared {
             let (m_left, m_start) = *shared.seen.lock().unwrap_or_else(|e| e.into_inner());
             let (d_left, d_start) = *shared.seen_day.lock().unwrap_or_else(|e| e.into_inner());
-            let m_time = time_share(m_start, shared.minute.1);
-            let d_time = time_share(d_start, shared.day.1);
-            // A window that has ended starts afresh with its next call.
+            let window = |left: u32, limit: u32, start: u64, len: Duration| {
+                let len = len.as_millis().max(1) as u64;
+                let into = now_unix.saturating_sub(start);
+                // A window that has ended starts afresh with its next call.
+                (into < len).then_some((left, limit, into, len))
+            };
             [
-                if m_time == 0.0 {
-                    (1.0, 1.0)
-                } else {
-                    (share(m_left, shared.minute.0), m_time)
-                },
-                if d_time == 0.0 {
-                    (1.0, 1.0)
-                } else {
-                    (share(d_left, shared.day.0), d_time)
-                },
+                window(m_left, shared.minute.0, m_start, shared.minute.1),
+                window(d_left, shared.day.0, d_start, shared.day.1),
             ]
         } else {
             let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -897,27 +894,26 @@ impl Budget {
             s.minute.roll(now);
             s.day.roll(now);
             let local = |w: &Window| {
-                let time = 1.0
-                    - (now.duration_since(w.start).as_secs_f64()
-                        / w.nominal.as_secs_f64().max(1e-9))
-                    .clamp(0.0, 1.0);
-                if w.used == 0 {
-                    (1.0, 1.0)
-                } else {
-                    (share(w.remaining(), w.limit), time)
-                }
+                let len = w.nominal.as_millis().max(1) as u64;
+                let into = now.duration_since(w.start).as_millis() as u64;
+                (w.used > 0 && into < len).then_some((w.remaining(), w.limit, into, len))
             };
             [local(&s.minute), local(&s.day)]
         };
-        let on = windows
+        let wait = windows
             .iter()
-            .all(|(calls, time)| calls + PACE_BURST >= *time);
-        metrics::gauge!("xero_client_budget_on_pace", "tenant" => self.tenant.clone()).set(if on {
-            1.0
-        } else {
-            0.0
-        });
-        on
+            .flatten()
+            .filter_map(|&(left, limit, into, len)| {
+                let calls = f64::from(left) / f64::from(limit.max(1)) + PACE_BURST;
+                let time = 1.0 - into as f64 / len as f64;
+                // On pace once the share of time left has fallen to the share of calls left.
+                (calls < time)
+                    .then(|| Duration::from_millis(((time - calls) * len as f64).ceil() as u64))
+            })
+            .max();
+        metrics::gauge!("xero_client_budget_on_pace", "tenant" => self.tenant.clone())
+            .set(if wait.is_none() { 1.0 } else { 0.0 });
+        wait
     }
 
     /// The minute limit.

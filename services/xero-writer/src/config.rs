@@ -427,12 +427,6 @@ pub fn parse_fx(
 }
 
 impl Config {
-    /// The longest a pull lingers for a fuller batch while the budget is off pace:
-    /// `WRITER_MAX_LINGER`, but at most a tenth of the minute window (a time-scaled window is
-    /// short, and a batch must not wait out the window it would be sent in).
-    pub fn linger(&self) -> Duration {
-        self.max_linger.min(self.limits.minute_window / 10)
-    }
     /// Where Xero is and who we are, for `ledgerline_xero_client`.
     pub fn endpoint(&self) -> anyhow::Result<ledgerline_xero_client::Endpoint> {
         Ok(ledgerline_xero_client::Endpoint {

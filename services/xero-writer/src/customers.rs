@@ -61,21 +61,12 @@ impl CustomerWorker {
                 }
                 continue;
             }
-            let on_pace = self.client.budget.on_pace();
-            let growth = if on_pace {
-                1
-            } else {
-                crate::worker::OFF_PACE_GROWTH
-            };
-            let msgs = match pull_batch(
-                &consumer,
-                self.shared.config.batch_size * 4 * growth,
-                on_pace,
-                self.shared.config.linger(),
-                &shutdown,
-            )
-            .await
-            {
+            let (max, linger) = crate::worker::batch::linger(
+                &self.client.budget,
+                self.shared.config.batch_size * 4,
+                self.shared.config.max_linger,
+            );
+            let msgs = match pull_batch(&consumer, max, linger, &shutdown).await {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::warn!(%tenant, error = %e, "Customer pull failed; retrying.");

@@ -7,17 +7,14 @@ use futures::StreamExt;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Waits for the first message, then lingers for more: briefly while the budget is `ample`,
-/// up to `max_linger` when it is tight, so batches fill instead of spending calls.
+/// Waits for the first message, then lingers up to `linger` for more (see [`linger`]), taking
+/// at most `max`.
 pub(crate) async fn pull_batch(
     consumer: &PullConsumer,
     max: usize,
-    ample: bool,
-    max_linger: Duration,
+    linger: Duration,
     shutdown: &CancellationToken,
 ) -> Result<Vec<Message>, String> {
-    // Wait for the first message, then linger for more: briefly while the budget is ample,
-    // longer when it is tight so batches fill instead of spending calls.
     let mut out = Vec::new();
     let first = consumer
         .batch()
@@ -43,11 +40,6 @@ pub(crate) async fn pull_batch(
     if out.is_empty() || max <= 1 {
         return Ok(out);
     }
-    let linger = if ample {
-        Duration::from_millis(30)
-    } else {
-        max_linger
-    };
     let more = consumer
         .batch()
         .max_messages(max - 1)
@@ -111,3 +103,26 @@ pub(crate) fn keep_alive(
         }
     })
 }
+
+/// How long a pull lingers for more events, and how many it takes: 30 ms and `max` while the
+/// budget is on pace (latency matters); off pace, until the windows have renewed enough for
+/// the next call to be on pace again (`Budget::pace_wait`), at most `max_linger`, and
+/// [`OFF_PACE_GROWTH`] times as many events, so each call carries as many orders as it can.
+pub(crate) fn linger(
+    budget: &ledgerline_xero_client::budget::Budget,
+    max: usize,
+    max_linger: Duration,
+) -> (usize, Duration) {
+    const ON_PACE: Duration = Duration::from_millis(30);
+    match budget.pace_wait() {
+        None => (max, ON_PACE),
+        Some(wait) => (
+            max * OFF_PACE_GROWTH,
+            wait.clamp(ON_PACE, max_linger.max(ON_PACE)),
+        ),
+    }
+}
+
+/// How many times more events a pull takes while the budget is off pace: requests still carry
+/// at most the batch size of documents each.
+pub(crate) const OFF_PACE_GROWTH: usize = 5;

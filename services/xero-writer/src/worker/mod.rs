@@ -14,7 +14,7 @@ use crate::compose;
 use crate::ledger::{self, Versioned};
 use crate::org::OrgSettings;
 use crate::terms::Terms;
-use crate::worker::batch::{KV_PARALLEL, keep_alive, nak_delay, pull_batch, report_lag};
+use crate::worker::batch::{KV_PARALLEL, keep_alive, linger, nak_delay, pull_batch, report_lag};
 use crate::worker::plan::{Plan, Skip, Write};
 use crate::worker::settle::unapplied;
 use crate::worker::work::{Decoded, Fail, OrderWork, decode};
@@ -32,10 +32,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-/// How many times more events a pull takes while the budget is off pace (see
-/// `Budget::on_pace`): requests still carry at most the batch size of documents each.
-pub(crate) const OFF_PACE_GROWTH: usize = 5;
 
 /// What every tenant worker shares.
 #[derive(Debug, Clone)]
@@ -178,18 +174,9 @@ impl TenantWorker {
         max: usize,
         shutdown: &CancellationToken,
     ) -> Result<Vec<Message>, String> {
-        // Batches sized by the budget: on pace, send promptly (latency matters); off pace,
-        // linger and take more events, so each call carries as many orders as it can.
-        let on_pace = self.client.budget.on_pace();
-        let max = if on_pace { max } else { max * OFF_PACE_GROWTH };
-        pull_batch(
-            consumer,
-            max,
-            on_pace,
-            self.shared.config.linger(),
-            shutdown,
-        )
-        .await
+        // Batches sized by the budget (see `batch::linger`).
+        let (max, linger) = linger(&self.client.budget, max, self.shared.config.max_linger);
+        pull_batch(consumer, max, linger, shutdown).await
     }
 
     pub(crate) async fn ensure_org(&mut self, cfg: &Config) -> Result<(), XeroError> {

@@ -262,3 +262,83 @@ async fn bench_latency_event_to_invoice_at_50_per_second() {
 fn writer_peak_rss_mib(writer: &ledgerline_testkit::ServiceProcess) -> Option<f64> {
     writer.peak_rss_kib().map(|k| k as f64 / 1024.0)
 }
+
+/// One organisation on Xero's Starter tier for a day (1,000 calls), at time scale 1440 (a day
+/// lasts 60 s, a minute 42 ms): returning customers' paid orders arrive faster than the day's
+/// calls can carry, and the figure is how many orders the day takes. Every call within the
+/// limits (0 x 429) and nothing lost: what the day cannot carry waits in the stream for the next.
+/// Run (release):
+///
+/// ```text
+/// cargo nextest run --release -p xero-writer --run-ignored only bench_starter_day --no-capture
+/// ```
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; run explicitly"]
+async fn bench_starter_day_orders_one_organisation_takes() {
+    let scale = 1440.0;
+    let day_limit = 1000u32;
+    let stack = Stack::start(&[
+        "--time-scale",
+        "1440",
+        "--day-limit",
+        &day_limit.to_string(),
+    ])
+    .await;
+    stack
+        .sandbox
+        .settings(serde_json::json!({"time_scale": scale, "day_limit": day_limit + 5}))
+        .await;
+    let publisher = stack.publisher.clone();
+    let customers = 500u64;
+    // 500 orders a real second for the scaled day: 30,000, more than 1,000 calls can carry.
+    let day = Duration::from_secs(60);
+    let started = Instant::now();
+    let feeder = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        let mut i = 0u64;
+        while started.elapsed() < day {
+            tick.tick().await;
+            for _ in 0..5 {
+                let mut o = simple(
+                    &format!("SD-{i:06}"),
+                    &format!("d{}@example.com", i % customers),
+                );
+                o.version = 2;
+                o.status = OrderStatus::Paid as i32;
+                let t = total_of(&o);
+                pay(&mut o, &format!("pay-{i}"), t);
+                let ev = event(&o, OrderEventType::Paid, &format!("day-{i}"));
+                publisher
+                    .publish_proto(
+                        ledgerline_contract::subjects::orders("main", OrderEventType::Paid),
+                        &format!("day-{i}"),
+                        &ev,
+                        Default::default(),
+                    )
+                    .await
+                    .expect("published");
+                i += 1;
+            }
+        }
+        i
+    });
+    let offered = feeder.await.unwrap();
+    // The day is over: what was paid within it.
+    let paid = payments_written(&stack.metrics().await);
+    let counters = stack.sandbox.counters().await;
+    let calls = total_calls(&counters);
+    println!(
+        "BENCH_DAY day_limit={day_limit} offered={offered} paid_in_the_day={paid} api_calls={calls} calls_per_order={:.4} throttled={}",
+        calls as f64 / paid.max(1) as f64,
+        counters["throttled"]
+    );
+    assert_eq!(counters["throttled"], 0, "{counters}");
+    assert!(
+        stack.dead_letters().await.is_empty(),
+        "nothing dead-lettered"
+    );
+    assert!(
+        calls <= u64::from(day_limit) + 5,
+        "{calls} calls in a day of {day_limit}"
+    );
+}
