@@ -255,6 +255,13 @@ async fn bench_latency_event_to_invoice_at_50_per_second() {
         pct(0.99).as_millis(),
         lat.last().unwrap().as_millis()
     );
+    let metrics = stack.metrics().await;
+    for l in metrics
+        .lines()
+        .filter(|l| l.starts_with("xero_client_budget_on_pace"))
+    {
+        println!("BENCH_LATENCY {l}");
+    }
     assert_eq!(lat.len(), n);
 }
 
