@@ -349,3 +349,60 @@ async fn bench_starter_day_orders_one_organisation_takes() {
         "{calls} calls in a day of {day_limit}"
     );
 }
+
+/// Batches grow with the backlog under a scarce minute budget (20 calls a scaled minute of
+/// 1 s): a few orders cost about a call each, a backlog of 400 costs a call per 50 or so, and
+/// no order waits longer than the bound (`WRITER_MAX_LINGER` plus a few windows: 15 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_grow_with_the_backlog_when_the_minute_budget_is_scarce() {
+    let stack = Stack::start(&["--time-scale", "60", "--minute-limit", "20"]).await;
+    stack
+        .sandbox
+        .settings(serde_json::json!({"time_scale": 60.0}))
+        .await;
+    let calls = || async { total_calls(&stack.sandbox.counters().await) };
+    let publish = |from: usize, n: usize| {
+        let stack = &stack;
+        async move {
+            for i in from..from + n {
+                let o = simple(&format!("SG-{i:05}"), &format!("g{}@example.com", i % 5));
+                stack
+                    .publish(&event(&o, OrderEventType::Created, &format!("grow-{i}")))
+                    .await;
+            }
+        }
+    };
+    let bound = Duration::from_secs(15);
+    // Warm-up: settings and the five contacts.
+    publish(0, 5).await;
+    stack
+        .wait_docs("warm-up", bound, |d| invoices(d).len() == 5)
+        .await;
+    let base = calls().await;
+    // A trickle: a few orders, one at a time.
+    for i in 5..10 {
+        publish(i, 1).await;
+        stack
+            .wait_docs("a trickled order", bound, |d| invoices(d).len() == i + 1)
+            .await;
+    }
+    let trickle = calls().await - base;
+    // A backlog of 400 at once: every order invoiced within the bound.
+    let started = Instant::now();
+    publish(10, 400).await;
+    stack
+        .wait_docs("the backlog", bound, |d| invoices(d).len() == 410)
+        .await;
+    let waited = started.elapsed();
+    let backlog = calls().await - base - trickle;
+    let (per_trickled, per_backlogged) = (trickle as f64 / 5.0, backlog as f64 / 400.0);
+    println!(
+        "calls per order: trickle {per_trickled:.2} (5 orders), backlog {per_backlogged:.3} (400 orders, all invoiced in {waited:?})"
+    );
+    assert!(
+        per_backlogged * 10.0 < per_trickled,
+        "calls per order fall as the backlog grows: {per_trickled} -> {per_backlogged}"
+    );
+    assert!(per_backlogged <= 0.05, "{backlog} calls for 400 orders");
+    assert_eq!(stack.sandbox.counters().await["throttled"], 0);
+}
