@@ -70,7 +70,8 @@ async fn crash_run(seed: u64) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let p = stack.progress().await.map_err(|e| e.to_string())?;
     if !tie.ok() || p.in_review != 0 {
-        return Err(format!("seed {seed}: {tie}\n{p}"));
+        let review = stack.dead_letters().await.unwrap_or_default();
+        return Err(format!("seed {seed}: {tie}\n{p}\nin review: {review:?}"));
     }
     eprintln!("seed {seed}: {tie}");
     Ok(())
