@@ -152,16 +152,6 @@ impl Links {
             .collect();
         Self(std::sync::Arc::new(contexts))
     }
-
-    /// How many messages are linked.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// True when none is.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 tokio::task_local! {

@@ -189,10 +189,6 @@ pub fn current_lane() -> Lane {
     LANE.try_with(|l| *l).unwrap_or(Lane::Live)
 }
 
-fn is_backfill() -> bool {
-    current_lane().is_background()
-}
-
 /// Counts this process's live calls waiting for a slot while it lives.
 struct LiveWaiting<'a>(&'a std::sync::atomic::AtomicUsize);
 
@@ -626,7 +622,7 @@ impl Budget {
 
     /// Takes one call from the windows, or says how long to wait.
     pub fn try_take(&self) -> Result<(), Wait> {
-        self.take_local(is_backfill())
+        self.take_local(current_lane().is_background())
     }
 
     fn take_local(&self, backfill: bool) -> Result<(), Wait> {
@@ -846,19 +842,6 @@ impl Budget {
         tracing::warn!(tenant = %self.tenant, retry_after_ms = retry_after.as_millis() as u64, problem, "Xero said 429; pausing this tenant.");
     }
 
-    /// Calls left in the minute window (for the adaptive linger).
-    pub fn minute_remaining(&self) -> u32 {
-        if let Some(shared) = &self.shared {
-            let (left, start) = *shared.seen.lock().unwrap_or_else(|e| e.into_inner());
-            let expired = now_ms().saturating_sub(start)
-                >= (shared.minute.1 + shared.dead).as_millis() as u64;
-            return if expired { shared.minute.0 } else { left };
-        }
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.minute.roll(Instant::now());
-        s.minute.remaining()
-    }
-
     /// True while calls are being spent no faster than the windows renew: in the minute and in
     /// the day window, the share of calls left (plus a first burst of [`PACE_BURST`] of the
     /// limit) is at least the share of the window's time left. `xero_client_budget_on_pace`
@@ -914,18 +897,6 @@ impl Budget {
         metrics::gauge!("xero_client_budget_on_pace", "tenant" => self.tenant.clone())
             .set(if wait.is_none() { 1.0 } else { 0.0 });
         wait
-    }
-
-    /// The minute limit.
-    pub fn minute_limit(&self) -> u32 {
-        if let Some(shared) = &self.shared {
-            return shared.minute.0;
-        }
-        self.state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .minute
-            .limit
     }
 }
 

@@ -255,18 +255,22 @@ pub async fn resolve(
             unique.push(s);
         }
     }
-    // Cache reads side by side.
-    let reads: Vec<_> = unique
-        .iter()
+    let keyed: Vec<(ContactSpec, String)> = unique
+        .into_iter()
         .map(|s| {
             let store = store_of.get(&s.contact_number).cloned().unwrap_or_default();
             let key = cache_key(&tenant, &store, &s.identity);
-            let cache = cache.clone();
-            async move { cache.get(key).await }
+            (s, key)
         })
         .collect();
+    // Cache reads side by side.
+    let reads: Vec<_> = keyed
+        .iter()
+        .map(|(_, key)| async move { cache.get(key).await })
+        .collect();
     let cached: Vec<_> = futures::stream::iter(reads).buffered(64).collect().await;
-    for (s, hit) in unique.into_iter().zip(cached) {
+    let mut unknown = Vec::new();
+    for ((s, key), hit) in keyed.into_iter().zip(cached) {
         match hit {
             Ok(Some(v)) if !v.is_empty() => {
                 out.insert(
@@ -274,19 +278,25 @@ pub async fn resolve(
                     Resolved::Id(cached_id(&v), Origin::Cached),
                 );
             }
-            _ => misses.push(s),
+            _ => unknown.push((s, key)),
         }
     }
     let cached_ids: std::collections::HashSet<String> = out.keys().cloned().collect();
     // One creation per contact: the order path, the customer path and every replica may meet a
     // new customer at once; the one that claims it searches and creates, the others wait for
     // its ContactID in the cache instead of racing to "already exists".
+    // Claims side by side, as the cache reads.
+    let claimed: Vec<_> = futures::stream::iter(unknown.into_iter().map(|(s, key)| async move {
+        let c = claim(cache, &key).await;
+        (s, key, c)
+    }))
+    .buffered(64)
+    .collect()
+    .await;
     let mut claims = Vec::new();
     let mut waits = Vec::new();
-    for s in std::mem::take(&mut misses) {
-        let store = store_of.get(&s.contact_number).cloned().unwrap_or_default();
-        let key = cache_key(&tenant, &store, &s.identity);
-        match claim(cache, &key).await {
+    for (s, key, c) in claimed {
+        match c {
             Claim::Ours(claim_key) => {
                 claims.push(claim_key);
                 misses.push(s);

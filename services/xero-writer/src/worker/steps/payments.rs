@@ -40,39 +40,36 @@ impl TenantWorker {
                 .iter()
                 .map(|&i| groups[i].led.entry.invoice_id.clone())
                 .collect();
-            match self.read_invoices(InvoicesBy::Id, &ids).await {
-                Ok(v) => {
-                    for &i in chunk {
-                        let g = &mut groups[i];
-                        let inv = v
-                            .iter()
-                            .find(|x| x.invoice_id == g.led.entry.invoice_id)
-                            .cloned()
-                            .unwrap_or_default();
-                        let number = g.led.entry.invoice_number.clone();
-                        for src in std::mem::take(&mut g.led.entry.payments_in_flight) {
-                            let reference = compose::payment_reference(&number, &src);
-                            let found = inv.payments.iter().find(|p| p.reference == reference);
-                            if let Some(p) = found {
-                                let Some(amount) = g.amount(p.amount, "Amount") else {
-                                    // Looked up again next time.
-                                    g.led.entry.payments_in_flight.push(src);
-                                    continue;
-                                };
-                                g.led.entry.payments.insert(
-                                    src,
-                                    PaymentEntry {
-                                        payment_id: p.payment_id.clone(),
-                                        amount,
-                                    },
-                                );
-                            }
-                        }
-                    }
-                }
-                Err(e) => {
-                    for &i in chunk {
-                        groups[i].transient(e.to_string());
+            let Some(v) = self
+                .read_invoices_of(groups, chunk, InvoicesBy::Id, &ids)
+                .await
+            else {
+                continue;
+            };
+            for &i in chunk {
+                let g = &mut groups[i];
+                let inv = v
+                    .iter()
+                    .find(|x| x.invoice_id == g.led.entry.invoice_id)
+                    .cloned()
+                    .unwrap_or_default();
+                let number = g.led.entry.invoice_number.clone();
+                for src in std::mem::take(&mut g.led.entry.payments_in_flight) {
+                    let reference = compose::payment_reference(&number, &src);
+                    let found = inv.payments.iter().find(|p| p.reference == reference);
+                    if let Some(p) = found {
+                        let Some(amount) = g.amount(p.amount, "Amount") else {
+                            // Looked up again next time.
+                            g.led.entry.payments_in_flight.push(src);
+                            continue;
+                        };
+                        g.led.entry.payments.insert(
+                            src,
+                            PaymentEntry {
+                                payment_id: p.payment_id.clone(),
+                                amount,
+                            },
+                        );
                     }
                 }
             }
