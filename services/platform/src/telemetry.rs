@@ -152,6 +152,13 @@ impl Links {
             .collect();
         Self(std::sync::Arc::new(contexts))
     }
+
+    /// The contexts of several batches together (one call made for all of them).
+    pub fn merge<'a>(all: impl IntoIterator<Item = &'a Links>) -> Self {
+        Self(std::sync::Arc::new(
+            all.into_iter().flat_map(|l| l.0.iter().cloned()).collect(),
+        ))
+    }
 }
 
 tokio::task_local! {
@@ -161,6 +168,12 @@ tokio::task_local! {
 /// Runs `f` with `links` as the messages its calls work for (see [`link_to_batch`]).
 pub async fn with_links<F: std::future::Future>(links: Links, f: F) -> F::Output {
     LINKS.scope(links, f).await
+}
+
+/// The links of the batch the current task works for (empty outside one), to hand to a task
+/// that makes calls for it.
+pub fn current_links() -> Links {
+    LINKS.try_with(Links::clone).unwrap_or_default()
 }
 
 /// Links `span` to the messages of the batch the current task works for, if any.

@@ -63,6 +63,11 @@ impl Drop for InFlight {
     }
 }
 
+/// The host part of a live Xero URL, counted into [`MAX_URL`].
+const XERO_HOST: &str = "https://api.xero.com";
+/// The longest URL Xero answers (a 53rd GUID in `IDs` takes a URL past it).
+pub const MAX_URL: usize = 2_000;
+
 /// Entry point for every Accounting API call.
 pub async fn handle(
     State(app): State<Arc<App>>,
@@ -164,6 +169,13 @@ async fn handle_inner(
             StatusCode::SERVICE_UNAVAILABLE,
             "The Xero API is currently offline for maintenance",
         );
+        return (Outcome::Normal(r), None, endpoint);
+    }
+    // Xero's front door refuses long URLs before the API sees them (FACTS.md §2: 52 GUIDs in
+    // `IDs` worked, 53 gave a 404), so they cost no call.
+    let url_len = XERO_HOST.len() + uri.path_and_query().map_or(0, |p| p.as_str().len());
+    if url_len > MAX_URL {
+        let r = Resp::text(StatusCode::NOT_FOUND, "The requested URL is too long");
         return (Outcome::Normal(r), None, endpoint);
     }
     let (tenant, scope) = match authorize(app, headers) {

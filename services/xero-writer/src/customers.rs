@@ -1,7 +1,7 @@
 //! CUSTOMERS → contact upserts: a customer (B2B account) that changes updates its Xero contact
 //! (matched by the cache or ContactNumber, never by name); one not yet in Xero is created.
 
-use crate::contacts::{self, ContactSpec, Origin, Resolved};
+use crate::contacts::{self, ContactSpec, Origin, Resolved, details_hash};
 use crate::worker::Shared;
 use crate::worker::batch::pull_batch;
 use crate::worker::settle::dead_letter;
@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 pub struct CustomerWorker {
     shared: Shared,
     client: Arc<Client>,
+    desk: contacts::Desk,
 }
 
 #[derive(Serialize)]
@@ -37,14 +38,14 @@ struct Update<'a> {
     spec: &'a ContactSpec,
 }
 
-fn details_hash(s: &ContactSpec) -> String {
-    hex(&Sha256::digest(serde_json::to_vec(s).unwrap_or_default()))[..16].to_owned()
-}
-
 impl CustomerWorker {
     /// A worker sharing the tenant's client (budget, breaker, token).
-    pub fn new(shared: Shared, client: Arc<Client>) -> Self {
-        Self { shared, client }
+    pub fn new(shared: Shared, client: Arc<Client>, desk: contacts::Desk) -> Self {
+        Self {
+            shared,
+            client,
+            desk,
+        }
     }
 
     /// Pulls and upserts until `shutdown`.
@@ -148,15 +149,28 @@ impl CustomerWorker {
         let mut updates: Vec<(String, String, ContactSpec, String, usize)> = Vec::new();
         let mut unknown: Vec<ContactSpec> = Vec::new();
         let mut store_of: HashMap<String, String> = HashMap::new();
-        for (number, (_, idx, spec, store)) in &newest {
-            store_of.insert(number.clone(), store.clone());
-            let key = contacts::cache_key(&tenant, store, &spec.identity);
-            match self.shared.contacts.get(&key).await {
+        let keyed: Vec<_> = newest
+            .iter()
+            .map(|(number, (_, idx, spec, store))| {
+                store_of.insert(number.clone(), store.clone());
+                (
+                    number,
+                    *idx,
+                    spec,
+                    contacts::cache_key(&tenant, store, &spec.identity),
+                )
+            })
+            .collect();
+        let cache = &self.shared.contacts;
+        let hits =
+            contacts::read_all(cache, keyed.iter().map(|(.., key)| key.clone()).collect()).await;
+        for ((number, idx, spec, key), hit) in keyed.into_iter().zip(hits) {
+            match hit {
                 Ok(Some(v)) if !v.is_empty() => {
                     let text = String::from_utf8_lossy(&v).into_owned();
                     let hash = details_hash(spec);
                     if text.split(' ').nth(1) != Some(hash.as_str()) {
-                        updates.push((contacts::cached_id(&v), key, spec.clone(), hash, *idx));
+                        updates.push((contacts::cached_id(&v), key, spec.clone(), hash, idx));
                     }
                 }
                 Ok(_) => unknown.push(spec.clone()),
@@ -242,30 +256,15 @@ impl CustomerWorker {
             round = retry;
         }
         if !unknown.is_empty() {
-            let resolved = contacts::resolve(
-                &self.client,
-                &self.shared.contacts,
-                &store_of,
-                unknown.clone(),
-                self.shared.config.batch_size,
-            )
-            .await;
+            let resolved = self
+                .desk
+                .resolve(contacts::Path::Customers, &store_of, unknown.clone())
+                .await;
             for spec in &unknown {
                 match resolved.get(&spec.contact_number) {
+                    // Created from these very details (the desk cached it with their hash, so
+                    // the next event with the same details needs no update).
                     Some(Resolved::Id(id, Origin::Created)) => {
-                        // Created from these very details: the next event with the same
-                        // details needs no update.
-                        let store = store_of
-                            .get(&spec.contact_number)
-                            .cloned()
-                            .unwrap_or_default();
-                        let key = contacts::cache_key(&tenant, &store, &spec.identity);
-                        let value = format!("{id} {}", details_hash(spec));
-                        let _ = self
-                            .shared
-                            .contacts
-                            .put(key, value.into_bytes().into())
-                            .await;
                         facts.push(self.fact(id, spec, XeroVerb::Created))
                     }
                     Some(Resolved::Id(id, _)) => facts.push(self.fact(id, spec, XeroVerb::Adopted)),

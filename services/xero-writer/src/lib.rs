@@ -59,6 +59,8 @@ pub mod metrics_names {
     pub const TRACKING_DROPPED: &str = "xero_writer_tracking_dropped_total";
     /// New contacts another worker was creating, waited for (`outcome`: found, retry).
     pub const CONTACT_WAITS: &str = "xero_writer_contact_waits_total";
+    /// Contacts the cache did not know, per round of the tenant's contact desk (both paths).
+    pub const CONTACT_ROUND_SIZE: &str = "xero_writer_contact_round_size";
 }
 
 /// A built writer, ready to run.
@@ -339,11 +341,17 @@ async fn run_workers(
             client = client.with_connection(connection);
         }
         let client = Arc::new(client);
+        let desk = contacts::Desk::start(
+            client.clone(),
+            shared.contacts.clone(),
+            cfg.batch_size,
+            cfg.max_linger,
+        );
         set.spawn(
-            customers::CustomerWorker::new(shared.clone(), client.clone())
+            customers::CustomerWorker::new(shared.clone(), client.clone(), desk.clone())
                 .run(customers, shutdown.clone()),
         );
-        let worker = worker::TenantWorker::new(shared.clone(), client, spec.max_deliver);
+        let worker = worker::TenantWorker::new(shared.clone(), client, desk, spec.max_deliver);
         set.spawn(worker.run(consumer, shutdown.clone()));
     }
     while set.join_next().await.is_some() {}

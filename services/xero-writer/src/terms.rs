@@ -4,6 +4,20 @@
 use chrono::{Datelike, Days, NaiveDate};
 use ledgerline_xero_client::model::{PaymentTerms, Term};
 
+/// Contacts' sales terms as last read or sent (ContactID → terms, and when), one map per tenant
+/// shared by its workers: a contact created by either path has known terms, with no read.
+pub type KnownTerms = std::sync::Arc<
+    std::sync::Mutex<std::collections::HashMap<String, (Option<Terms>, std::time::Instant)>>,
+>;
+
+/// Records `terms` for the contact `id` as known now.
+pub fn know(known: &KnownTerms, id: &str, terms: Option<Terms>) {
+    known
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id.to_owned(), (terms, std::time::Instant::now()));
+}
+
 /// How `day` is counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TermKind {

@@ -167,7 +167,12 @@ impl TenantWorker {
         if cfg.backfill_age.is_zero() || cfg.backfill_day_share >= 1.0 {
             return None;
         }
-        let worker = TenantWorker::new(self.shared.clone(), self.client.clone(), self.max_deliver);
+        let worker = TenantWorker::new(
+            self.shared.clone(),
+            self.client.clone(),
+            self.desk.clone(),
+            self.max_deliver,
+        );
         Some(Lane::start(worker, shutdown.clone()))
     }
 

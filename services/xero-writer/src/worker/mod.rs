@@ -13,7 +13,6 @@ mod write;
 use crate::compose;
 use crate::ledger::{self, Versioned};
 use crate::org::OrgSettings;
-use crate::terms::Terms;
 use crate::worker::batch::{KV_PARALLEL, keep_alive, linger, nak_delay, pull_batch, report_lag};
 use crate::worker::plan::{Plan, Skip, Write};
 use crate::worker::settle::unapplied;
@@ -65,21 +64,29 @@ impl Shared {
 pub struct TenantWorker {
     shared: Shared,
     client: Arc<Client>,
+    /// The tenant's contact desk (shared with the customer path).
+    desk: crate::contacts::Desk,
     org: Option<Arc<OrgSettings>>,
     max_deliver: i64,
     /// ContactID → sales payment terms, as last read (kept for the settings lifetime).
-    terms: std::sync::Mutex<HashMap<String, (Option<Terms>, std::time::Instant)>>,
+    terms: crate::terms::KnownTerms,
 }
 
 impl TenantWorker {
     /// A worker for the client's tenant.
-    pub fn new(shared: Shared, client: Arc<Client>, max_deliver: i64) -> Self {
+    pub fn new(
+        shared: Shared,
+        client: Arc<Client>,
+        desk: crate::contacts::Desk,
+        max_deliver: i64,
+    ) -> Self {
         Self {
+            terms: desk.terms().clone(),
             shared,
             client,
+            desk,
             org: None,
             max_deliver,
-            terms: Default::default(),
         }
     }
 

@@ -2,7 +2,6 @@
 
 use crate::contacts::{self, ContactSpec, Resolved};
 use crate::org::OrgSettings;
-use crate::terms::Terms;
 use crate::worker::TenantWorker;
 use crate::worker::work::OrderWork;
 use async_nats::jetstream::Message;
@@ -35,14 +34,10 @@ impl TenantWorker {
                     .map(|c| (c.contact_number.clone(), g.store.clone()))
             })
             .collect();
-        let resolved = contacts::resolve(
-            &self.client,
-            &self.shared.contacts,
-            &store_of,
-            specs,
-            self.shared.config.batch_size,
-        )
-        .await;
+        let resolved = self
+            .desk
+            .resolve(contacts::Path::Orders, &store_of, specs)
+            .await;
         for g in groups.iter_mut() {
             let Some(spec) = g.contact.clone() else {
                 continue;
@@ -52,15 +47,8 @@ impl TenantWorker {
             }
             match resolved.get(&spec.contact_number) {
                 Some(Resolved::Id(id, origin)) => {
+                    // A contact created now has its terms known already (the desk keeps them).
                     g.led.entry.contact_id = id.clone();
-                    if *origin == contacts::Origin::Created {
-                        // Created just now: its terms are the ones we sent (if any).
-                        let terms = spec.payment_terms.as_ref().and_then(Terms::sales_of);
-                        self.terms
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(id.clone(), (terms, std::time::Instant::now()));
-                    }
                     let verb = match origin {
                         contacts::Origin::Created => XeroVerb::Created,
                         contacts::Origin::Found => XeroVerb::Adopted,
