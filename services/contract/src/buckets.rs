@@ -36,10 +36,11 @@ pub const CONTACTS: BucketSpec = BucketSpec {
     history: 1,
 };
 
-/// Shared per-tenant rate budget across writer replicas.
+/// Shared per-tenant rate budget across writer replicas, and the app's egress per month
+/// (`egress.<app>.<YYYY-MM>`).
 pub const RATE_BUDGET: BucketSpec = BucketSpec {
     bucket: "xero_rate_budget",
-    description: "Per-tenant Xero call budget shared by writer replicas.",
+    description: "Per-tenant Xero call budget and the app's monthly egress, shared by processes.",
     history: 1,
 };
 

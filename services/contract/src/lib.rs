@@ -41,6 +41,7 @@ schema!(
     DeadLetter,
     XeroFact,
     XeroConnectionEvent,
+    XeroUsageAlert,
 );
 
 /// Schema name of a raw Clarity webhook body stored in RAW (JSON, not protobuf).

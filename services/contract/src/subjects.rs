@@ -3,7 +3,7 @@
 
 use crate::v1::{
     CustomerEventType, OrderEventType, ReasonClass, Stage, XeroConnectionState, XeroDocumentKind,
-    XeroVerb,
+    XeroUsageKind, XeroVerb,
 };
 
 /// `raw.clarity.<store>.<topic>`; the topic keeps its dot (`sales_order.created`).
@@ -93,6 +93,17 @@ pub fn xero_connection(tenant: &str, state: XeroConnectionState) -> String {
         XeroConnectionState::Disconnected | XeroConnectionState::Unspecified => "lost",
     };
     format!("xero.{tenant}.connection.{s}")
+}
+
+/// `xero.<scope>.usage.<day_calls|egress>`: an allowance of Xero's passed a threshold (payload
+/// `XeroUsageAlert`); `scope` is the tenant for day calls, `app` for egress (the app's).
+pub fn xero_usage(scope: &str, kind: XeroUsageKind) -> String {
+    let k = match kind {
+        XeroUsageKind::DayCalls => "day_calls",
+        XeroUsageKind::MonthEgress => "egress",
+        XeroUsageKind::Unspecified => "unknown",
+    };
+    format!("xero.{scope}.usage.{k}")
 }
 
 /// `recon.<store>.<finding>`.

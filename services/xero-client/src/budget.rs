@@ -94,6 +94,8 @@ pub struct Budget {
     backfill: Caps,
     /// Live calls of this process waiting for a slot: background calls let them go first.
     live_waiting: std::sync::atomic::AtomicUsize,
+    /// Where the day-window alerts go (none: logged and counted only).
+    alerts: Option<ledgerline_platform::publish::Publisher>,
 }
 
 /// How many calls of each window backfill may use.
@@ -280,10 +282,11 @@ impl SharedWindows {
 
     /// Takes one call, or says how long to wait. Store trouble lets the call go (the local
     /// 429 handling still protects the tenant) rather than stalling every replica.
-    async fn take(&self, backfill: Option<Caps>) -> Result<(), Wait> {
+    /// On success, the day window as the call left it: (calls before, after, start in unix ms).
+    async fn take(&self, backfill: Option<Caps>) -> Result<Option<(u32, u32, u64)>, Wait> {
         for _ in 0..20 {
             let Ok((mut st, rev)) = read_entry::<SharedState>(&self.kv, &self.key).await else {
-                return Ok(());
+                return Ok(None);
             };
             let now = now_ms();
             let dead = self.dead.as_millis() as u64;
@@ -354,7 +357,7 @@ impl SharedWindows {
                 None => self.kv.create(&self.key, bytes).await.is_ok(),
             };
             if written {
-                return Ok(());
+                return Ok(Some((st.du - 1, st.du, st.ds)));
             }
             // Another replica took a call at the same moment: read again.
         }
@@ -574,6 +577,40 @@ impl Budget {
             slots: None,
             backfill: Caps::of(limits.minute, limits.day, 1.0),
             live_waiting: std::sync::atomic::AtomicUsize::new(0),
+            alerts: None,
+        }
+    }
+
+    /// Publishes the day window's 80 % and 100 % alerts (`XeroUsageAlert`) on XERO.
+    pub fn alerts(mut self, publisher: ledgerline_platform::publish::Publisher) -> Self {
+        self.alerts = Some(publisher);
+        self
+    }
+
+    /// Alerts on the thresholds of the day window that the call just taken passed (from
+    /// `before` to `used` of `limit`; the window started at `start_ms`). With shared windows
+    /// only the process whose compare-and-set took the call sees the crossing.
+    fn day_alerts(&self, before: u32, used: u32, limit: u32, start_ms: u64) {
+        let passed = crate::usage::crossed(u64::from(before), u64::from(used), u64::from(limit));
+        if passed.is_empty() {
+            return;
+        }
+        let window = chrono::DateTime::from_timestamp_millis(start_ms as i64)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        for percent in passed {
+            let alert = crate::usage::Alert {
+                kind: ledgerline_contract::v1::XeroUsageKind::DayCalls,
+                tenant: self.tenant.clone(),
+                app: String::new(),
+                percent,
+                used: u64::from(used),
+                allowance: u64::from(limit),
+                window: window.clone(),
+                held: percent >= 100,
+            };
+            let publisher = self.alerts.clone();
+            tokio::spawn(async move { alert.raise(publisher.as_ref()).await });
         }
     }
 
@@ -661,6 +698,8 @@ impl Budget {
         }
         s.minute.used += 1;
         s.day.used += 1;
+        let day_start = now_ms().saturating_sub(now.duration_since(s.day.start).as_millis() as u64);
+        self.day_alerts(s.day.used - 1, s.day.used, s.day.limit, day_start);
         metrics::gauge!("xero_client_budget_minute_remaining", "tenant" => self.tenant.clone())
             .set(s.minute.remaining() as f64);
         metrics::gauge!("xero_client_budget_day_remaining", "tenant" => self.tenant.clone())
@@ -746,7 +785,16 @@ impl Budget {
             }
             let taken = match self.take_local(backfill) {
                 Ok(()) => match &self.shared {
-                    Some(shared) => shared.take(backfill.then_some(self.backfill)).await,
+                    Some(shared) => {
+                        shared
+                            .take(backfill.then_some(self.backfill))
+                            .await
+                            .map(|day| {
+                                if let Some((before, used, start)) = day {
+                                    self.day_alerts(before, used, shared.day.0, start);
+                                }
+                            })
+                    }
                     None => Ok(()),
                 },
                 Err(w) => Err(w),

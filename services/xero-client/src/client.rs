@@ -25,6 +25,8 @@ pub struct Client {
     pub budget: Arc<Budget>,
     /// The tenant's breaker.
     pub breaker: Arc<Breaker>,
+    /// The app's egress (shared by every tenant's client), if counted.
+    egress: Option<Arc<crate::egress::Egress>>,
     cancel: CancellationToken,
 }
 
@@ -83,8 +85,37 @@ impl Client {
             ))),
             budget,
             breaker,
+            egress: None,
             cancel,
         }
+    }
+
+    /// Counts response bytes into the app's `egress` (and holds calls at its cap, if one is set).
+    pub fn with_egress(mut self, egress: Arc<crate::egress::Egress>) -> Self {
+        self.egress = Some(egress);
+        self
+    }
+
+    /// Waits while the app's egress cap holds calls: work waits for the next month, nothing is
+    /// dropped. `false` if stopping.
+    async fn egress_room(&self) -> bool {
+        let Some(egress) = &self.egress else {
+            return true;
+        };
+        let mut reported = false;
+        while egress.over_cap() {
+            if !reported {
+                reported = true;
+                tracing::warn!(tenant = %self.tenant, bytes = egress.month_bytes(), "The egress cap (XERO_EGRESS_CAP) is reached; holding Xero calls until the month ends.");
+                metrics::counter!("xero_client_egress_holds_total", "tenant" => self.tenant.clone())
+                    .increment(1);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(5)) => egress.flush().await,
+                _ = self.cancel.cancelled() => return false,
+            }
+        }
+        true
     }
 
     /// Uses `authorization_code` tokens from `connection` instead of client_credentials.
@@ -161,6 +192,9 @@ impl Client {
             if self.breaker.is_open() {
                 return Err(XeroError::Transient("circuit breaker open".into()));
             }
+            if !self.egress_room().await {
+                return Err(XeroError::Transient("stopping".into()));
+            }
             let Some(_permit) = self.budget.acquire(&self.cancel).await else {
                 return Err(XeroError::Transient("stopping".into()));
             };
@@ -221,7 +255,7 @@ impl Client {
                 header_u32("x-minlimit-remaining"),
                 header_u32("x-daylimit-remaining"),
             );
-            if status.as_u16() == 429 {
+            let throttled = (status.as_u16() == 429).then(|| {
                 let retry = header_u32("retry-after").unwrap_or(1).max(1);
                 let problem = resp
                     .headers()
@@ -229,11 +263,19 @@ impl Client {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("unknown")
                     .to_owned();
+                (retry, problem)
+            });
+            // Every body counts as egress, a 429's and an error's too: read it whole.
+            let body = resp.bytes().await;
+            if let (Some(egress), Ok(b)) = (&self.egress, &body) {
+                egress.record(&self.tenant, &label, b.len() as u64);
+            }
+            if let Some((retry, problem)) = throttled {
                 self.budget
                     .pause(Duration::from_secs(u64::from(retry)), &problem);
                 continue;
             }
-            let text = match resp.text().await {
+            let text = match body.map(|b| String::from_utf8_lossy(&b).into_owned()) {
                 Ok(t) => t,
                 Err(e) => {
                     // The request was sent; the answer was lost. Callers look up before

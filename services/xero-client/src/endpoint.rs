@@ -24,6 +24,9 @@ pub struct Endpoint {
     pub client_secret: SecretString,
     /// Per-call timeout.
     pub timeout: Duration,
+    /// Scopes a client_credentials token asks for (space-separated; empty: the connection's
+    /// own). A Custom Connection made from 29 April 2026 refuses broad ones.
+    pub scopes: String,
 }
 
 /// What the token endpoint answers, for every grant.
@@ -79,6 +82,12 @@ impl Endpoint {
                 .ok()
                 .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
                 .unwrap_or_else(|| status.to_string());
+            if error == "invalid_scope" {
+                return Err(XeroError::Auth(format!(
+                    "{grant}: invalid_scope. {}",
+                    crate::plan::INVALID_SCOPE_HELP
+                )));
+            }
             return Err(XeroError::Auth(format!("{grant}: {error}")));
         }
         serde_json::from_str(&text)
@@ -90,7 +99,17 @@ impl Endpoint {
         &self,
         tenant: Option<&str>,
     ) -> Result<StoredToken, XeroError> {
+        // No refresh token for a Custom Connection, so no offline_access.
+        let scopes: Vec<&str> = self
+            .scopes
+            .split_whitespace()
+            .filter(|s| *s != "offline_access")
+            .collect();
+        let scope = scopes.join(" ");
         let mut pairs = vec![("grant_type", "client_credentials")];
+        if !scope.is_empty() {
+            pairs.push(("scope", scope.as_str()));
+        }
         if let Some(t) = tenant {
             pairs.push(("tenant_id", t));
         }
@@ -196,6 +215,7 @@ mod tests {
             client_id: "id".into(),
             client_secret: SecretString::from("secret"),
             timeout: Duration::from_secs(5),
+            scopes: String::new(),
         }
     }
 

@@ -7,19 +7,25 @@
 //! - [`budget`]: the rate budget shared by replicas, and the circuit breaker.
 //! - [`model`]: Xero's resources as typed structs, parsed from the answer's text so amounts
 //!   keep every digit; [`exact`]: the [`AmountError`] for one that is missing or unreadable.
+//! - [`plan`]: Xero's 2026 terms: tiers (day calls, egress allowance) and scopes.
+//! - [`egress`]: response bytes per app per month (Xero's 2026 meter), shared in KV;
+//!   [`usage`]: the 80 % / 100 % alerts on egress and the day's calls.
 //! - [`error`]: [`XeroError`], typed by what the caller does next; [`refusal`]: [`Refusal`],
 //!   what Xero's refusal of a document means (the only reader of Xero's wording).
 
 pub mod budget;
 pub mod client;
 pub mod credentials;
+pub mod egress;
 pub mod endpoint;
 pub mod error;
 pub mod exact;
 pub mod model;
 pub mod oauth;
+pub mod plan;
 pub mod refusal;
 pub mod tokens;
+pub mod usage;
 
 pub use client::{Client, hex, idempotency_key, validation_text};
 pub use endpoint::Endpoint;

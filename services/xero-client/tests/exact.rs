@@ -29,6 +29,7 @@ async fn an_invoice_with_twenty_significant_digits_comes_back_exactly() {
         client_id: "ledgerline-sandbox".into(),
         client_secret: "sandbox-secret".into(),
         timeout: Duration::from_secs(10),
+        scopes: String::new(),
     };
     let limits = Limits {
         minute: 60,

@@ -37,6 +37,7 @@ async fn live_keeps_its_share_while_background_gets_at_most_its_cap() {
         client_id: "ledgerline-sandbox".into(),
         client_secret: "sandbox-secret".into(),
         timeout: Duration::from_secs(10),
+        scopes: String::new(),
     };
     let limits = Limits {
         minute: MINUTE,

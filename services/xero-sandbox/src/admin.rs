@@ -111,6 +111,8 @@ struct SettingsPatch {
     /// The next N matching writes are applied, then their response is cut.
     drop_after_apply: Option<u32>,
     drop_after_apply_endpoint: Option<String>,
+    /// `granular` or `broad`.
+    app_kind: Option<String>,
 }
 
 async fn set_settings(State(app): State<Arc<App>>, h: HeaderMap, body: String) -> Response {
@@ -148,6 +150,12 @@ async fn set_settings(State(app): State<Arc<App>>, h: HeaderMap, body: String) -
         drop_after_apply,
         drop_after_apply_endpoint
     );
+    if let Some(kind) = p.app_kind {
+        if kind != "granular" && kind != "broad" {
+            return (StatusCode::BAD_REQUEST, "app_kind is granular or broad").into_response();
+        }
+        s.app_kind = kind;
+    }
     if let Some(secs) = p.outage_secs {
         s.outage_until = (secs > 0.0).then(|| Instant::now() + Duration::from_secs_f64(secs));
     }
@@ -428,6 +436,13 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Response {
     ] {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
+        ));
+    }
+    out.push_str("# HELP xero_sandbox_egress_bytes_total Response body bytes sent, per tenant.\n");
+    out.push_str("# TYPE xero_sandbox_egress_bytes_total counter\n");
+    for (tenant, n) in &c.egress_bytes {
+        out.push_str(&format!(
+            "xero_sandbox_egress_bytes_total{{tenant=\"{tenant}\"}} {n}\n"
         ));
     }
     ([("content-type", "text/plain; version=0.0.4")], out).into_response()

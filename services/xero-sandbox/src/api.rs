@@ -99,13 +99,21 @@ pub async fn handle(
             .map(|(_, v)| v.as_str()),
         Outcome::Reset(_) => None,
     };
+    // A cut connection sends no body.
+    let bytes = match &resp {
+        Outcome::Normal(r) => r.body.len() as u64,
+        Outcome::Reset(_) => 0,
+    };
     app.record(
         &method,
         &endpoint,
         tenant,
-        resp.status(),
-        problem,
-        started.elapsed(),
+        crate::Answered {
+            status: resp.status(),
+            problem,
+            took: started.elapsed(),
+            bytes,
+        },
     );
     match resp {
         Outcome::Normal(r) => r.into_response(),

@@ -90,8 +90,29 @@ fn random_token() -> String {
     format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple())
 }
 
-/// Every broad scope: what a token gets when it asks for none.
+/// Every broad scope: what a token of a broad app gets when it asks for none.
 pub const ALL_SCOPES: &str = "accounting.transactions accounting.contacts accounting.settings";
+/// Every granular scope this sandbox serves: what a token of a granular app gets when it asks
+/// for none.
+pub const ALL_GRANULAR: &str =
+    "accounting.invoices accounting.payments accounting.contacts accounting.settings";
+/// Broad scopes a granular app is refused.
+const BROAD_ONLY: &[&str] = &["accounting.transactions", "accounting.transactions.read"];
+
+/// The scopes of a grant for `asked` on an app of `kind`: what it asked for (or everything it
+/// may have), or `invalid_scope` for a broad scope on a granular app, as Xero answers apps made
+/// from 2 March 2026.
+pub fn grant_scope(kind: &str, asked: Option<&str>) -> Result<String, &'static str> {
+    let granular = kind != "broad";
+    match asked.map(str::trim).filter(|a| !a.is_empty()) {
+        Some(a) if granular && a.split_whitespace().any(|s| BROAD_ONLY.contains(&s)) => {
+            Err("invalid_scope")
+        }
+        Some(a) => Ok(a.to_owned()),
+        None if granular => Ok(ALL_GRANULAR.into()),
+        None => Ok(ALL_SCOPES.into()),
+    }
+}
 
 /// Whether `scope` (space-separated, broad or granular) allows `method` on a resource (the first
 /// path segment, lower-cased).
@@ -219,10 +240,11 @@ pub async fn token(State(app): State<Arc<App>>, headers: HeaderMap, body: String
                     None => return token_error("invalid_request"),
                 },
             };
-            let scope = form
-                .get("scope")
-                .cloned()
-                .unwrap_or_else(|| ALL_SCOPES.into());
+            let scope = match grant_scope(&settings.app_kind, form.get("scope").map(String::as_str))
+            {
+                Ok(s) => s,
+                Err(e) => return token_error(e),
+            };
             (
                 GrantKind::ClientCredentials,
                 vec![tenant],
@@ -380,7 +402,29 @@ pub async fn authorize_redirect(
     {
         return (StatusCode::BAD_REQUEST, "unknown client_id").into_response();
     }
-    let life = app.settings.lock().unwrap().scaled_secs(300);
+    let (life, kind) = {
+        let s = app.settings.lock().unwrap();
+        (s.scaled_secs(300), s.app_kind.clone())
+    };
+    let sep = if q.redirect_uri.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    let asked = q.scope.as_deref().map(|s| {
+        s.split_whitespace()
+            .filter(|s| *s != "offline_access")
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    if let Err(e) = grant_scope(&kind, asked.as_deref()) {
+        // Xero sends the browser back with the error, as OAuth 2.0 says.
+        let mut url = format!("{}{sep}error={e}", q.redirect_uri);
+        if let Some(s) = &q.state {
+            url.push_str(&format!("&state={s}"));
+        }
+        return Redirect::to(&url).into_response();
+    }
     let mut store = app.store.lock().unwrap();
     for t in &mut store.tenants {
         t.connected = true;
@@ -398,18 +442,15 @@ pub async fn authorize_redirect(
         AuthCode {
             tenants,
             redirect_uri: q.redirect_uri.clone(),
-            scope: q
-                .scope
-                .clone()
-                .unwrap_or_else(|| format!("offline_access {ALL_SCOPES}")),
+            scope: q.scope.clone().unwrap_or_else(|| {
+                format!(
+                    "offline_access {}",
+                    grant_scope(&kind, None).unwrap_or_default()
+                )
+            }),
             expires: Utc::now() + ChronoDuration::from_std(life).unwrap_or_default(),
         },
     );
-    let sep = if q.redirect_uri.contains('?') {
-        '&'
-    } else {
-        '?'
-    };
     let mut url = format!("{}{sep}code={code}", q.redirect_uri);
     if let Some(s) = q.state {
         url.push_str(&format!("&state={s}"));

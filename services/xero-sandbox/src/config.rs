@@ -50,6 +50,11 @@ pub struct Config {
         default_value = "sandbox-admin"
     )]
     pub admin_token: String,
+    /// What kind of Xero app the sandbox plays: `granular` (made from 2 March 2026, as every
+    /// new app and Custom Connection is: broad scopes answer `invalid_scope`) or `broad` (an
+    /// older app, which may still ask for `accounting.transactions`).
+    #[arg(long, env = "XERO_SANDBOX_APP_KIND", default_value = "granular", value_parser = ["granular", "broad"])]
+    pub app_kind: String,
     /// Number of demo organisations to create when no seed file is given.
     #[arg(long, env = "XERO_SANDBOX_TENANTS", default_value_t = 1)]
     pub tenants: usize,

@@ -42,6 +42,8 @@ pub struct LogEntry {
     pub tenant: Option<Uuid>,
     pub status: u16,
     pub millis: u64,
+    /// Response body bytes (egress).
+    pub bytes: u64,
 }
 
 /// What operators and /metrics read.
@@ -65,6 +67,11 @@ pub struct Counters {
     /// Refreshes that presented an already rotated refresh token (two clients refreshing one
     /// grant, or a retry after a lost answer).
     pub refresh_reuses: u64,
+    /// Egress as Xero meters it (FACTS.md §12): response body bytes of the Accounting API, as
+    /// sent, per tenant (`-`: refused before a tenant was known).
+    pub egress_bytes: BTreeMap<String, u64>,
+    /// The same per app (client id), across its tenants.
+    pub egress_app_bytes: BTreeMap<String, u64>,
     /// The last 2,000 API calls.
     #[serde(skip)]
     pub log: VecDeque<LogEntry>,
@@ -84,19 +91,31 @@ pub struct App {
     pristine: Mutex<Vec<state::Tenant>>,
 }
 
+/// How one API call was answered, for the counters.
+struct Answered<'a> {
+    status: StatusCode,
+    /// `X-Rate-Limit-Problem` of a 429.
+    problem: Option<&'a str>,
+    took: Duration,
+    /// Response body bytes (egress).
+    bytes: u64,
+}
+
 impl App {
-    fn record(
-        &self,
-        method: &Method,
-        endpoint: &str,
-        tenant: Option<Uuid>,
-        status: StatusCode,
-        problem: Option<&str>,
-        took: Duration,
-    ) {
+    fn record(&self, method: &Method, endpoint: &str, tenant: Option<Uuid>, a: Answered<'_>) {
+        let Answered {
+            status,
+            problem,
+            took,
+            bytes,
+        } = a;
         let mut c = self.counters.lock().unwrap();
         let key = format!("{method} {endpoint}");
         let who = tenant.map(|t| t.to_string()).unwrap_or_else(|| "-".into());
+        *c.egress_bytes.entry(who.clone()).or_default() += bytes;
+        *c.egress_app_bytes
+            .entry(self.config.client_id.clone())
+            .or_default() += bytes;
         *c.calls.entry(key).or_default().entry(who).or_default() += 1;
         *c.statuses.entry(status.as_u16()).or_default() += 1;
         if status == StatusCode::TOO_MANY_REQUESTS {
@@ -112,6 +131,7 @@ impl App {
             tenant,
             status: status.as_u16(),
             millis: took.as_millis() as u64,
+            bytes,
         });
         while c.log.len() > 2000 {
             c.log.pop_front();

@@ -96,6 +96,9 @@ pub struct Settings {
     pub drop_after_apply: u32,
     #[serde(default)]
     pub drop_after_apply_endpoint: String,
+    /// `granular` or `broad` (see `--app-kind`).
+    #[serde(default)]
+    pub app_kind: String,
 }
 
 impl Settings {
@@ -125,6 +128,7 @@ impl Settings {
             force_429_problem: "minute".into(),
             drop_after_apply: 0,
             drop_after_apply_endpoint: String::new(),
+            app_kind: c.app_kind.clone(),
         }
     }
 

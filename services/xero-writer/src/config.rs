@@ -86,13 +86,27 @@ pub struct WriterArgs {
     /// URL is Xero's, else `<identity url>/identity/connect/authorize` (the sandbox).
     #[arg(long, env = "XERO_AUTHORIZE_URL")]
     pub xero_authorize_url: Option<String>,
-    /// Scopes asked for by `connect` (space-separated; `offline_access` gives the refresh token).
-    #[arg(
-        long,
-        env = "XERO_SCOPES",
-        default_value = "offline_access accounting.transactions accounting.contacts accounting.settings"
-    )]
-    pub xero_scopes: String,
+    /// Scopes asked for (space-separated; `offline_access` gives the refresh token). Default:
+    /// Xero's granular scopes, `offline_access accounting.invoices accounting.payments
+    /// accounting.contacts accounting.settings.read` (with `--xero-legacy-scopes`, the broad
+    /// `accounting.transactions` in place of invoices and payments).
+    #[arg(long, env = "XERO_SCOPES")]
+    pub xero_scopes: Option<String>,
+    /// The Xero app was made before March 2026 and still uses broad scopes: allow
+    /// `accounting.transactions` (new apps are refused it with `invalid_scope`).
+    #[arg(long, env = "XERO_LEGACY_SCOPES", default_value_t = false)]
+    pub xero_legacy_scopes: bool,
+    /// Xero pricing tier: starter (1,000 calls a day, egress unlimited), core (5,000; 10 GB a
+    /// month), plus (5,000; 50 GB) or advanced (5,000; 250 GB). Explicit limits win over it.
+    #[arg(long, env = "XERO_TIER", default_value = "core")]
+    pub xero_tier: String,
+    /// Egress allowance a month (e.g. `10GB`), instead of the tier's.
+    #[arg(long, env = "XERO_EGRESS_ALLOWANCE")]
+    pub egress_allowance: Option<String>,
+    /// Hold Xero calls (never drop work) once the month's egress reaches this (e.g. `12GB`).
+    /// Unset: past the allowance work goes on and the overage is billed.
+    #[arg(long, env = "XERO_EGRESS_CAP")]
+    pub egress_cap: Option<String>,
     /// A Xero tenant and the stores that post to it, `TENANT=STORE[,STORE]` (repeatable; `;`
     /// separates tenants in the environment). Default: the single tenant from GET /connections,
     /// with store `main`.
@@ -107,9 +121,9 @@ pub struct WriterArgs {
     /// Calls per minute per tenant (Xero: 60).
     #[arg(long, env = "XERO_MINUTE_LIMIT", default_value_t = 60)]
     pub minute_limit: u32,
-    /// Calls per day per tenant (Xero: 5,000).
-    #[arg(long, env = "XERO_DAY_LIMIT", default_value_t = 5000)]
-    pub day_limit: u32,
+    /// Calls per day per tenant, instead of the tier's (Starter 1,000, others 5,000).
+    #[arg(long, env = "XERO_DAY_LIMIT")]
+    pub day_limit: Option<u32>,
     /// Calls in flight per tenant (Xero: 5).
     #[arg(long, env = "XERO_CONCURRENT_LIMIT", default_value_t = 5)]
     pub concurrent_limit: u32,
@@ -322,6 +336,12 @@ pub struct Config {
     pub dry_run: bool,
     /// Per-tenant limits.
     pub limits: Limits,
+    /// The Xero pricing tier.
+    pub tier: ledgerline_xero_client::plan::Tier,
+    /// Egress allowance a month in bytes (`None`: unlimited).
+    pub egress_allowance: Option<u64>,
+    /// Egress at which calls are held, in bytes.
+    pub egress_cap: Option<u64>,
     /// Documents per request.
     pub batch_size: usize,
     /// Longest linger.
@@ -436,6 +456,7 @@ impl Config {
             client_id: self.client_id.clone(),
             client_secret: self.client_secret.clone(),
             timeout: self.xero_timeout,
+            scopes: self.scopes.clone(),
         })
     }
 
@@ -506,6 +527,40 @@ impl Config {
                 format!("{identity_url}/identity/connect/authorize")
             }
         });
+        let tier: ledgerline_xero_client::plan::Tier = w
+            .xero_tier
+            .parse()
+            .map_err(|e: String| ConfigError::new("XERO_TIER", e))?;
+        let bytes = |key: &str, v: &Option<String>| {
+            v.as_deref()
+                .map(ledgerline_xero_client::plan::parse_bytes)
+                .transpose()
+                .map_err(|e| ConfigError::new(key, e))
+        };
+        let egress_allowance =
+            bytes("XERO_EGRESS_ALLOWANCE", &w.egress_allowance)?.or(tier.egress_allowance());
+        let egress_cap = bytes("XERO_EGRESS_CAP", &w.egress_cap)?;
+        let scopes = w
+            .xero_scopes
+            .as_deref()
+            .unwrap_or(if w.xero_legacy_scopes {
+                ledgerline_xero_client::plan::WRITER_LEGACY_SCOPES
+            } else {
+                ledgerline_xero_client::plan::WRITER_SCOPES
+            })
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let broad = ledgerline_xero_client::plan::broad_in(&scopes);
+        if !broad.is_empty() && !w.xero_legacy_scopes {
+            return Err(ConfigError::new(
+                "XERO_SCOPES",
+                format!(
+                    "{} is a broad scope, which Xero refuses to apps made from March 2026; ask for accounting.invoices and accounting.payments, or set XERO_LEGACY_SCOPES=true for an older app",
+                    broad.join(" ")
+                ),
+            ));
+        }
         if !(w.time_scale > 0.0 && w.time_scale.is_finite()) {
             return Err(ConfigError::new("XERO_TIME_SCALE", "must be positive"));
         }
@@ -592,11 +647,7 @@ impl Config {
             nats: cli.common.nats.clone(),
             identity_url,
             authorize_url,
-            scopes: w
-                .xero_scopes
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" "),
+            scopes,
             api_url: w
                 .xero_api_url
                 .clone()
@@ -616,11 +667,14 @@ impl Config {
             dry_run: w.dry_run || section.dry_run.unwrap_or(false),
             limits: Limits {
                 minute: w.minute_limit.max(1),
-                day: w.day_limit.max(1),
+                day: w.day_limit.unwrap_or(tier.day_calls()).max(1),
                 concurrent: w.concurrent_limit.max(1),
                 minute_window: Duration::from_secs_f64(60.0 / w.time_scale),
                 day_window: Duration::from_secs_f64(86_400.0 / w.time_scale),
             },
+            tier,
+            egress_allowance,
+            egress_cap,
             batch_size: w.batch_size.clamp(1, 50),
             max_linger: w.max_linger,
             breaker_threshold: w.breaker_threshold.max(1),
@@ -675,6 +729,52 @@ mod tests {
         assert_eq!(c.unknown_tracking, UnknownTracking::Omit);
         assert_eq!(c.backfill_age, Duration::ZERO);
         assert_eq!(c.backfill_day_share, 0.5);
+        assert_eq!(c.limits.day, 5_000);
+        assert_eq!(c.egress_allowance, Some(10_000_000_000));
+        assert_eq!(c.egress_cap, None);
+        assert_eq!(
+            c.scopes,
+            "offline_access accounting.invoices accounting.payments accounting.contacts accounting.settings.read"
+        );
+    }
+
+    #[test]
+    fn tiers_set_the_day_and_egress_and_explicit_limits_win() {
+        let c = |args: &[&str]| {
+            let mut all = vec!["xero-writer"];
+            all.extend_from_slice(args);
+            Config::from_cli(&Cli::parse_from(all))
+        };
+        let starter = c(&["--xero-tier", "starter"]).unwrap();
+        assert_eq!(starter.limits.day, 1_000);
+        assert_eq!(starter.egress_allowance, None);
+        let plus = c(&["--xero-tier", "plus", "--day-limit", "800"]).unwrap();
+        assert_eq!(plus.limits.day, 800);
+        assert_eq!(plus.egress_allowance, Some(50_000_000_000));
+        let own = c(&["--egress-allowance", "2GB", "--egress-cap", "2.5GB"]).unwrap();
+        assert_eq!(own.egress_allowance, Some(2_000_000_000));
+        assert_eq!(own.egress_cap, Some(2_500_000_000));
+        assert!(c(&["--xero-tier", "gold"]).is_err());
+        assert!(c(&["--egress-cap", "lots"]).is_err());
+    }
+
+    #[test]
+    fn broad_scopes_only_for_a_legacy_app() {
+        let c = |args: &[&str]| {
+            let mut all = vec!["xero-writer"];
+            all.extend_from_slice(args);
+            Config::from_cli(&Cli::parse_from(all))
+        };
+        let refused = c(&["--xero-scopes", "offline_access accounting.transactions"]).unwrap_err();
+        assert!(
+            refused.to_string().contains("XERO_LEGACY_SCOPES"),
+            "{refused}"
+        );
+        let legacy = c(&["--xero-legacy-scopes"]).unwrap();
+        assert_eq!(
+            legacy.scopes,
+            "offline_access accounting.transactions accounting.contacts accounting.settings.read"
+        );
     }
 
     #[test]

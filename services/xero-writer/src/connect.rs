@@ -199,6 +199,9 @@ async fn receive(listener: TcpListener, state: &str) -> anyhow::Result<HashMap<S
 /// The code of a redirect, after checking `state` and Xero's `error`.
 fn code_of(q: &HashMap<String, String>, state: &str) -> anyhow::Result<SecretString> {
     if let Some(e) = q.get("error") {
+        if e == "invalid_scope" {
+            bail!("{}", ledgerline_xero_client::plan::INVALID_SCOPE_HELP);
+        }
         bail!("Xero refused the consent: {e}");
     }
     let code = q
@@ -276,6 +279,7 @@ pub async fn run_command(config: Config, args: ConnectArgs) -> anyhow::Result<()
         );
     }
     let pending = prepare(&config, &args).await?;
+    println!("Asking Xero for these scopes: {}", config.scopes);
     println!(
         "Open this URL to connect Ledgerline to Xero:\n\n{}\n",
         pending.authorize_url()
@@ -319,6 +323,8 @@ mod tests {
         let q = params("code=abc&state=s1");
         assert!(code_of(&q, "s1").is_ok());
         assert!(code_of(&params("?error=access_denied&state=s1"), "s1").is_err());
+        let scope = code_of(&params("?error=invalid_scope&state=s1"), "s1").unwrap_err();
+        assert!(scope.to_string().contains("granular"), "{scope}");
     }
 
     #[test]

@@ -77,7 +77,7 @@ impl Writer {
         let client = ledgerline_platform::nats::connect(&config.nats, "xero-writer").await?;
         let health = Health::new();
         health.set_nats(client.clone());
-        tracing::info!(api = %config.api_url, tenants = ?config.tenants, dry_run = config.dry_run, "xero-writer configured.");
+        tracing::info!(api = %config.api_url, tenants = ?config.tenants, dry_run = config.dry_run, tier = %config.tier, day_limit = config.limits.day, egress_allowance = ?config.egress_allowance, egress_cap = ?config.egress_cap, scopes = %config.scopes, "xero-writer configured.");
         Ok(Self {
             config: Arc::new(config),
             client,
@@ -303,6 +303,17 @@ async fn run_workers(
         paused,
     };
     let mut set = tokio::task::JoinSet::new();
+    // One app's egress, whatever the tenant: summed with every other process in RATE_BUDGET.
+    let egress = Arc::new(
+        ledgerline_xero_client::egress::Egress::new(
+            &cfg.client_id,
+            cfg.egress_allowance,
+            cfg.egress_cap,
+        )
+        .shared(rate_kv.clone())
+        .alerts(publisher.clone()),
+    );
+    set.spawn(egress.clone().run(EGRESS_FLUSH, shutdown.clone()));
     for t in tenants {
         let spec = consumers::writer_orders(&t.tenant, &t.stores);
         let Some(consumer) = durable(&js, &spec, &shutdown).await else {
@@ -316,7 +327,8 @@ async fn run_workers(
             ledgerline_xero_client::budget::Budget::new(&t.tenant, cfg.limits)
                 .background_share(cfg.backfill_day_share)
                 .shared(rate_kv.clone(), cfg.limits)
-                .call_lease(cfg.xero_timeout + Duration::from_secs(5)),
+                .call_lease(cfg.xero_timeout + Duration::from_secs(5))
+                .alerts(publisher.clone()),
         );
         let breaker = Arc::new(ledgerline_xero_client::budget::Breaker::new(
             &t.tenant,
@@ -330,7 +342,8 @@ async fn run_workers(
             budget,
             breaker,
             shutdown.clone(),
-        );
+        )
+        .with_egress(egress.clone());
         if auth_code {
             let connection = Arc::new(ledgerline_xero_client::oauth::Connection::new(
                 &t.tenant,
@@ -356,6 +369,10 @@ async fn run_workers(
     }
     while set.join_next().await.is_some() {}
 }
+
+/// How often this process adds its egress to the app's month in RATE_BUDGET (and checks the
+/// alerts and the cap).
+const EGRESS_FLUSH: Duration = Duration::from_secs(5);
 
 /// Tenants with an authorization_code token set in XERO_TOKENS (from `xero-writer connect`).
 async fn stored_tenants(

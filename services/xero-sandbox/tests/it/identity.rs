@@ -179,7 +179,7 @@ async fn unknown_or_disconnected_tenant_gets_403() {
 async fn auth_code(s: &TestSandbox) -> (String, String) {
     auth_code_with(
         s,
-        "offline_access%20accounting.settings%20accounting.transactions",
+        "offline_access%20accounting.settings%20accounting.invoices%20accounting.payments",
     )
     .await
 }
@@ -314,4 +314,67 @@ async fn scopes_limit_what_a_token_may_call() {
         401,
         "settings.read cannot write"
     );
+}
+
+#[tokio::test]
+async fn a_granular_app_refuses_broad_scopes_and_an_old_app_still_takes_them() {
+    // A new app (the default), as every app made from 2 March 2026 is.
+    let s = TestSandbox::start().await;
+    let (status, v) = token_call(
+        &s,
+        "grant_type=client_credentials&client_id=ledgerline-sandbox&client_secret=sandbox-secret&scope=accounting.transactions%20accounting.contacts",
+    )
+    .await;
+    assert_eq!((status, v["error"].as_str()), (400, Some("invalid_scope")));
+    let r = s
+        .client
+        .get(format!("{}/identity/authorize?response_type=code&client_id=ledgerline-sandbox&redirect_uri=http://localhost/cb&scope=offline_access%20accounting.transactions&state=xyz", s.base))
+        .send()
+        .await
+        .unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(loc, "http://localhost/cb?error=invalid_scope&state=xyz");
+    // Granular scopes are granted; asking for none gives every granular scope.
+    let (status, v) = token_call(
+        &s,
+        "grant_type=client_credentials&client_id=ledgerline-sandbox&client_secret=sandbox-secret",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        !v["scope"].as_str().unwrap().contains("transactions"),
+        "{v}"
+    );
+    let (token, _) = auth_code(&s).await;
+    let r = s
+        .client
+        .get(s.url("/Payments"))
+        .bearer_auth(&token)
+        .header("xero-tenant-id", s.tenants[0].to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // An app made before March 2026 may still ask for the broad scope, and it reaches
+    // invoices and payments.
+    let mut c = config();
+    c.app_kind = "broad".into();
+    let old = TestSandbox::start_with(c).await;
+    let (token, _) = auth_code_with(
+        &old,
+        "offline_access%20accounting.transactions%20accounting.contacts",
+    )
+    .await;
+    for path in ["/Invoices", "/Payments", "/CreditNotes"] {
+        let r = old
+            .client
+            .get(old.url(path))
+            .bearer_auth(&token)
+            .header("xero-tenant-id", old.tenants[0].to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
 }

@@ -376,8 +376,29 @@ impl Stack {
         let n = stream.info().await.unwrap().state.messages;
         let mut out = Vec::new();
         for seq in 1..=n {
-            if let Ok(m) = stream.get_raw_message(seq).await {
+            if let Ok(m) = stream.get_raw_message(seq).await
+                && !m.subject.contains(".usage.")
+                && !m.subject.contains(".connection.")
+            {
                 out.push(ledgerline_contract::v1::XeroFact::decode(m.payload.as_ref()).unwrap());
+            }
+        }
+        out
+    }
+
+    /// Every usage alert on the XERO stream.
+    pub async fn usage_alerts(&self) -> Vec<ledgerline_contract::v1::XeroUsageAlert> {
+        use prost::Message as _;
+        let mut stream = self.js.get_stream("XERO").await.unwrap();
+        let n = stream.info().await.unwrap().state.messages;
+        let mut out = Vec::new();
+        for seq in 1..=n {
+            if let Ok(m) = stream.get_raw_message(seq).await
+                && m.subject.contains(".usage.")
+            {
+                out.push(
+                    ledgerline_contract::v1::XeroUsageAlert::decode(m.payload.as_ref()).unwrap(),
+                );
             }
         }
         out

@@ -16,3 +16,4 @@ mod replicas;
 mod review_more;
 mod rules;
 mod spec;
+mod tiers;

@@ -378,6 +378,7 @@ async fn replicas_racing_an_expired_token_refresh_it_once() {
         client_id: "ledgerline-sandbox".into(),
         client_secret: "sandbox-secret".into(),
         timeout: Duration::from_secs(10),
+        scopes: String::new(),
     };
     let replicas: Vec<_> = (0..6)
         .map(|_| {
@@ -421,7 +422,7 @@ async fn the_connect_command_takes_a_code_obtained_elsewhere() {
             ("response_type", "code"),
             ("client_id", "ledgerline-sandbox"),
             ("redirect_uri", redirect),
-            ("scope", "offline_access accounting.transactions"),
+            ("scope", ledgerline_xero_client::plan::WRITER_SCOPES),
             ("state", "s"),
         ])
         .send()
