@@ -362,7 +362,10 @@ impl Stack {
             for (endpoint, tenants) in calls {
                 let n = tenants[self.tenant.as_str()].as_u64().unwrap_or(0);
                 if n > 0 {
-                    by_endpoint.insert(endpoint.clone(), n);
+                    let bytes = counters["egress_by_endpoint"][endpoint][self.tenant.as_str()]
+                        .as_u64()
+                        .unwrap_or(0);
+                    by_endpoint.insert(endpoint.clone(), (n, bytes));
                 }
             }
         }
@@ -745,8 +748,8 @@ pub fn tie_out(truth: &GroundTruth, docs: &Documents) -> TieOut {
 /// The Xero calls of a run, as the sandbox counted them.
 #[derive(Debug, Clone, Default)]
 pub struct XeroCalls {
-    /// `METHOD /resource` → calls.
-    pub by_endpoint: std::collections::BTreeMap<String, u64>,
+    /// `METHOD /resource` → (calls, response bytes).
+    pub by_endpoint: std::collections::BTreeMap<String, (u64, u64)>,
     /// Calls answered 429.
     pub throttled: u64,
 }
@@ -754,7 +757,12 @@ pub struct XeroCalls {
 impl XeroCalls {
     /// Every call.
     pub fn total(&self) -> u64 {
-        self.by_endpoint.values().sum()
+        self.by_endpoint.values().map(|(n, _)| n).sum()
+    }
+
+    /// Every response byte (egress, as Xero meters it from March 2026).
+    pub fn egress(&self) -> u64 {
+        self.by_endpoint.values().map(|(_, b)| b).sum()
     }
 
     /// Calls to contact endpoints.
@@ -762,25 +770,36 @@ impl XeroCalls {
         self.by_endpoint
             .iter()
             .filter(|(e, _)| e.contains("/contacts"))
-            .map(|(_, n)| n)
+            .map(|(_, (n, _))| n)
             .sum()
     }
 
-    /// A table for people: the total, per order, and each endpoint.
+    /// A table for people: the total, per order, and each endpoint; egress, and what 10,000
+    /// such orders a day would cost in a month against Core's 10 GB.
     pub fn report(&self, orders: usize) -> String {
         let total = self.total();
-        let per_order = if orders == 0 {
-            0.0
-        } else {
-            total as f64 / orders as f64
+        let per = |x: u64| {
+            if orders == 0 {
+                0.0
+            } else {
+                x as f64 / orders as f64
+            }
         };
+        let egress = self.egress();
         let mut s = format!(
-            "Xero calls: {total} for {orders} orders ({per_order:.2} per order; {} for contacts; {} answered 429)\n",
+            "Xero calls: {total} for {orders} orders ({:.2} per order; {} for contacts; {} answered 429)\n",
+            per(total),
             self.contacts(),
             self.throttled
         );
-        for (endpoint, n) in &self.by_endpoint {
-            s.push_str(&format!("  {n:>6}  {endpoint}\n"));
+        s.push_str(&format!(
+            "Egress: {egress} bytes ({:.0} per order); 10,000 such orders a day: {:.2} GB a month (Core allows 10 GB)\n",
+            per(egress),
+            per(egress) * 10_000.0 * 30.0 / 1e9
+        ));
+        s.push_str("   calls     bytes  endpoint\n");
+        for (endpoint, (n, bytes)) in &self.by_endpoint {
+            s.push_str(&format!("  {n:>6}  {bytes:>8}  {endpoint}\n"));
         }
         s
     }

@@ -117,10 +117,20 @@ pub fn grant_scope(kind: &str, asked: Option<&str>) -> Result<String, &'static s
 /// Whether `scope` (space-separated, broad or granular) allows `method` on a resource (the first
 /// path segment, lower-cased).
 pub fn scope_allows(scope: &str, method: &axum::http::Method, resource: &str) -> bool {
+    // Each resource's granular scope (FACTS.md §8), or the broad one it was under before.
     let family: &[&str] = match resource {
-        "invoices" | "creditnotes" => &["accounting.transactions", "accounting.invoices"],
-        "payments" => &["accounting.transactions", "accounting.payments"],
-        "contacts" => &["accounting.contacts"],
+        "invoices" | "creditnotes" | "quotes" | "purchaseorders" | "repeatinginvoices"
+        | "linkedtransactions" => &["accounting.transactions", "accounting.invoices"],
+        "payments" | "batchpayments" | "overpayments" | "prepayments" => {
+            &["accounting.transactions", "accounting.payments"]
+        }
+        "banktransactions" | "banktransfers" => {
+            &["accounting.transactions", "accounting.banktransactions"]
+        }
+        "manualjournals" => &["accounting.transactions", "accounting.manualjournals"],
+        "contacts" | "contactgroups" => &["accounting.contacts"],
+        // Items moved under accounting.invoices; the spec still lists them under settings.
+        "items" => &["accounting.settings", "accounting.invoices"],
         _ => &["accounting.settings"],
     };
     let read = method == axum::http::Method::GET;

@@ -72,6 +72,8 @@ pub struct Counters {
     pub egress_bytes: BTreeMap<String, u64>,
     /// The same per app (client id), across its tenants.
     pub egress_app_bytes: BTreeMap<String, u64>,
+    /// The same per `METHOD /endpoint` and tenant.
+    pub egress_by_endpoint: BTreeMap<String, BTreeMap<String, u64>>,
     /// The last 2,000 API calls.
     #[serde(skip)]
     pub log: VecDeque<LogEntry>,
@@ -115,6 +117,11 @@ impl App {
         *c.egress_bytes.entry(who.clone()).or_default() += bytes;
         *c.egress_app_bytes
             .entry(self.config.client_id.clone())
+            .or_default() += bytes;
+        *c.egress_by_endpoint
+            .entry(key.clone())
+            .or_default()
+            .entry(who.clone())
             .or_default() += bytes;
         *c.calls.entry(key).or_default().entry(who).or_default() += 1;
         *c.statuses.entry(status.as_u16()).or_default() += 1;

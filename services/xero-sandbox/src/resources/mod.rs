@@ -506,7 +506,21 @@ impl Ctx<'_> {
             })
             .map(|c| (c, c.updated_date_utc))
             .collect();
-        self.list("Contacts", docs, |c| ser(*c), true, true)
+        // summaryOnly: the lighter object, without addresses, phones, people and terms.
+        let summary = self.req.q("summaryonly") == Some("true");
+        let render = |c: &&Contact| {
+            if summary {
+                let mut c = (*c).clone();
+                c.addresses.clear();
+                c.phones.clear();
+                c.contact_persons.clear();
+                c.payment_terms = None;
+                ser(&c)
+            } else {
+                ser(*c)
+            }
+        };
+        self.list("Contacts", docs, render, true, true)
     }
 
     fn list_invoices(&self) -> Resp {

@@ -756,6 +756,33 @@ async fn extra_contact_fields_on_a_document_update_the_contact() {
 }
 
 #[tokio::test]
+async fn a_summary_contact_keeps_what_matching_needs_and_drops_the_rest() {
+    let s = TestSandbox::start().await;
+    let (st, _) = s
+        .put(
+            "/Contacts",
+            json!({"Contacts": [{"Name": "Summary Ltd", "ContactNumber": "main:sum", "EmailAddress": "sum@example.com",
+                "Addresses": [{"AddressType": "POBOX", "City": "Wellington"}],
+                "PaymentTerms": {"Sales": {"Day": 20, "Type": "OFFOLLOWINGMONTH"}}}]}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (_, full) = s.get("/Contacts?where=ContactNumber%3D%3D%22main%3Asum%22").await;
+    let (_, light) = s
+        .get("/Contacts?where=ContactNumber%3D%3D%22main%3Asum%22&summaryOnly=true")
+        .await;
+    let (f, l) = (&full["Contacts"][0], &light["Contacts"][0]);
+    assert!(f["Addresses"].as_array().is_some_and(|a| !a.is_empty()));
+    assert!(f["PaymentTerms"].is_object());
+    for k in ["ContactID", "ContactNumber", "EmailAddress", "ContactStatus", "Name"] {
+        assert_eq!(f[k], l[k], "{k}");
+    }
+    assert!(l["Addresses"].as_array().is_none_or(|a| a.is_empty()));
+    assert!(l["PaymentTerms"].is_null());
+    assert!(light.to_string().len() < full.to_string().len());
+}
+
+#[tokio::test]
 async fn single_payment_post_and_organisation_actions() {
     let s = TestSandbox::start().await;
     let c = s.contact("Single Pay Ltd").await;

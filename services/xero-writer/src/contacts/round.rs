@@ -37,7 +37,7 @@ pub(super) enum Outcome {
 
 /// Longest `where` a search sends, URL-encoded. Xero answers 404 to URLs past about 2,000
 /// characters (FACTS.md §2: 52 GUIDs in `IDs` worked, 53 did not); the rest of a search's URL
-/// (`https://api.xero.com/api.xro/2.0/Contacts?where=` and `&pageSize=1000`) is 62.
+/// (`https://api.xero.com/api.xro/2.0/Contacts?where=`, `&pageSize=1000&summaryOnly=true`) is 79.
 pub(super) const MAX_WHERE: usize = 1_900;
 
 fn quote_ok(s: &str) -> bool {
@@ -197,7 +197,12 @@ async fn search(
             .call(
                 Method::GET,
                 "/Contacts",
-                &[("where", terms.join(" OR ")), ("pageSize", "1000".into())],
+                // Only ids, numbers, emails and statuses are needed: the lighter object.
+                &[
+                    ("where", terms.join(" OR ")),
+                    ("pageSize", "1000".into()),
+                    ("summaryOnly", "true".into()),
+                ],
                 None,
             )
             .await;
