@@ -767,14 +767,22 @@ async fn a_summary_contact_keeps_what_matching_needs_and_drops_the_rest() {
         )
         .await;
     assert_eq!(st, 200);
-    let (_, full) = s.get("/Contacts?where=ContactNumber%3D%3D%22main%3Asum%22").await;
+    let (_, full) = s
+        .get("/Contacts?where=ContactNumber%3D%3D%22main%3Asum%22")
+        .await;
     let (_, light) = s
         .get("/Contacts?where=ContactNumber%3D%3D%22main%3Asum%22&summaryOnly=true")
         .await;
     let (f, l) = (&full["Contacts"][0], &light["Contacts"][0]);
     assert!(f["Addresses"].as_array().is_some_and(|a| !a.is_empty()));
     assert!(f["PaymentTerms"].is_object());
-    for k in ["ContactID", "ContactNumber", "EmailAddress", "ContactStatus", "Name"] {
+    for k in [
+        "ContactID",
+        "ContactNumber",
+        "EmailAddress",
+        "ContactStatus",
+        "Name",
+    ] {
         assert_eq!(f[k], l[k], "{k}");
     }
     assert!(l["Addresses"].as_array().is_none_or(|a| a.is_empty()));

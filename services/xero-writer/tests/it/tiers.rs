@@ -240,3 +240,31 @@ async fn a_starter_day_holds_work_at_the_limit_and_resumes_with_the_next_window(
         "{at_limit} of {n} orders invoiced when the day's calls ran out; the rest after the window"
     );
 }
+
+/// With a hard egress cap, calls are held once the month's egress reaches it: nothing is
+/// written past it, nothing is dead-lettered, the orders wait in the stream.
+#[tokio::test]
+async fn the_egress_cap_holds_work_and_drops_nothing() {
+    let stack = Stack::start(&["--egress-cap", "1KB"]).await;
+    paid_orders(&stack, "CAP", 5, 5).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !stack.output().contains("egress cap") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no hold at the cap:\n{}",
+            stack.output()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let calls = stack.sandbox.requests().await.len();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        stack.sandbox.requests().await.len(),
+        calls,
+        "no call while held"
+    );
+    assert!(invoices(&stack.sandbox.documents().await).len() < 5);
+    assert!(stack.dead_letters().await.is_empty());
+    let metrics = stack.metrics().await;
+    assert!(metrics.contains("xero_client_egress_holds_total"));
+}
