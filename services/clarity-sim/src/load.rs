@@ -41,7 +41,10 @@ pub struct LoadConfig {
     pub requests: Option<usize>,
     /// Also measure raw JetStream publishes here.
     pub nats_url: Option<String>,
-    /// Read the ingest's peak RSS (VmHWM) from /proc/<pid>/status at the end.
+    /// The first copy's number: rounds of one run use ranges of their own, so none is a
+    /// duplicate (which the ingest would answer without storing).
+    pub first: u64,
+    /// Read the ingest's peak RSS (VmHWM) from /proc/<pid>/status at the end, and its CPU time.
     pub pid: Option<u32>,
 }
 
@@ -72,6 +75,22 @@ pub struct LoadReport {
     pub peak_rss_kib: Option<u64>,
     /// Copies signed during the run because the pre-signed pool ran out.
     pub signed_during_run: u64,
+    /// CPU seconds this load generator used in the HTTP phase (it shares the cores with what
+    /// it measures).
+    pub generator_cpu_seconds: f64,
+    /// CPU seconds `--pid` used in the HTTP phase.
+    pub server_cpu_seconds: Option<f64>,
+}
+
+/// CPU seconds (user + system) a process has used, from /proc/<pid>/stat (Linux; USER_HZ is
+/// 100 there).
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command (which may hold spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 /// A unique copy of the example: its id replaced by one of the same length.
@@ -233,12 +252,14 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
     let unbounded = cfg.requests.is_none();
     let on_the_fly = Arc::new(AtomicU64::new(0));
     let signed_at = unix_now();
-    let signed = Arc::new(presign(&target, &cfg.secret, 0, count, signed_at));
+    let signed = Arc::new(presign(&target, &cfg.secret, cfg.first, count, signed_at));
     let body_bytes = unique_body(0).1.len();
     let next = Arc::new(AtomicUsize::new(0));
     let accepted = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let deadline = cfg.duration.map(|d| Instant::now() + d);
+    let me = std::process::id();
+    let (cpu0, server0) = (cpu_seconds(me), cfg.pid.and_then(cpu_seconds));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..conns {
@@ -249,7 +270,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
             failed.clone(),
             target.clone(),
         );
-        let (secret, on_the_fly) = (cfg.secret.clone(), on_the_fly.clone());
+        let (secret, on_the_fly, first) = (cfg.secret.clone(), on_the_fly.clone(), cfg.first);
         tasks.push(tokio::spawn(async move {
             let mut conn = Connection::new(&target.addr);
             let mut hist =
@@ -264,7 +285,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
                     Some(s) => s,
                     None if unbounded => {
                         on_the_fly.fetch_add(1, Ordering::Relaxed);
-                        extra = signed_request(&target, &secret, i as u64, signed_at);
+                        extra = signed_request(&target, &secret, first + i as u64, signed_at);
                         &extra
                     }
                     None => break,
@@ -293,6 +314,12 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
         hist.add(t.await?).context("merging histograms")?;
     }
     let seconds = started.elapsed().as_secs_f64();
+    let generator_cpu_seconds = cpu_seconds(me).zip(cpu0).map_or(0.0, |(b, a)| b - a);
+    let server_cpu_seconds = cfg
+        .pid
+        .and_then(cpu_seconds)
+        .zip(server0)
+        .map(|(b, a)| b - a);
     let accepted = accepted.load(Ordering::Relaxed);
     let failed = failed.load(Ordering::Relaxed);
     let accepted_per_sec = accepted as f64 / seconds.max(1e-9);
@@ -309,6 +336,8 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<LoadReport> {
         ratio_to_raw: None,
         peak_rss_kib: cfg.pid.and_then(peak_rss_kib),
         signed_during_run: on_the_fly.load(Ordering::Relaxed),
+        generator_cpu_seconds,
+        server_cpu_seconds,
     };
     if let Some(url) = &cfg.nats_url {
         let rate = nats_publish_rate(url, body_bytes, conns, cfg.duration, cfg.requests).await?;
@@ -327,8 +356,11 @@ pub fn peak_rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
-/// Publishes same-size messages to a temporary file-backed stream with `in_flight` unacked at a
-/// time; returns acks per second. The stream is deleted afterwards.
+/// The honest baseline: the best raw JetStream publish rate async-nats reaches here. Same-size
+/// messages to a temporary file-backed stream, a window of `in_flight` outstanding acks (as an
+/// ingest at that many connections could keep), every ack awaited, and nothing the server must
+/// do beyond storing them (no message ids to deduplicate, no headers). Returns acks per second;
+/// the stream is deleted afterwards.
 pub async fn nats_publish_rate(
     url: &str,
     size: usize,
@@ -361,15 +393,7 @@ pub async fn nats_publish_rate(
         loop {
             let more = sent < limit && deadline.is_none_or(|d| Instant::now() < d);
             if more && pending.len() < in_flight {
-                let msg_id = format!("bench-{sent}");
-                let headers = {
-                    let mut h = async_nats::HeaderMap::new();
-                    h.insert("Nats-Msg-Id", msg_id.as_str());
-                    h
-                };
-                let ack = js
-                    .publish_with_headers(subject.clone(), headers, payload.clone())
-                    .await?;
+                let ack = js.publish(subject.clone(), payload.clone()).await?;
                 pending.push(ack.into_future());
                 sent += 1;
                 continue;
@@ -389,4 +413,125 @@ pub async fn nats_publish_rate(
     let _ = js.delete_stream(&name).await;
     result?;
     Ok(acked as f64 / secs.max(1e-9))
+}
+
+/// Median, lowest and highest of a set of figures.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Spread {
+    /// The median.
+    pub median: f64,
+    /// The lowest.
+    pub min: f64,
+    /// The highest.
+    pub max: f64,
+}
+
+impl Spread {
+    /// Of `values` (none: all zero).
+    pub fn of(values: &[f64]) -> Self {
+        let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+        v.sort_by(f64::total_cmp);
+        if v.is_empty() {
+            return Self {
+                median: 0.0,
+                min: 0.0,
+                max: 0.0,
+            };
+        }
+        let mid = v.len() / 2;
+        let median = if v.len() % 2 == 1 {
+            v[mid]
+        } else {
+            (v[mid - 1] + v[mid]) / 2.0
+        };
+        Self {
+            median,
+            min: v[0],
+            max: v[v.len() - 1],
+        }
+    }
+}
+
+/// One interleaved round: the raw baseline, then the ingest, back to back.
+#[derive(Debug, Clone, Serialize)]
+pub struct Round {
+    /// Raw JetStream publishes acknowledged per second.
+    pub raw_per_sec: f64,
+    /// The ingest's round.
+    pub ingest: LoadReport,
+    /// `ingest.accepted_per_sec / raw_per_sec`.
+    pub ratio: f64,
+}
+
+/// Interleaved rounds (raw, ingest, raw, ingest, ...), so that a machine's drift touches both.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoundsReport {
+    /// Each round.
+    pub rounds: Vec<Round>,
+    /// Raw publishes per second.
+    pub raw_per_sec: Spread,
+    /// Accepted webhooks per second.
+    pub accepted_per_sec: Spread,
+    /// Ingest over raw, per round.
+    pub ratio: Spread,
+    /// The load generator's CPU, as a share of the machine's cores over the HTTP phases.
+    pub generator_cpu_share: f64,
+    /// The ingest's CPU time per accepted webhook, in microseconds (with `--pid`).
+    pub ingest_cpu_us_per_webhook: Option<f64>,
+    /// Peak RSS of `--pid` in KiB at the end.
+    pub peak_rss_kib: Option<u64>,
+    /// Cores on this machine.
+    pub cores: usize,
+}
+
+/// `n` interleaved rounds against `cfg` (its `nats_url` is required: the raw baseline).
+pub async fn rounds(cfg: LoadConfig, n: usize) -> anyhow::Result<RoundsReport> {
+    let url = cfg
+        .nats_url
+        .clone()
+        .context("rounds need --nats for the raw baseline")?;
+    let body_bytes = unique_body(0).1.len();
+    let conns = cfg.connections.max(1);
+    let mut out = Vec::new();
+    // Each round's copies get numbers of their own (none is a duplicate).
+    let stride = 1_000_000_000u64;
+    for i in 0..n.max(1) {
+        let raw = nats_publish_rate(&url, body_bytes, conns, cfg.duration, cfg.requests).await?;
+        let ingest = run(LoadConfig {
+            nats_url: None,
+            first: cfg.first + i as u64 * stride,
+            ..cfg.clone()
+        })
+        .await?;
+        eprintln!(
+            "round {}: raw {raw:.0}/s, ingest {:.0}/s, ratio {:.2}",
+            i + 1,
+            ingest.accepted_per_sec,
+            ingest.accepted_per_sec / raw.max(1e-9)
+        );
+        out.push(Round {
+            raw_per_sec: raw,
+            ratio: ingest.accepted_per_sec / raw.max(1e-9),
+            ingest,
+        });
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let wall: f64 = out.iter().map(|r| r.ingest.seconds).sum();
+    let gen_cpu: f64 = out.iter().map(|r| r.ingest.generator_cpu_seconds).sum();
+    let accepted: u64 = out.iter().map(|r| r.ingest.accepted).sum();
+    let server_cpu: Option<f64> = out.iter().map(|r| r.ingest.server_cpu_seconds).sum();
+    Ok(RoundsReport {
+        raw_per_sec: Spread::of(&out.iter().map(|r| r.raw_per_sec).collect::<Vec<_>>()),
+        accepted_per_sec: Spread::of(
+            &out.iter()
+                .map(|r| r.ingest.accepted_per_sec)
+                .collect::<Vec<_>>(),
+        ),
+        ratio: Spread::of(&out.iter().map(|r| r.ratio).collect::<Vec<_>>()),
+        generator_cpu_share: gen_cpu / (wall * cores as f64).max(1e-9),
+        ingest_cpu_us_per_webhook: server_cpu.map(|c| c * 1e6 / (accepted.max(1) as f64)),
+        peak_rss_kib: cfg.pid.and_then(peak_rss_kib),
+        cores,
+        rounds: out,
+    })
 }

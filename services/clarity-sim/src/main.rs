@@ -76,9 +76,15 @@ enum Cmd {
         /// Also measure the raw JetStream publish rate here (same size, same in-flight count).
         #[arg(long, env = "NATS_URL")]
         nats: Option<String>,
-        /// Report this process's peak RSS (VmHWM) at the end: the ingest's pid.
+        /// Report this process's peak RSS (VmHWM) and CPU time: the ingest's pid.
         #[arg(long)]
         pid: Option<u32>,
+        /// Interleaved rounds, raw then ingest (needs --nats); the median and range are reported.
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
+        /// The first copy's number (runs against one ingest must not repeat ids).
+        #[arg(long, default_value_t = 0)]
+        first: u64,
     },
 }
 
@@ -308,6 +314,8 @@ async fn main() -> anyhow::Result<()> {
             requests,
             nats,
             pid,
+            rounds,
+            first,
         } => {
             let secret = Secret::parse(&secret).context("--secret")?;
             let duration = if requests.is_some() {
@@ -315,16 +323,42 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 duration.or(Some(Duration::from_secs(20)))
             };
-            let report = load::run(LoadConfig {
+            let cfg = LoadConfig {
                 target: endpoint(&target, &store),
                 secret,
                 connections,
                 duration,
                 requests,
                 nats_url: nats,
+                first,
                 pid,
-            })
-            .await?;
+            };
+            if rounds > 1 {
+                let r = load::rounds(cfg, rounds).await?;
+                println!("{}", serde_json::to_string_pretty(&r)?);
+                eprintln!(
+                    "{rounds} interleaved rounds: ingest {:.0}/s (range {:.0}-{:.0}), raw JetStream {:.0}/s ({:.0}-{:.0}), ratio median {:.2} (range {:.2}-{:.2}); ingest CPU {} per webhook, peak RSS {}; load generator used {:.0} % of {} cores",
+                    r.accepted_per_sec.median,
+                    r.accepted_per_sec.min,
+                    r.accepted_per_sec.max,
+                    r.raw_per_sec.median,
+                    r.raw_per_sec.min,
+                    r.raw_per_sec.max,
+                    r.ratio.median,
+                    r.ratio.min,
+                    r.ratio.max,
+                    r.ingest_cpu_us_per_webhook
+                        .map(|u| format!("{u:.1} µs"))
+                        .unwrap_or_else(|| "?".into()),
+                    r.peak_rss_kib
+                        .map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+                        .unwrap_or_else(|| "?".into()),
+                    r.generator_cpu_share * 100.0,
+                    r.cores,
+                );
+                return Ok(());
+            }
+            let report = load::run(cfg).await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             eprintln!(
                 "accepted {:.0}/s ({} of {}), p50 {:.2} ms, p99 {:.2} ms{}{}",

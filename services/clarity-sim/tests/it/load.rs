@@ -25,6 +25,7 @@ async fn load_counts_accepted_requests_with_verified_signatures() {
         duration: None,
         requests: Some(300),
         nats_url: None,
+        first: 0,
         pid: Some(std::process::id()),
     })
     .await
@@ -35,6 +36,7 @@ async fn load_counts_accepted_requests_with_verified_signatures() {
     );
     assert!(report.p50_ms <= report.p99_ms);
     assert!(report.peak_rss_kib.unwrap() > 0);
+    assert!(report.server_cpu_seconds.is_some_and(|s| s >= 0.0));
     let log = rx.log();
     assert!(log.iter().all(|r| r.status == 200));
     assert_eq!(
@@ -44,4 +46,11 @@ async fn load_counts_accepted_requests_with_verified_signatures() {
             .len(),
         300
     );
+}
+
+#[test]
+fn a_spread_is_the_median_and_the_range() {
+    let s = load::Spread::of(&[3.0, 1.0, 2.0, 10.0, 4.0]);
+    assert_eq!((s.median, s.min, s.max), (3.0, 1.0, 10.0));
+    assert_eq!(load::Spread::of(&[1.0, 2.0]).median, 1.5);
 }
