@@ -67,6 +67,30 @@ impl Publisher {
         &self.js
     }
 
+    /// [`Self::publish_proto`] for an alert that must not be lost to a brief outage: up to five
+    /// attempts, 200 ms doubling between them; false if all failed (`what` names it in the log).
+    pub async fn publish_proto_retrying<M: Schema>(
+        &self,
+        subject: String,
+        msg_id: &str,
+        message: &M,
+        what: &str,
+    ) -> bool {
+        for attempt in 0..5u32 {
+            match self
+                .publish_proto(subject.clone(), msg_id, message, HeaderMap::new())
+                .await
+            {
+                Ok(_) => return true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Cannot publish the {what} yet.");
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+            }
+        }
+        false
+    }
+
     /// Publishes a protobuf message; its schema name comes from [`Schema::NAME`].
     pub async fn publish_proto<M: Schema>(
         &self,

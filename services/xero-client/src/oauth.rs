@@ -290,18 +290,9 @@ impl Connection {
             occurred_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         };
         let subject = subjects::xero_connection(&self.tenant, state);
-        for attempt in 0..5u32 {
-            match publisher
-                .publish_proto(subject.clone(), &id, &event, Default::default())
-                .await
-            {
-                Ok(_) => return,
-                Err(e) => {
-                    tracing::warn!(tenant = %self.tenant, error = %e, "Cannot publish the connection event yet.");
-                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-                }
-            }
-        }
+        publisher
+            .publish_proto_retrying(subject, &id, &event, "connection event")
+            .await;
     }
 
     /// Follows the tenant's key: a revoked set (another replica's finding) pauses at once, a

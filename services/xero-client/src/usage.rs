@@ -5,7 +5,6 @@
 use ledgerline_contract::subjects;
 use ledgerline_contract::v1::{XeroUsageAlert, XeroUsageKind};
 use ledgerline_platform::publish::Publisher;
-use std::time::Duration;
 
 /// The thresholds alerted on, in percent of the allowance.
 pub const THRESHOLDS: [u32; 2] = [80, 100];
@@ -97,18 +96,9 @@ impl Alert {
             occurred_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         };
         let subject = subjects::xero_usage(&scope, self.kind);
-        for attempt in 0..5u32 {
-            match publisher
-                .publish_proto(subject.clone(), &id, &event, Default::default())
-                .await
-            {
-                Ok(_) => return,
-                Err(e) => {
-                    tracing::warn!(error = %e, "Cannot publish the usage alert yet.");
-                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-                }
-            }
-        }
+        publisher
+            .publish_proto_retrying(subject, &id, &event, "usage alert")
+            .await;
     }
 }
 
