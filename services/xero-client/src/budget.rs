@@ -39,9 +39,21 @@ struct Window {
     len: Duration,
 }
 
-/// The dead zone after a window: 2 % of a minute window, and the same span after a day window.
+/// The dead zone after a minute window: 2 % of it.
 fn dead_zone(minute: Duration) -> Duration {
     minute / 50
+}
+
+/// The least dead zone after a day window. Xero's window starts when the call that opens it
+/// arrives, ours when we take that call, so ours must outlast it by that call's trip (a token
+/// fetch and a busy host included) or the next window's first calls meet Xero's old count.
+/// Two seconds of a 24-hour window cost nothing; under a test's time scale the minute's 2 %
+/// is far shorter than the trip.
+const DAY_MARGIN: Duration = Duration::from_secs(2);
+
+/// The dead zone after a day window.
+fn day_dead_zone(minute: Duration) -> Duration {
+    dead_zone(minute).max(DAY_MARGIN)
 }
 
 impl Window {
@@ -215,8 +227,9 @@ struct SharedWindows {
     key: String,
     minute: (u32, Duration),
     day: (u32, Duration),
-    /// See [`Window`]: no call goes out between a window's nominal end and this much later.
-    dead: Duration,
+    /// See [`Window`]: no call goes out between a window's nominal end and this much later
+    /// (minute, day).
+    dead: (Duration, Duration),
     /// What the last take saw: calls left in the minute window and when it started (unix ms).
     seen: Mutex<(u32, u64)>,
     /// The same for the day window: calls left in it and when it started (unix ms).
@@ -289,14 +302,17 @@ impl SharedWindows {
                 return Ok(None);
             };
             let now = now_ms();
-            let dead = self.dead.as_millis() as u64;
+            let (mdead, ddead) = (
+                self.dead.0.as_millis() as u64,
+                self.dead.1.as_millis() as u64,
+            );
             let (mlen, dlen) = (
                 self.minute.1.as_millis() as u64,
                 self.day.1.as_millis() as u64,
             );
-            for (start, used, back, len) in [
-                (&mut st.ms, &mut st.mu, &mut st.bm, mlen),
-                (&mut st.ds, &mut st.du, &mut st.bd, dlen),
+            for (start, used, back, len, dead) in [
+                (&mut st.ms, &mut st.mu, &mut st.bm, mlen, mdead),
+                (&mut st.ds, &mut st.du, &mut st.bd, dlen, ddead),
             ] {
                 let age = now.saturating_sub(*start);
                 if age >= len + dead {
@@ -311,7 +327,7 @@ impl SharedWindows {
             }
             if st.du >= self.day.0 {
                 return Err(Wait::Day(Duration::from_millis(
-                    (st.ds + dlen + dead).saturating_sub(now),
+                    (st.ds + dlen + ddead).saturating_sub(now),
                 )));
             }
             if let Some(caps) = backfill {
@@ -320,12 +336,12 @@ impl SharedWindows {
                 match caps.wait(st.bm, st.bd) {
                     Some(Cap::Day) => {
                         return Err(Wait::Backfill(Duration::from_millis(
-                            (st.ds + dlen + dead).saturating_sub(now),
+                            (st.ds + dlen + ddead).saturating_sub(now),
                         )));
                     }
                     Some(Cap::Minute) => {
                         return Err(Wait::Short(Duration::from_millis(
-                            (st.ms + mlen + dead).saturating_sub(now).max(1),
+                            (st.ms + mlen + mdead).saturating_sub(now).max(1),
                         )));
                     }
                     None => {}
@@ -342,7 +358,7 @@ impl SharedWindows {
                 .set(self.day.0.saturating_sub(st.du) as f64);
             if st.mu >= self.minute.0 {
                 return Err(Wait::Short(Duration::from_millis(
-                    (st.ms + mlen + dead).saturating_sub(now),
+                    (st.ms + mlen + mdead).saturating_sub(now),
                 )));
             }
             st.mu += 1;
@@ -564,12 +580,19 @@ impl Budget {
     pub fn new(tenant: &str, limits: Limits) -> Self {
         // Our windows end slightly after Xero's (which restart at the first call after they
         // end), so a call we count in a new window is in Xero's new window too.
-        let dead = dead_zone(limits.minute_window);
         Self {
             tenant: tenant.to_owned(),
             state: Mutex::new(State {
-                minute: Window::new(limits.minute, limits.minute_window, dead),
-                day: Window::new(limits.day, limits.day_window, dead),
+                minute: Window::new(
+                    limits.minute,
+                    limits.minute_window,
+                    dead_zone(limits.minute_window),
+                ),
+                day: Window::new(
+                    limits.day,
+                    limits.day_window,
+                    day_dead_zone(limits.minute_window),
+                ),
                 paused_until: None,
             }),
             inflight: std::sync::Arc::new(Semaphore::new(limits.concurrent as usize)),
@@ -640,7 +663,10 @@ impl Budget {
             kv,
             minute: (limits.minute, limits.minute_window),
             day: (limits.day, limits.day_window),
-            dead: dead_zone(limits.minute_window),
+            dead: (
+                dead_zone(limits.minute_window),
+                day_dead_zone(limits.minute_window),
+            ),
             seen: Mutex::new((limits.minute, 0)),
             seen_day: Mutex::new((limits.day, 0)),
             used: Mutex::new((0, 0)),
