@@ -9,11 +9,13 @@
 #   scripts/bench-ingest.sh                  # 5 rounds of 10 s each phase
 #   ROUNDS=3 DURATION=20s scripts/bench-ingest.sh
 #   scripts/bench-ingest.sh --callgrind      # instructions per accepted webhook (valgrind)
+#   INGEST_BIN=/tmp/ingest-old scripts/bench-ingest.sh   # an earlier build, for before/after
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PATH="$(scripts/ensure-nats-server.sh):$PATH"
 export PATH
 mode=rate
+bin=${INGEST_BIN:-target/release/webhook-ingest}
 if [ "${1:-}" = "--callgrind" ]; then mode=callgrind; shift; fi
 cargo build --release -p webhook-ingest -p clarity-sim
 dir=$(mktemp -d)
@@ -27,9 +29,9 @@ for _ in $(seq 100); do curl -s "127.0.0.1:$nport" >/dev/null 2>&1 && break; sle
 export NATS_STREAM_SIZE_FACTOR=16 NATS_URL="nats://127.0.0.1:$nport" RUST_LOG=warn
 if [ "$mode" = callgrind ]; then
   valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" \
-    target/release/webhook-ingest --listen "127.0.0.1:$hport" >"$dir/ingest.log" 2>&1 &
+    "$bin" --listen "127.0.0.1:$hport" >"$dir/ingest.log" 2>&1 &
 else
-  target/release/webhook-ingest --listen "127.0.0.1:$hport" >"$dir/ingest.log" 2>&1 &
+  "$bin" --listen "127.0.0.1:$hport" >"$dir/ingest.log" 2>&1 &
 fi
 ipid=$!
 for _ in $(seq 600); do curl -sf "127.0.0.1:$hport/readyz" >/dev/null && break; sleep 0.1; done

@@ -54,12 +54,19 @@ impl PublishError {
 pub struct Publisher {
     js: Context,
     ack_timeout: Duration,
+    /// Registered once: the macro would look the key up again on every publish.
+    duration: metrics::Histogram,
 }
 
 impl Publisher {
-    /// A publisher whose publishes give up after `ack_timeout`.
+    /// A publisher whose publishes give up after `ack_timeout` (made after the metrics
+    /// recorder is installed, or its timings go nowhere).
     pub fn new(js: Context, ack_timeout: Duration) -> Self {
-        Self { js, ack_timeout }
+        Self {
+            js,
+            ack_timeout,
+            duration: metrics::histogram!("ledgerline_publish_duration_seconds"),
+        }
     }
 
     /// The JetStream context.
@@ -139,8 +146,7 @@ impl Publisher {
                 .map_err(|e| classify(&subject, e.kind(), e.to_string()))
         })
         .await;
-        metrics::histogram!("ledgerline_publish_duration_seconds")
-            .record(started.elapsed().as_secs_f64());
+        self.duration.record(started.elapsed().as_secs_f64());
         match result {
             Err(_) => Err(PublishError::Timeout(self.ack_timeout)),
             Ok(Err(e)) => Err(e),

@@ -6,6 +6,7 @@
 //! [`Ingest::run`] (HTTP until the shutdown token fires).
 
 pub mod config;
+pub mod meters;
 pub mod raw;
 pub mod resync;
 pub mod routes;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub client: async_nats::Client,
     /// RAW publisher.
     pub publisher: Publisher,
+    /// The hot path's metric handles.
+    pub meters: Arc<meters::Meters>,
 }
 
 /// A built service, ready to run.
@@ -77,6 +80,7 @@ impl Ingest {
                 stores,
                 client,
                 publisher,
+                meters: Arc::default(),
             },
             health,
         })

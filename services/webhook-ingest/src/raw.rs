@@ -86,7 +86,7 @@ pub async fn store_raw(state: &AppState, event: RawEvent) -> Result<Outcome, Pub
             event.body,
         )
         .await;
-    metrics::histogram!("ingest_publish_duration_seconds").record(started.elapsed().as_secs_f64());
+    state.meters.publish(started.elapsed().as_secs_f64());
     match result {
         Ok(p) if p.duplicate => Ok(Outcome::Duplicate),
         Ok(_) => Ok(Outcome::Stored),
