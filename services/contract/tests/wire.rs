@@ -4,6 +4,7 @@
 
 use ledgerline_contract::Schema;
 use ledgerline_contract::v1::*;
+use prost::Message;
 use std::path::PathBuf;
 
 fn money(a: &str) -> Option<Money> {
@@ -197,9 +198,8 @@ fn refund_event() {
     });
 }
 
-#[test]
-fn dead_letter() {
-    check(DeadLetter {
+fn dead_letter_v1() -> DeadLetter {
+    DeadLetter {
         id: "dl-1".into(),
         stage: Stage::XeroWriter as i32,
         reason_class: ReasonClass::XeroValidation as i32,
@@ -214,12 +214,47 @@ fn dead_letter() {
             suggested_value: "200".into(),
             score: 0.9,
             reason: "revenue account named Sales".into(),
+            rule: String::new(),
         }],
         failed_at: "2026-11-20T09:15:03Z".into(),
         store: "main".into(),
         entity_key: "main/1042".into(),
         tenant: "tenant-1".into(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn dead_letter() {
+    let mut v2 = dead_letter_v1();
+    v2.failed_at = "2026-11-20T09:15:03.120Z".into();
+    v2.suggestions[0].rule = "[accounts]\nproduct = \"200\"\n".into();
+    v2.original_stream = "ORDERS".into();
+    v2.original_sequence = 1042;
+    v2.fault = Some(Fault {
+        code: "inactive_account".into(),
+        field: "AccountCode".into(),
+        value: "999".into(),
     });
+    v2.payload_truncated = true;
+    v2.original_size = 700_000;
+    v2.contract_version = 2;
+    check(v2);
+}
+
+/// A dead letter written under contract v1 (before stream, sequence, fault and rules) still
+/// decodes, its new fields empty, and reads as version 0.
+#[test]
+fn dead_letter_v1_stays_readable() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/ledgerline.v1.DeadLetter.v1.bin");
+    let bytes = std::fs::read(&path).unwrap();
+    let old = DeadLetter::decode(bytes.as_slice()).unwrap();
+    assert_eq!(old, dead_letter_v1());
+    assert_eq!(old.contract_version, 0);
+    assert!(old.fault.is_none() && old.original_stream.is_empty());
+    assert!(old.suggestions[0].rule.is_empty());
+    assert_eq!(old.encode_to_vec(), bytes, "v1 content encodes as it did");
 }
 
 #[test]

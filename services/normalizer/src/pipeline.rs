@@ -6,11 +6,11 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::Message;
 use bytes::Bytes;
 use ledgerline_contract::v1::{DeadLetter, ReasonClass, Stage};
-use ledgerline_contract::{PROTOBUF_CONTENT_TYPE, headers, subjects};
+use ledgerline_contract::{PROTOBUF_CONTENT_TYPE, headers, streams, subjects};
 use ledgerline_mapping::{Effective, MappingHandle};
 use ledgerline_platform::consume::Outcome;
+use ledgerline_platform::dead_letter::DeadLetterBuilder;
 use ledgerline_platform::publish::{PublishError, Publisher};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
@@ -68,6 +68,7 @@ impl Pipeline {
                 message.subject.as_str(),
                 message.headers.as_ref(),
                 &message.payload,
+                message.info().map(|i| i.stream_sequence).unwrap_or(0),
                 delivered,
             )
             .instrument(span)
@@ -83,12 +84,14 @@ impl Pipeline {
         }
     }
 
-    /// Handles one raw event (also used by replay, with `delivered = 1`).
+    /// Handles one raw event stored at RAW `sequence` (also used by replay, with
+    /// `delivered = 1`).
     pub async fn handle(
         &self,
         subject: &str,
         raw_headers: Option<&HeaderMap>,
         payload: &Bytes,
+        sequence: u64,
         delivered: i64,
     ) -> Handled {
         let effective = self.mapping.current();
@@ -123,6 +126,7 @@ impl Pipeline {
                         subject,
                         raw_headers,
                         payload,
+                        sequence,
                         delivered,
                         &facts,
                         &effective,
@@ -141,6 +145,7 @@ impl Pipeline {
                         subject,
                         raw_headers,
                         payload,
+                        sequence,
                         delivered,
                         &facts,
                         &effective,
@@ -166,6 +171,7 @@ impl Pipeline {
                     subject,
                     raw_headers,
                     payload,
+                    sequence,
                     delivered,
                     &facts,
                     &effective,
@@ -235,6 +241,7 @@ impl Pipeline {
         subject: &str,
         raw_headers: Option<&HeaderMap>,
         payload: &Bytes,
+        sequence: u64,
         delivered: i64,
         facts: &Facts,
         effective: &Effective,
@@ -245,6 +252,7 @@ impl Pipeline {
             subject,
             raw_headers,
             payload,
+            sequence,
             delivered,
             facts,
             effective,
@@ -273,62 +281,37 @@ impl Pipeline {
     }
 }
 
-/// The contract's DLQ entry for a raw event the normalizer could not process. Its id is
-/// derived from the raw event and the mapping revision, so a redelivery stores it once.
+/// The contract's DLQ entry for a raw event (stored at RAW `sequence`) the normalizer could not
+/// process. Its id depends on the mapping revision too, so a redelivery stores it once while a
+/// failure under a newer mapping is a new entry.
 #[allow(clippy::too_many_arguments)]
 pub fn dead_letter_entry(
     subject: &str,
     raw_headers: Option<&HeaderMap>,
     payload: &Bytes,
+    sequence: u64,
     delivered: i64,
     facts: &Facts,
     effective: &Effective,
     reason: ReasonClass,
     error: String,
 ) -> DeadLetter {
-    let mut original_headers = BTreeMap::new();
-    if let Some(h) = raw_headers {
-        for (name, values) in h.iter() {
-            if let Some(v) = values.first() {
-                original_headers.insert(name.to_string(), v.as_str().to_owned());
-            }
-        }
-    }
-    let source_id = original_headers
-        .get(headers::WEBHOOK_ID)
-        .cloned()
-        .unwrap_or_else(|| format!("{:x}", sha2_short(payload)));
     let store = if facts.store.is_empty() {
-        original_headers
-            .get(headers::CLARITY_STORE)
-            .cloned()
+        raw_headers
+            .and_then(|h| h.get(headers::CLARITY_STORE))
+            .map(|v| v.as_str().to_owned())
             .unwrap_or_default()
     } else {
         facts.store.clone()
     };
-    let label = reason
-        .as_str_name()
-        .trim_start_matches("REASON_CLASS_")
-        .to_lowercase();
-    DeadLetter {
-        id: format!("{source_id}.normalizer.{label}@{}", effective.revision),
-        stage: Stage::Normalizer as i32,
-        reason_class: reason as i32,
-        error,
-        original_subject: subject.to_owned(),
-        original_headers,
-        original_payload: payload.to_vec(),
-        attempts: delivered.max(1) as u32,
-        suggestions: facts.suggestions.clone(),
-        failed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        store,
-        entity_key: facts.entity_key.clone(),
-        tenant: String::new(),
-    }
-}
-
-fn sha2_short(payload: &[u8]) -> u64 {
-    use sha2::Digest;
-    let d = sha2::Sha256::digest(payload);
-    u64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
+    DeadLetterBuilder::new(Stage::Normalizer, reason, error, subject, payload)
+        .headers(raw_headers)
+        .origin(streams::RAW.name, sequence)
+        .attempts(delivered)
+        .store(&store)
+        .entity(&facts.entity_key)
+        .fault(facts.fault.clone())
+        .suggestions(facts.suggestions.clone())
+        .revision(&effective.revision)
+        .build()
 }

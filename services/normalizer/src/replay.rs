@@ -206,6 +206,7 @@ pub async fn replay(
                         &m.subject,
                         m.headers.as_ref(),
                         &m.payload,
+                        m.sequence,
                         1,
                         &facts,
                         &effective,

@@ -6,8 +6,8 @@ use crate::clarity::{self, Attributes, Envelope, EventType};
 use crate::error::TransformError;
 use crate::lines::{self, Kind, Line};
 use ledgerline_contract::v1::{
-    Address, Customer, CustomerEvent, CustomerEventType, EventMeta, LineItem, LineKind, Money,
-    Order, OrderEvent, OrderEventType, Payment, Refund, RefundEvent, Suggestion, Totals,
+    Address, Customer, CustomerEvent, CustomerEventType, EventMeta, Fault, LineItem, LineKind,
+    Money, Order, OrderEvent, OrderEventType, Payment, Refund, RefundEvent, Suggestion, Totals,
 };
 use ledgerline_contract::{Schema, subjects};
 use ledgerline_mapping::{Effective, Mapping};
@@ -80,6 +80,8 @@ pub struct Facts {
     pub entity_key: String,
     /// Mapping rules that would have let a MAPPING failure through, best first.
     pub suggestions: Vec<Suggestion>,
+    /// What is at fault in a MAPPING failure (the first unmapped tax code, or the currency).
+    pub fault: Option<Fault>,
 }
 
 /// Transforms one raw body. `header_store` is `X-Clarity-Store` (the store the webhook arrived
@@ -139,7 +141,7 @@ pub fn transform_with_facts(
             facts.entity_key = r.custom_key.clone();
             let out = ctx.refund(&r).map(|c| vec![c]);
             if let Err(TransformError::Mapping(_)) = &out {
-                facts.suggestions = suggest(
+                (facts.suggestions, facts.fault) = suggest(
                     &r.sales_items,
                     r.currency_key.as_deref(),
                     r.tax_included,
@@ -163,7 +165,7 @@ pub fn transform_with_facts(
             facts.entity_key = o.custom_key.clone();
             let out = ctx.order(&o, ty);
             if let Err(TransformError::Mapping(_)) = &out {
-                facts.suggestions = suggest(
+                (facts.suggestions, facts.fault) = suggest(
                     &o.sales_items,
                     o.currency_key.as_deref(),
                     o.tax_included,
@@ -609,8 +611,9 @@ fn suggest(
     currency: Option<&str>,
     tax_included: Option<bool>,
     mapping: &Mapping,
-) -> Vec<Suggestion> {
+) -> (Vec<Suggestion>, Option<Fault>) {
     let mut out: Vec<Suggestion> = Vec::new();
+    let mut fault = None;
     for item in items.iter().filter(|i| i.product_is_taxable) {
         let code = item.product_tax_code.as_deref().unwrap_or("").trim();
         if mapping.tax_code(code).is_some()
@@ -636,12 +639,16 @@ fn suggest(
             .iter()
             .min_by_key(|(_, t)| (t.rate - effective).abs())
             .filter(|(_, t)| (t.rate - effective).abs() <= Decimal::new(5, 3));
-        let (value, score, reason) = match best {
+        let (value, score, reason, rule) = match best {
             Some((known, t)) => (
                 format!("rate = \"{}\", tax_type = \"{}\"", t.rate, t.tax_type),
                 0.9,
                 format!(
                     "items with {code} are taxed at an effective {effective}, the rate of {known}"
+                ),
+                format!(
+                    "[tax_codes.{code:?}]\nrate = \"{}\"\ntax_type = {:?}\n",
+                    t.rate, t.tax_type
                 ),
             ),
             None => (
@@ -650,26 +657,47 @@ fn suggest(
                 format!(
                     "items with {code} are taxed at an effective {effective}; no mapped code has that rate"
                 ),
+                // No TaxType is known to fit: a person picks one.
+                String::new(),
             ),
         };
+        if fault.is_none() {
+            fault = ledgerline_platform::dead_letter::fault("unknown_tax_code", "tax_code", code);
+        }
         out.push(Suggestion {
             field: format!("tax_codes.{code}"),
             current_value: String::new(),
             suggested_value: value,
             score,
             reason,
+            rule,
         });
     }
     let code = currency.unwrap_or("").trim().to_ascii_uppercase();
     if iso_currency::Currency::from_code(&code).is_some() && !mapping.currency_allowed(&code) {
+        if fault.is_none() {
+            fault =
+                ledgerline_platform::dead_letter::fault("currency_not_allowed", "currency", &code);
+        }
         out.push(Suggestion {
             field: "currency.allowed".to_owned(),
             current_value: mapping.currency.allowed.join(","),
             suggested_value: format!("add \"{code}\""),
             score: 0.5,
             reason: format!("orders arrive in {code}"),
+            rule: format!(
+                "[currency]\nallowed = [{}]\n",
+                mapping
+                    .currency
+                    .allowed
+                    .iter()
+                    .chain(std::iter::once(&code))
+                    .map(|c| format!("{c:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         });
     }
     out.sort_by(|a, b| b.score.total_cmp(&a.score));
-    out
+    (out, fault)
 }

@@ -4,6 +4,7 @@
 //! - [`nats`]: connection (auth, TLS, events logged), the server version check, and idempotent
 //!   creation of the topology declared in `ledgerline-contract`.
 //! - [`publish`]: publishes that always await the PubAck and carry the house headers.
+//! - [`dead_letter`]: the one dead-letter builder (contract v2) every stage uses.
 //! - [`consume`]: a pull-consumer loop with bounded concurrency and a graceful stop.
 //! - [`telemetry`]: logs, OTLP traces when configured, W3C trace context in NATS headers.
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`; [`shutdown`]: SIGTERM and SIGINT.
@@ -12,6 +13,7 @@
 
 pub mod config;
 pub mod consume;
+pub mod dead_letter;
 pub mod http;
 pub mod json;
 pub mod metrics;

@@ -106,6 +106,7 @@ impl CustomerWorker {
                         ReasonClass::Malformed,
                         &format!("CustomerEvent: {e}"),
                         vec![],
+                        None,
                         "",
                         "",
                     )
@@ -237,6 +238,7 @@ impl CustomerWorker {
                             ReasonClass::XeroValidation,
                             &format!("contact {}: {errors}", spec.name),
                             vec![],
+                            None,
                             "",
                             &spec.contact_number,
                         )

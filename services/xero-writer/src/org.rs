@@ -247,6 +247,7 @@ impl OrgSettings {
                             String::new()
                         }
                     ),
+                    rule: String::new(),
                 }
             })
             .collect();
@@ -280,6 +281,7 @@ impl OrgSettings {
                         r.rate.normalize(),
                         pct.normalize()
                     ),
+                    rule: String::new(),
                 }
             })
             .collect();
@@ -307,6 +309,7 @@ impl OrgSettings {
                         suggested_value: o.clone(),
                         score,
                         reason: format!("active option of \"{}\"; {why}", c.name),
+                        rule: String::new(),
                     }
                 })
                 .collect(),
@@ -325,6 +328,7 @@ impl OrgSettings {
                             c.name,
                             c.options.join(", ")
                         ),
+                        rule: String::new(),
                     }
                 })
                 .collect(),

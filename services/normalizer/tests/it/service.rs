@@ -130,10 +130,42 @@ async fn every_reason_class_is_dead_lettered_and_the_consumer_goes_on() {
         );
         assert_eq!(dl.store, "main");
         assert!(!dl.error.is_empty());
+        // Contract v2: where the original is, and what is at fault.
+        assert_eq!(dl.contract_version, 2);
+        assert_eq!(dl.original_stream, "RAW");
+        let raw = stack
+            .js
+            .get_stream("RAW")
+            .await
+            .unwrap()
+            .get_raw_message(dl.original_sequence)
+            .await
+            .unwrap();
+        assert_eq!(raw.payload, body, "the sequence names the original");
+        assert_eq!(dl.original_size, body.len() as u64);
+        assert!(!dl.payload_truncated);
+        let fault = dl.fault.clone().unwrap();
         if reason == ReasonClass::Mapping {
             let s = &dl.suggestions[0];
             assert_eq!(s.field, "tax_codes.GST12");
             assert!(s.suggested_value.contains("OUTPUT2"), "{s:?}");
+            assert_eq!(
+                s.rule, "[tax_codes.\"GST12\"]\nrate = \"0.15\"\ntax_type = \"OUTPUT2\"\n",
+                "the rule that applies it"
+            );
+            assert_eq!(
+                (
+                    fault.code.as_str(),
+                    fault.field.as_str(),
+                    fault.value.as_str()
+                ),
+                ("unknown_tax_code", "tax_code", "GST12")
+            );
+        } else {
+            assert_eq!(
+                fault.code,
+                ledgerline_platform::dead_letter::reason_label(reason)
+            );
         }
     }
     let dlq = stack.messages("DLQ").await;

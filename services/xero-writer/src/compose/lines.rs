@@ -3,8 +3,9 @@
 
 use super::{Problem, XLine, XTracking, dec, money, round2};
 use crate::org::OrgSettings;
-use ledgerline_contract::v1::{LineItem, LineKind, ReasonClass};
+use ledgerline_contract::v1::{LineItem, LineKind, ReasonClass, Suggestion};
 use ledgerline_mapping::Mapping;
+use ledgerline_platform::dead_letter::fault;
 use rust_decimal::{Decimal, RoundingStrategy};
 
 /// Largest difference a rounding line may absorb; more means the data is wrong.
@@ -163,6 +164,7 @@ pub(super) fn build_lines_as_is(
             reason: ReasonClass::Invalid,
             error: e,
             suggestions: vec![],
+            fault: None,
         };
         let qty = if l.quantity.trim().is_empty() {
             Decimal::ONE
@@ -177,29 +179,54 @@ pub(super) fn build_lines_as_is(
             .tax_type_for(kind, &l.source_tax_code, l.taxable)
             .map(str::to_owned)
         else {
+            let code = &l.source_tax_code;
             return Err(Problem::mapping(
+                fault("unknown_tax_code", "tax_code", code),
                 format!(
-                    "no TaxType mapped for store tax code {:?} (line {:?})",
-                    l.source_tax_code, l.description
+                    "no TaxType mapped for store tax code {code:?} (line {:?})",
+                    l.description
                 ),
-                org.suggest_tax_types(rate_hint, &l.source_tax_code),
+                with_rules(org.suggest_tax_types(rate_hint, code), |s| {
+                    format!(
+                        "[tax_codes.{}]\nrate = \"{}\"\ntax_type = {:?}\n",
+                        toml_key(code),
+                        rate_hint.normalize(),
+                        s.suggested_value
+                    )
+                }),
             ));
         };
         if !org.sales_account(&account) {
+            let key = account_key(kind);
             return Err(Problem::mapping(
+                fault("inactive_account", "AccountCode", &account),
                 format!(
                     "AccountCode {account:?} for {kind:?} lines is not an active account in this organisation"
                 ),
-                org.suggest_accounts(kind, &account),
+                with_rules(org.suggest_accounts(kind, &account), |s| {
+                    format!("[accounts]\n{key} = {:?}\n", s.suggested_value)
+                }),
             ));
         }
         let Some(rate_pct) = org.revenue_rate(&tax_type) else {
+            let code = &l.source_tax_code;
             return Err(Problem::mapping(
+                fault("invalid_tax_type", "TaxType", &tax_type),
                 format!(
-                    "TaxType {tax_type:?} (store code {:?}) does not exist or cannot be used on sales",
-                    l.source_tax_code
+                    "TaxType {tax_type:?} (store code {code:?}) does not exist or cannot be used on sales"
                 ),
-                org.suggest_tax_types(rate_hint, &tax_type),
+                with_rules(org.suggest_tax_types(rate_hint, &tax_type), |s| {
+                    if code.is_empty() {
+                        // An untaxed line: its TaxType comes from `[tax]`.
+                        format!("[tax]\nuntaxed_tax_type = {:?}\n", s.suggested_value)
+                    } else {
+                        format!(
+                            "[tax_codes.{}]\ntax_type = {:?}\n",
+                            toml_key(code),
+                            s.suggested_value
+                        )
+                    }
+                }),
             ));
         };
         let unit_r = unit.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero);
@@ -294,5 +321,41 @@ pub(super) fn rounding_line(diff: Decimal, mapping: &Mapping) -> XLine {
         account_code: mapping.accounts.rounding.clone(),
         tax_type: mapping.tax.untaxed_tax_type.clone(),
         tracking: vec![],
+    }
+}
+
+/// Sets each suggestion's mapping-overlay rule.
+fn with_rules(
+    mut suggestions: Vec<Suggestion>,
+    rule: impl Fn(&Suggestion) -> String,
+) -> Vec<Suggestion> {
+    for s in &mut suggestions {
+        s.rule = rule(s);
+    }
+    suggestions
+}
+
+/// The `[accounts]` key for a line kind.
+fn account_key(kind: LineKind) -> &'static str {
+    match kind {
+        LineKind::Product | LineKind::Unspecified => "product",
+        LineKind::Shipping => "shipping",
+        LineKind::Handling => "handling",
+        LineKind::Fee => "fee",
+        LineKind::Discount => "discount",
+        LineKind::Rounding => "rounding",
+    }
+}
+
+/// A store tax code as a TOML table key: bare when it can be, quoted otherwise.
+fn toml_key(code: &str) -> String {
+    if !code.is_empty()
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        code.to_owned()
+    } else {
+        format!("{code:?}")
     }
 }

@@ -15,8 +15,11 @@ use crate::config::{DocStatus, UnknownTracking};
 use crate::org::OrgSettings;
 use crate::terms::Terms;
 use chrono::{DateTime, NaiveDate};
-use ledgerline_contract::v1::{LineItem, LineKind, Order, ReasonClass, RefundEvent, Suggestion};
+use ledgerline_contract::v1::{
+    Fault, LineItem, LineKind, Order, ReasonClass, RefundEvent, Suggestion,
+};
 use ledgerline_mapping::{Mapping, PatternValues};
+use ledgerline_platform::dead_letter::fault;
 use ledgerline_xero_client::model::send;
 use rust_decimal::{Decimal, RoundingStrategy};
 use sha2::{Digest, Sha256};
@@ -31,14 +34,18 @@ pub struct Problem {
     pub error: String,
     /// Ranked fixes.
     pub suggestions: Vec<Suggestion>,
+    /// What exactly is at fault (code, field, value), which the review queue groups on.
+    /// Boxed: it is rare, and `Problem` is every compose step's error.
+    pub fault: Option<Box<Fault>>,
 }
 
 impl Problem {
-    fn mapping(error: String, suggestions: Vec<Suggestion>) -> Self {
+    fn mapping(fault: Option<Fault>, error: String, suggestions: Vec<Suggestion>) -> Self {
         Self {
             reason: ReasonClass::Mapping,
             error,
             suggestions,
+            fault: fault.map(Box::new),
         }
     }
 }
@@ -174,7 +181,9 @@ pub fn invoice_with(
                 suggested_value: org.base_currency.clone(),
                 score: 0.5,
                 reason: "enable the currency in Xero, or convert to the base currency".into(),
+                rule: String::new(),
             }],
+            fault: fault("currency_not_subscribed", "CurrencyCode", &order.currency).map(Box::new),
         });
     }
     let tracking = tracking_of(order);
@@ -192,6 +201,7 @@ pub fn invoice_with(
                     format!("tracking category {cat:?} (value {opt:?}) is not an active category")
                 };
                 return Err(Problem::mapping(
+                    fault("unknown_tracking", &format!("Tracking.{cat}"), opt),
                     format!("{what} in this organisation (WRITER_UNKNOWN_TRACKING=review)"),
                     org.suggest_tracking(cat, opt),
                 ));
@@ -215,6 +225,7 @@ pub fn invoice_with(
             reason: ReasonClass::Invalid,
             error: e,
             suggestions: vec![],
+            fault: None,
         })?
         .unwrap_or(built.xero_total);
     let mut lines = built.lines;
@@ -228,6 +239,7 @@ pub fn invoice_with(
                     built.xero_total
                 ),
                 suggestions: vec![],
+                fault: None,
             });
         }
         lines.push(rounding_line(diff, mapping));
@@ -334,6 +346,7 @@ pub fn credit_note_with(
         reason: ReasonClass::Invalid,
         error: e,
         suggestions: vec![],
+        fault: None,
     };
     let amount = money(&refund.amount).map_err(invalid)?;
     let lines_src: Vec<LineItem> = if refund.lines.is_empty() {
@@ -381,6 +394,7 @@ pub fn credit_note_with(
                     money(&refund.tax).unwrap_or_default(),
                 ),
                 suggestions: vec![],
+                fault: None,
             });
         }
         lines.push(rounding_line(diff, mapping));

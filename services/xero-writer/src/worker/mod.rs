@@ -249,7 +249,10 @@ impl TenantWorker {
                 Ok(d) => d,
                 Err((reason, error)) => {
                     outcome[i] = Some(
-                        if self.dead_letter(msg, reason, &error, vec![], "", "").await {
+                        if self
+                            .dead_letter(msg, reason, &error, vec![], None, "", "")
+                            .await
+                        {
                             AckKind::Term
                         } else {
                             AckKind::Nak(Some(Duration::from_secs(1)))
@@ -437,6 +440,7 @@ impl TenantWorker {
                                     ReasonClass::Exhausted,
                                     &why,
                                     vec![],
+                                    None,
                                     &g.store,
                                     &g.key,
                                 )

@@ -9,16 +9,15 @@ use crate::worker::batch::KV_PARALLEL;
 use crate::worker::work::{Fail, OrderWork};
 use async_nats::jetstream::Message;
 use futures::StreamExt;
-use ledgerline_contract::subjects;
 use ledgerline_contract::v1::{
-    DeadLetter, Money, ReasonClass, Stage, Suggestion, XeroDocumentKind, XeroFact, XeroVerb,
+    Fault, Money, ReasonClass, Stage, Suggestion, XeroDocumentKind, XeroFact, XeroVerb,
 };
 use ledgerline_mapping::Effective;
+use ledgerline_platform::dead_letter::DeadLetterBuilder;
 use ledgerline_platform::publish::Publisher;
 use ledgerline_xero_client::{XeroError, hex};
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 
 impl TenantWorker {
     /// Writes every changed ledger entry (compare-and-set); a lost race means retry later.
@@ -70,8 +69,22 @@ impl TenantWorker {
         error: &str,
         suggestions: Vec<Suggestion>,
     ) {
+        self.review_fault(g, msg, reason, error, suggestions, None)
+            .await;
+    }
+
+    /// [`Self::review`] with what exactly is at fault.
+    pub(crate) async fn review_fault(
+        &self,
+        g: &mut OrderWork,
+        msg: &Message,
+        reason: ReasonClass,
+        error: &str,
+        suggestions: Vec<Suggestion>,
+        fault: Option<Fault>,
+    ) {
         if !self
-            .dead_letter(msg, reason, error, suggestions, &g.store, &g.key)
+            .dead_letter(msg, reason, error, suggestions, fault, &g.store, &g.key)
             .await
         {
             // Never ack what is not stored somewhere.
@@ -104,7 +117,15 @@ impl TenantWorker {
 
     pub(crate) async fn problem(&self, g: &mut OrderWork, msg: &Message, p: Problem) {
         metrics::counter!(m::REVIEWS, "tenant" => self.tenant().to_owned(), "reason" => format!("{:?}", p.reason)).increment(1);
-        self.review(g, msg, p.reason, &p.error, p.suggestions).await;
+        self.review_fault(
+            g,
+            msg,
+            p.reason,
+            &p.error,
+            p.suggestions,
+            p.fault.map(|f| *f),
+        )
+        .await;
     }
 
     pub(crate) async fn call_failed(&self, g: &mut OrderWork, msgs: &[Message], e: &XeroError) {
@@ -201,12 +222,14 @@ impl TenantWorker {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn dead_letter(
         &self,
         msg: &Message,
         reason: ReasonClass,
         error: &str,
         suggestions: Vec<Suggestion>,
+        fault: Option<Fault>,
         store: &str,
         entity: &str,
     ) -> bool {
@@ -217,6 +240,7 @@ impl TenantWorker {
             reason,
             error,
             suggestions,
+            fault,
             store,
             entity,
         )
@@ -239,47 +263,24 @@ pub(crate) async fn dead_letter(
     reason: ReasonClass,
     error: &str,
     suggestions: Vec<Suggestion>,
+    fault: Option<Fault>,
     store: &str,
     entity: &str,
 ) -> bool {
-    let mut original_headers = BTreeMap::new();
-    if let Some(h) = &msg.headers {
-        for (k, vs) in h.iter() {
-            if let Some(v) = vs.first() {
-                original_headers.insert(k.to_string(), v.as_str().to_owned());
-            }
-        }
-    }
-    let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
-    let id_src = format!(
-        "{}|{}|{:?}|{error}",
-        msg.subject,
-        hex(&Sha256::digest(&msg.payload)),
-        reason
-    );
-    let dl = DeadLetter {
-        id: format!("dl-{}", &hex(&Sha256::digest(id_src.as_bytes()))[..40]),
-        stage: Stage::XeroWriter as i32,
-        reason_class: reason as i32,
-        error: error.to_owned(),
-        original_subject: msg.subject.to_string(),
-        original_headers: original_headers.into_iter().collect(),
-        original_payload: msg.payload.to_vec(),
-        attempts: delivered.max(0) as u32,
-        suggestions,
-        failed_at: chrono::Utc::now().to_rfc3339(),
-        store: store.to_owned(),
-        entity_key: entity.to_owned(),
-        tenant: tenant.to_owned(),
-    };
     tracing::warn!(subject = %msg.subject, reason = ?reason, error, "Sent to the review queue.");
-    metrics::counter!(m::DEAD_LETTERS, "tenant" => tenant.to_owned(), "reason" => format!("{reason:?}")).increment(1);
-    let subject = subjects::dlq(Stage::XeroWriter, reason);
-    match publisher
-        .publish_proto(subject, &dl.id, &dl, Default::default())
-        .await
-    {
-        Ok(_) => true,
+    let stored = DeadLetterBuilder::from_message(Stage::XeroWriter, reason, error, msg)
+        .tenant(tenant)
+        .store(store)
+        .entity(entity)
+        .fault(fault)
+        .suggestions(suggestions)
+        .publish(publisher)
+        .await;
+    match stored {
+        Ok(_) => {
+            metrics::counter!(m::DEAD_LETTERS, "tenant" => tenant.to_owned(), "reason" => format!("{reason:?}")).increment(1);
+            true
+        }
         Err(e) => {
             tracing::error!(error = %e, "Dead letter not stored; the event will be retried.");
             false

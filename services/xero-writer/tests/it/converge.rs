@@ -352,6 +352,20 @@ async fn an_invalid_account_code_goes_to_review_with_the_right_first_suggestion(
         "{:?}",
         dl.suggestions
     );
+    // Contract v2: the rule that applies the suggestion, the fault, and where the original is.
+    assert_eq!(dl.suggestions[0].rule, "[accounts]\nproduct = \"200\"\n");
+    let fault = dl.fault.clone().unwrap();
+    assert_eq!(
+        (
+            fault.code.as_str(),
+            fault.field.as_str(),
+            fault.value.as_str()
+        ),
+        ("inactive_account", "AccountCode", "299")
+    );
+    assert_eq!(dl.original_stream, "ORDERS");
+    assert!(dl.original_sequence > 0);
+    assert!(!dl.tenant.is_empty());
     assert!(invoices(&stack.sandbox.documents().await).is_empty());
 }
 

@@ -50,6 +50,15 @@ async fn an_unknown_tracking_option_goes_to_review_with_the_closest_option() {
     assert_eq!(first.current_value, "Nowhere");
     assert_eq!(first.suggested_value, "North Island");
     assert!(!first.reason.is_empty());
+    let fault = dl.fault.clone().unwrap();
+    assert_eq!(
+        (
+            fault.code.as_str(),
+            fault.field.as_str(),
+            fault.value.as_str()
+        ),
+        ("unknown_tracking", "Tracking.Region", "Nowhere")
+    );
     assert!(
         dl.suggestions.windows(2).all(|w| w[0].score >= w[1].score),
         "best first"

@@ -147,6 +147,7 @@ impl TenantWorker {
                             suggested_value: a.code.clone(),
                             score: if a.kind == "BANK" { 0.8 } else { 0.6 },
                             reason: format!("\"{}\" accepts payments", a.name),
+                            rule: String::new(),
                         })
                         .collect();
                     self.review_unapplied(
