@@ -42,6 +42,8 @@ schema!(
     XeroFact,
     XeroConnectionEvent,
     XeroUsageAlert,
+    ReprocessRequest,
+    ReprocessReply,
 );
 
 /// Schema name of a raw Clarity webhook body stored in RAW (JSON, not protobuf).

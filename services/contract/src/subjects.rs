@@ -143,3 +143,10 @@ pub const DLQ_ALL: &str = "dlq.>";
 pub fn resync_request(store: &str) -> String {
     format!("ctl.resync.{store}")
 }
+
+/// Core-NATS request subject asking the normalizer to reprocess RAW sequences
+/// (`ReprocessRequest` → `ReprocessReply`); replicas answer as one queue group.
+pub const NORMALIZER_REPROCESS: &str = "ctl.normalizer.reprocess";
+
+/// Queue group of [`NORMALIZER_REPROCESS`].
+pub const NORMALIZER_REPROCESS_GROUP: &str = "normalizer";

@@ -17,6 +17,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone)]
 pub struct MappingHandle {
     rx: watch::Receiver<Arc<Effective>>,
+    /// The overlay bucket's revision read so far.
+    overlay: watch::Receiver<u64>,
 }
 
 impl MappingHandle {
@@ -24,7 +26,19 @@ impl MappingHandle {
     pub fn fixed(effective: Effective) -> Self {
         // A receiver keeps the last value after its sender is gone.
         let (_tx, rx) = watch::channel(Arc::new(effective));
-        Self { rx }
+        let (_otx, overlay) = watch::channel(u64::MAX);
+        Self { rx, overlay }
+    }
+
+    /// Waits, at most `timeout`, until the overlay has been read up to KV revision `revision`
+    /// (and the mapping rebuilt from it); false if it was not in time. A replay after a fix
+    /// carries the fix's revision, so it is never processed under the mapping before it.
+    pub async fn overlay_at_least(&self, revision: u64, timeout: Duration) -> bool {
+        let mut rx = self.overlay.clone();
+        matches!(
+            tokio::time::timeout(timeout, rx.wait_for(|r| *r >= revision)).await,
+            Ok(Ok(_))
+        )
     }
 
     /// The mapping in force now.
@@ -44,6 +58,7 @@ pub struct MappingSource {
     file: Option<PathBuf>,
     overlay: Mutex<BTreeMap<String, Vec<u8>>>,
     tx: watch::Sender<Arc<Effective>>,
+    overlay_seen: watch::Sender<u64>,
 }
 
 impl MappingSource {
@@ -58,13 +73,15 @@ impl MappingSource {
         publish_metric(None, &effective.revision);
         tracing::info!(revision = %effective.revision, file = ?file, "Mapping loaded.");
         let (tx, rx) = watch::channel(Arc::new(effective));
+        let (overlay_seen, overlay) = watch::channel(0);
         Ok((
             Arc::new(Self {
                 file,
                 overlay: Mutex::new(BTreeMap::new()),
                 tx,
+                overlay_seen,
             }),
-            MappingHandle { rx },
+            MappingHandle { rx, overlay },
         ))
     }
 
@@ -72,6 +89,7 @@ impl MappingSource {
     pub fn handle(&self) -> MappingHandle {
         MappingHandle {
             rx: self.tx.subscribe(),
+            overlay: self.overlay_seen.subscribe(),
         }
     }
 
@@ -150,6 +168,8 @@ impl MappingSource {
 
     /// Loads the current overlay entries once (for start-up and tests).
     pub async fn load_overlay(&self, kv: &Store) -> Result<(), async_nats::Error> {
+        // Read before the keys: every entry up to it is then in what follows.
+        let last = kv.status().await?.info.state.last_sequence;
         let mut entries = BTreeMap::new();
         let mut keys = kv.keys().await?;
         while let Some(key) = keys.next().await {
@@ -160,6 +180,11 @@ impl MappingSource {
         }
         *self.overlay.lock().expect("overlay lock") = entries;
         let _ = self.reload();
+        self.overlay_seen.send_if_modified(|r| {
+            let newer = last > *r;
+            *r = (*r).max(last);
+            newer
+        });
         Ok(())
     }
 
@@ -191,6 +216,12 @@ impl MappingSource {
             if changed {
                 let _ = self.reload();
             }
+            let revision = entry.revision;
+            self.overlay_seen.send_if_modified(|r| {
+                let newer = revision > *r;
+                *r = (*r).max(revision);
+                newer
+            });
         }
     }
 

@@ -13,6 +13,7 @@ pub mod json;
 pub mod lines;
 pub mod pipeline;
 pub mod replay;
+pub mod reprocess;
 pub mod transform;
 
 pub use config::{Cli, Command, Config};
@@ -94,6 +95,12 @@ impl Normalizer {
                     .clone()
                     .follow_file(self.config.mapping_poll, shutdown.clone()),
             ),
+            tokio::spawn(reprocess::serve(
+                self.client.clone(),
+                js.clone(),
+                self.pipeline.clone(),
+                shutdown.clone(),
+            )),
             tokio::spawn(consume(
                 self.client.clone(),
                 js,

@@ -56,6 +56,11 @@ impl Pipeline {
         self.mapping.current()
     }
 
+    /// The handle on the mapping (to wait for an overlay revision).
+    pub fn mapping_handle(&self) -> &MappingHandle {
+        &self.mapping
+    }
+
     /// Handles one message from the durable consumer.
     pub async fn handle_message(&self, message: Message) -> Outcome {
         let delivered = message.info().map(|i| i.delivered).unwrap_or(1).max(1);
@@ -94,6 +99,20 @@ impl Pipeline {
         sequence: u64,
         delivered: i64,
     ) -> Handled {
+        self.handle_with_ids(subject, raw_headers, payload, sequence, delivered)
+            .await
+            .0
+    }
+
+    /// [`Self::handle`], also giving the ids of the canonical events it stored (or found).
+    pub async fn handle_with_ids(
+        &self,
+        subject: &str,
+        raw_headers: Option<&HeaderMap>,
+        payload: &Bytes,
+        sequence: u64,
+        delivered: i64,
+    ) -> (Handled, Vec<String>) {
         let effective = self.mapping.current();
         let store_header = raw_headers
             .and_then(|h| h.get(headers::CLARITY_STORE))
@@ -119,9 +138,9 @@ impl Pipeline {
                 if delivered < self.max_deliver {
                     metrics::counter!("ledgerline_normalizer_raw_total", "outcome" => "retry")
                         .increment(1);
-                    return Handled::Retry;
+                    return (Handled::Retry, vec![]);
                 }
-                return self
+                let handled = self
                     .dead_letter(
                         subject,
                         raw_headers,
@@ -134,13 +153,14 @@ impl Pipeline {
                         format!("transform panicked on every one of {delivered} attempts: {what}"),
                     )
                     .await;
+                return (handled, vec![]);
             }
         };
         let events = match result {
             Ok(events) => events,
             Err(error) => {
                 tracing::warn!(%error, store = %facts.store, entity = %facts.entity_key, "Raw event rejected.");
-                return self
+                let handled = self
                     .dead_letter(
                         subject,
                         raw_headers,
@@ -153,9 +173,11 @@ impl Pipeline {
                         error.to_string(),
                     )
                     .await;
+                return (handled, vec![]);
             }
         };
-        match self.publish_all(&events, raw_headers).await {
+        let ids = events.iter().map(|e| e.event_id.clone()).collect();
+        let handled = match self.publish_all(&events, raw_headers).await {
             Ok((new, duplicate)) => {
                 metrics::counter!("ledgerline_normalizer_raw_total", "outcome" => "published")
                     .increment(1);
@@ -186,6 +208,10 @@ impl Pipeline {
                     .increment(1);
                 Handled::Retry
             }
+        };
+        match handled {
+            Handled::Published { .. } => (handled, ids),
+            _ => (handled, vec![]),
         }
     }
 

@@ -76,7 +76,8 @@ impl Message {
 pub struct Facts {
     /// Store named in the body.
     pub store: String,
-    /// The order/return/account key, when it could be read.
+    /// What it is about, when it could be read: `<store>/<order id>` for orders and returns
+    /// (the key the writer's facts use), `<store>/account/<key>` for accounts.
     pub entity_key: String,
     /// Mapping rules that would have let a MAPPING failure through, best first.
     pub suggestions: Vec<Suggestion>,
@@ -138,7 +139,7 @@ pub fn transform_with_facts(
     match ty {
         EventType::ReturnCompleted => {
             let r: clarity::SalesReturn = parse_data(data, "SalesReturn")?;
-            facts.entity_key = r.custom_key.clone();
+            facts.entity_key = format!("{store}/{}", r.sales_order_id);
             let out = ctx.refund(&r).map(|c| vec![c]);
             if let Err(TransformError::Mapping(_)) = &out {
                 (facts.suggestions, facts.fault) = suggest(
@@ -152,7 +153,7 @@ pub fn transform_with_facts(
         }
         EventType::AccountCreated | EventType::AccountUpdated => {
             let a: clarity::Account = parse_data(data, "Account")?;
-            facts.entity_key = a.custom_key.clone();
+            facts.entity_key = format!("{store}/account/{}", a.custom_key.trim());
             let t = if ty == EventType::AccountCreated {
                 CustomerEventType::Created
             } else {
@@ -162,7 +163,7 @@ pub fn transform_with_facts(
         }
         _ => {
             let o: clarity::SalesOrder = parse_data(data, "SalesOrder")?;
-            facts.entity_key = o.custom_key.clone();
+            facts.entity_key = format!("{store}/{}", o.id);
             let out = ctx.order(&o, ty);
             if let Err(TransformError::Mapping(_)) = &out {
                 (facts.suggestions, facts.fault) = suggest(

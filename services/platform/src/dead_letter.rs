@@ -2,7 +2,7 @@
 //!
 //! Every stage used to build its own, with different id rules, timestamp formats and attempt
 //! floors. Here the id is derived from what the entry is about (stage, reason, subject, payload,
-//! fault, error and an optional revision), so a redelivery of the same failure stores it once
+//! `Nats-Msg-Id`, fault, error and an optional revision), so a redelivery of the same failure stores it once
 //! within DLQ's duplicate window, while the same message failing differently (after a mapping
 //! change) is a new entry.
 
@@ -159,6 +159,13 @@ impl DeadLetterBuilder {
             value: String::new(),
         });
         let payload_hash = Sha256::digest(&self.payload);
+        // A replay carries a new `Nats-Msg-Id`: failing again, it is a new dead letter (which the
+        // review queue folds into the entry it replays) rather than a duplicate DLQ drops.
+        let msg_id = self
+            .headers
+            .get(ledgerline_contract::headers::MSG_ID)
+            .map(String::as_str)
+            .unwrap_or_default();
         let mut id_src = Sha256::new();
         for part in [
             self.stage.as_str_name().as_bytes(),
@@ -170,6 +177,7 @@ impl DeadLetterBuilder {
             fault.value.as_bytes(),
             self.error.as_bytes(),
             self.revision.as_bytes(),
+            msg_id.as_bytes(),
         ] {
             id_src.update((part.len() as u64).to_be_bytes());
             id_src.update(part);

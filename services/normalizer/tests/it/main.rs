@@ -5,4 +5,5 @@ mod golden;
 mod helpers;
 mod props;
 mod replay;
+mod reprocess;
 mod service;

@@ -442,7 +442,7 @@ impl TenantWorker {
                                     vec![],
                                     None,
                                     &g.store,
-                                    &g.key,
+                                    &format!("{}/{}", g.store, g.order_id()),
                                 )
                                 .await
                         {

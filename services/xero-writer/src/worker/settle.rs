@@ -83,8 +83,10 @@ impl TenantWorker {
         suggestions: Vec<Suggestion>,
         fault: Option<Fault>,
     ) {
+        // The same key as the XERO facts', so a later write of the order resolves the entry.
+        let entity = format!("{}/{}", g.store, g.order_id());
         if !self
-            .dead_letter(msg, reason, error, suggestions, fault, &g.store, &g.key)
+            .dead_letter(msg, reason, error, suggestions, fault, &g.store, &entity)
             .await
         {
             // Never ack what is not stored somewhere.
