@@ -20,6 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.protoc_executable(protoc);
     // BTreeMap keeps map fields in key order, so encoding is deterministic (fixtures, dedup).
     config.btree_map(["."]);
+    // JSON views for operators (the review queue's decoded payloads); enums serialize as numbers.
+    config.type_attribute(".", "#[derive(serde::Serialize)]");
     config.compile_protos(&files, &[root])?;
     Ok(())
 }

@@ -65,8 +65,17 @@ pub const RECON_PROJECTION: BucketSpec = BucketSpec {
     history: 1,
 };
 
+/// The dead-letter service's review queue: `e.<id>` entries (JSON, updated by compare-and-set,
+/// the revision is the API's ETag), `p.<id>` original payloads and `p.<id>.edited` edited ones,
+/// `job.<id>` bulk replay jobs and `lock.<name>` job locks. Independent of DLQ's age limit.
+pub const DEAD_LETTERS: BucketSpec = BucketSpec {
+    bucket: "dead_letters",
+    description: "Review queue: dead-letter entries, their payloads, and replay jobs.",
+    history: 1,
+};
+
 /// Every bucket.
-pub const ALL: [BucketSpec; 7] = [
+pub const ALL: [BucketSpec; 8] = [
     LEDGER,
     XERO_TOKENS,
     CONTACTS,
@@ -74,6 +83,7 @@ pub const ALL: [BucketSpec; 7] = [
     MAPPING_OVERLAY,
     INGEST_SECRETS,
     RECON_PROJECTION,
+    DEAD_LETTERS,
 ];
 
 impl BucketSpec {

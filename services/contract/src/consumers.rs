@@ -144,6 +144,24 @@ pub fn dead_letter() -> ConsumerSpec {
     }
 }
 
+/// The dead-letter service's consumer on XERO: invoice and credit-note facts resolve the
+/// entries of orders since written, and usage alerts go out on its alert channel.
+pub fn dead_letter_facts() -> ConsumerSpec {
+    ConsumerSpec {
+        stream: streams::XERO.name,
+        durable: "dead-letter-facts".to_owned(),
+        filter_subjects: vec![
+            "xero.*.invoice.*".to_owned(),
+            "xero.*.credit_note.*".to_owned(),
+            "xero.*.usage.*".to_owned(),
+        ],
+        ack_wait: Duration::from_secs(30),
+        max_deliver: 10,
+        backoff: backoff(),
+        max_ack_pending: 1000,
+    }
+}
+
 /// Consumer names allow letters, digits, `-` and `_`; anything else in a tenant id becomes `_`.
 fn consumer_token(raw: &str) -> String {
     raw.chars()

@@ -27,3 +27,6 @@ pub const RECEIVED_AT: &str = "Ledgerline-Received-At";
 pub const ORIGIN: &str = "Ledgerline-Origin";
 /// DLQ replays: the dead-letter id being replayed.
 pub const REPLAY_OF: &str = "Ledgerline-Replay-Of";
+/// DLQ replays after a fix: the `mapping_overlay` revision that holds the fix; a stage waits
+/// until its mapping has read that far before processing the replay.
+pub const OVERLAY_REVISION: &str = "Ledgerline-Overlay-Revision";

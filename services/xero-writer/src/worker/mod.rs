@@ -21,8 +21,8 @@ use crate::{Config, metrics_names as m};
 use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::{AckKind, Message, kv};
 use futures::StreamExt;
-use ledgerline_contract::subjects;
 use ledgerline_contract::v1::ReasonClass;
+use ledgerline_contract::{headers, subjects};
 use ledgerline_mapping::MappingHandle;
 use ledgerline_platform::publish::Publisher;
 use ledgerline_platform::telemetry;
@@ -233,6 +233,26 @@ impl TenantWorker {
 
     /// Converges one batch and settles every message in it.
     async fn process_batch(&mut self, msgs: Vec<Message>) {
+        // A replay after a fix names the overlay revision holding the fix: write it under the
+        // mapping that has read that far (bounded; past it the mapping in force is used, and an
+        // entry that fails again goes back to the review queue).
+        let needed = msgs
+            .iter()
+            .filter_map(|m| m.headers.as_ref()?.get(headers::OVERLAY_REVISION))
+            .filter_map(|v| v.as_str().parse::<u64>().ok())
+            .max();
+        if let Some(revision) = needed
+            && !self
+                .shared
+                .mapping
+                .overlay_at_least(revision, Duration::from_secs(10))
+                .await
+        {
+            tracing::warn!(
+                revision,
+                "Mapping overlay not read that far in time; writing under the mapping in force."
+            );
+        }
         let mapping = self.shared.mapping.current();
         let org = self.org.clone().expect("org read before processing");
         let tenant = self.tenant().to_owned();

@@ -1,0 +1,1095 @@
+//! The HTTP API: JSON under `/v1`, bearer tokens in two roles, ETag/If-Match on entries, CSV
+//! export, and `/openapi.json` generated from this code.
+
+use crate::actions::{ActionError, Actions, FixRequest, FixResult, ReplayResult};
+use crate::auth::{Caller, Tokens};
+use crate::decode;
+use crate::entry::{AuditEvent, Entry, FaultView, Note, Status, SuggestionView};
+use crate::filter::Filter;
+use crate::jobs::{Job, JobState, Jobs};
+use crate::store::{StoreError, Versioned};
+use axum::extract::{FromRef, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+/// Shared by the handlers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Actions on entries.
+    pub actions: Actions,
+    /// Bulk replays.
+    pub jobs: Jobs,
+    /// API tokens.
+    pub tokens: Tokens,
+}
+
+impl FromRef<AppState> for Tokens {
+    fn from_ref(s: &AppState) -> Tokens {
+        s.tokens.clone()
+    }
+}
+
+/// An API error: its status, and `{"error": {"code", "message"}}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+/// The error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable code: `unauthorized`, `forbidden`, `not_found`, `conflict`, `precondition_failed`,
+    /// `invalid`, `unavailable`.
+    pub code: String,
+    /// In words.
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 401.
+    pub fn unauthorized(m: &str) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", m)
+    }
+
+    /// 403.
+    pub fn forbidden(m: &str) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", m)
+    }
+
+    fn not_found(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", m)
+    }
+
+    fn invalid(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m)
+    }
+
+    fn bad_request(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", m)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (
+            self.status,
+            Json(ErrorBody {
+                error: ErrorDetail {
+                    code: self.code.to_owned(),
+                    message: self.message,
+                },
+            }),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"dead-letter\""),
+            );
+        }
+        r
+    }
+}
+
+impl From<ActionError> for ApiError {
+    fn from(e: ActionError) -> Self {
+        match e {
+            ActionError::Store(StoreError::NotFound(m)) => Self::not_found(format!("no {m}")),
+            ActionError::Store(StoreError::Conflict(id, rev)) => Self::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition_failed",
+                format!("entry {id} changed: it is at revision {rev} now (ETag \"{rev}\")"),
+            ),
+            ActionError::Store(StoreError::Refused(m)) => {
+                Self::new(StatusCode::CONFLICT, "conflict", m)
+            }
+            ActionError::Store(StoreError::Kv(m)) | ActionError::Unavailable(m) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
+            }
+            ActionError::Invalid(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
+        }
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// One entry in a list.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EntrySummary {
+    /// Id.
+    pub id: String,
+    /// Issue id.
+    pub issue: String,
+    /// Issue key.
+    pub issue_key: String,
+    /// Stage.
+    pub stage: String,
+    /// Reason class.
+    pub reason: String,
+    /// What is at fault.
+    pub fault: FaultView,
+    /// Error text.
+    pub error: String,
+    /// Store.
+    pub store: String,
+    /// `<store>/<order id>`.
+    pub entity: String,
+    /// Order number.
+    pub order_number: String,
+    /// Customer (masked for viewers).
+    pub customer: String,
+    /// Status.
+    pub status: Status,
+    /// Attempts.
+    pub attempts: u32,
+    /// Dead letters folded in.
+    pub occurrences: u32,
+    /// Replays so far.
+    pub replays: u32,
+    /// First seen.
+    pub first_seen: String,
+    /// Last seen.
+    pub last_seen: String,
+    /// Assignee.
+    pub assignee: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// The best suggestion, if any.
+    pub top_suggestion: Option<SuggestionView>,
+}
+
+impl EntrySummary {
+    fn of(e: &Entry, caller: &Caller) -> Self {
+        Self {
+            id: e.id.clone(),
+            issue: e.issue.clone(),
+            issue_key: e.issue_key.clone(),
+            stage: e.stage.clone(),
+            reason: e.reason.clone(),
+            fault: e.fault.clone(),
+            error: e.error.clone(),
+            store: e.store.clone(),
+            entity: e.entity.clone(),
+            order_number: e.order_number.clone(),
+            customer: masked(&e.customer, caller),
+            status: e.status,
+            attempts: e.attempts,
+            occurrences: e.occurrences,
+            replays: e.replays,
+            first_seen: e.first_seen.clone(),
+            last_seen: e.last_seen.clone(),
+            assignee: e.assignee.clone(),
+            tags: e.tags.clone(),
+            top_suggestion: e.suggestions.first().cloned(),
+        }
+    }
+}
+
+fn masked(s: &str, caller: &Caller) -> String {
+    if caller.masked() {
+        decode::mask_text(s)
+    } else {
+        s.to_owned()
+    }
+}
+
+/// A page of entries.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EntryPage {
+    /// Entries matching, in all.
+    pub total: usize,
+    /// This page.
+    pub entries: Vec<EntrySummary>,
+    /// The offset of the next page, if there is one.
+    pub next_offset: Option<usize>,
+}
+
+/// One entry in full.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EntryView {
+    /// The entry (customer masked for viewers).
+    #[serde(flatten)]
+    pub entry: Entry,
+    /// Its revision (also the ETag).
+    pub revision: u64,
+    /// The payload decoded: protobuf by schema, JSON as is; masked for viewers.
+    pub payload: Option<serde_json::Value>,
+    /// The operator's edited payload, decoded, if any.
+    pub edited_payload: Option<serde_json::Value>,
+    /// What would keep a replay exactly-once now.
+    pub replay_guard: String,
+}
+
+/// List parameters: the filters, then sort and paging.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Store.
+    pub store: Option<String>,
+    /// Stage.
+    pub stage: Option<String>,
+    /// Reason class.
+    pub reason: Option<String>,
+    /// Fault code.
+    pub fault: Option<String>,
+    /// Status (`open` covers `acknowledged` too).
+    pub status: Option<Status>,
+    /// Issue id.
+    pub issue: Option<String>,
+    /// Last seen at or after (RFC 3339).
+    pub from: Option<String>,
+    /// Last seen before (RFC 3339).
+    pub to: Option<String>,
+    /// Text: order number, customer, entity, error or id.
+    pub q: Option<String>,
+    /// `last_seen` (default), `first_seen`, `attempts` or `occurrences`.
+    pub sort: Option<String>,
+    /// `desc` (default) or `asc`.
+    pub order: Option<String>,
+    /// Page size, 1-500 (default 50).
+    pub limit: Option<usize>,
+    /// Entries to skip.
+    pub offset: Option<usize>,
+}
+
+impl ListQuery {
+    fn filter(&self) -> ApiResult<Filter> {
+        let f = Filter {
+            store: self.store.clone(),
+            stage: self.stage.clone(),
+            reason: self.reason.clone(),
+            fault: self.fault.clone(),
+            status: self.status,
+            issue: self.issue.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            q: self.q.clone(),
+        };
+        f.validate().map_err(ApiError::bad_request)?;
+        Ok(f)
+    }
+}
+
+fn matching(state: &AppState, filter: &Filter, caller: &Caller) -> Vec<Entry> {
+    state.actions.store().scan(|it| {
+        it.filter(|v| filter.matches(&v.entry, caller))
+            .map(|v| v.entry.clone())
+            .collect()
+    })
+}
+
+fn sort(entries: &mut [Entry], by: Option<&str>, order: Option<&str>) -> ApiResult<()> {
+    match by.unwrap_or("last_seen") {
+        "last_seen" => entries.sort_by(|a, b| a.last_seen.cmp(&b.last_seen)),
+        "first_seen" => entries.sort_by(|a, b| a.first_seen.cmp(&b.first_seen)),
+        "attempts" => entries.sort_by_key(|e| e.attempts),
+        "occurrences" => entries.sort_by_key(|e| e.occurrences),
+        other => return Err(ApiError::bad_request(format!("cannot sort by {other:?}"))),
+    }
+    match order.unwrap_or("desc") {
+        "desc" => entries.reverse(),
+        "asc" => {}
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "order {other:?}: asc or desc"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Lists entries.
+#[utoipa::path(get, path = "/v1/entries", params(ListQuery),
+    responses((status = 200, body = EntryPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<EntryPage>> {
+    let filter = q.filter()?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request("limit is 1 to 500"));
+    }
+    let offset = q.offset.unwrap_or(0);
+    // Only the matching summaries are built; the sort key is all the rest needs.
+    let mut entries = matching(&state, &filter, &caller);
+    sort(&mut entries, q.sort.as_deref(), q.order.as_deref())?;
+    let total = entries.len();
+    let page: Vec<EntrySummary> = entries
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|e| EntrySummary::of(e, &caller))
+        .collect();
+    let next_offset = (offset + page.len() < total).then_some(offset + page.len());
+    Ok(Json(EntryPage {
+        total,
+        entries: page,
+        next_offset,
+    }))
+}
+
+fn visible(state: &AppState, id: &str, caller: &Caller) -> ApiResult<Versioned> {
+    state
+        .actions
+        .store()
+        .get(id)
+        .filter(|v| caller.sees(&v.entry.store))
+        .ok_or_else(|| ApiError::not_found(format!("no entry {id}")))
+}
+
+fn if_match(headers: &HeaderMap) -> ApiResult<Option<u64>> {
+    let Some(v) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let s = v
+        .to_str()
+        .map_err(|_| ApiError::bad_request("If-Match is not text"))?
+        .trim()
+        .trim_start_matches("W/")
+        .trim_matches('"');
+    if s == "*" {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|_| ApiError::bad_request(format!("If-Match {s:?} is not an ETag of an entry")))
+}
+
+async fn view(state: &AppState, v: Versioned, caller: &Caller) -> ApiResult<Response> {
+    let store = state.actions.store();
+    let schema = v.entry.schema().to_owned();
+    let read = |p: Option<Bytes>| {
+        p.and_then(|p| decode::view(&schema, &p)).map(|mut j| {
+            if caller.masked() {
+                decode::mask(&mut j);
+            }
+            j
+        })
+    };
+    let payload = read(store.payload(&v.entry.id, false).await.ok().flatten());
+    let edited_payload = if v.entry.edited {
+        read(store.payload(&v.entry.id, true).await.ok().flatten())
+    } else {
+        None
+    };
+    let mut entry = v.entry;
+    entry.customer = masked(&entry.customer, caller);
+    let replay_guard = crate::actions::guard_of(&entry);
+    let etag = format!("\"{}\"", v.revision);
+    let mut r = Json(EntryView {
+        entry,
+        revision: v.revision,
+        payload,
+        edited_payload,
+        replay_guard,
+    })
+    .into_response();
+    r.headers_mut().insert(
+        header::ETAG,
+        HeaderValue::from_str(&etag).expect("an ETag is ASCII"),
+    );
+    Ok(r)
+}
+
+/// Shows one entry: decoded payload, suggestions, audit trail.
+#[utoipa::path(get, path = "/v1/entries/{id}", params(("id" = String, Path, description = "Entry id")),
+    responses((status = 200, body = EntryView, headers(("ETag" = String))), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let v = visible(&state, &id, &caller)?;
+    view(&state, v, &caller).await
+}
+
+/// The original payload as stored (operators only: it holds customer data).
+#[utoipa::path(get, path = "/v1/entries/{id}/payload", params(("id" = String, Path, description = "Entry id")),
+    responses((status = 200, description = "The payload bytes", content_type = "application/octet-stream"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn payload(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    caller.operator()?;
+    let v = visible(&state, &id, &caller)?;
+    let p = state
+        .actions
+        .store()
+        .payload(&v.entry.id, v.entry.edited)
+        .await
+        .map_err(ActionError::from)?
+        .ok_or_else(|| ApiError::not_found("no payload kept"))?;
+    let ct = v
+        .entry
+        .headers
+        .get(ledgerline_contract::headers::CONTENT_TYPE)
+        .cloned()
+        .unwrap_or_else(|| "application/octet-stream".into());
+    Ok(([(header::CONTENT_TYPE, ct)], p).into_response())
+}
+
+/// Edits the payload (writer-stage entries); the next replay sends the edit.
+#[utoipa::path(put, path = "/v1/entries/{id}/payload", params(("id" = String, Path, description = "Entry id")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, body = EntryView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 412, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn edit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    caller.operator()?;
+    visible(&state, &id, &caller)?;
+    let v = state
+        .actions
+        .edit(&id, &caller.name, if_match(&headers)?, body)
+        .await?;
+    view(&state, v, &caller).await
+}
+
+/// Replays one entry.
+#[utoipa::path(post, path = "/v1/entries/{id}/replay", params(("id" = String, Path, description = "Entry id")),
+    responses((status = 200, body = ReplayResult), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 412, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn replay(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<ReplayResult>> {
+    caller.operator()?;
+    visible(&state, &id, &caller)?;
+    Ok(Json(
+        state
+            .actions
+            .replay(&id, &caller.name, if_match(&headers)?, 0)
+            .await?,
+    ))
+}
+
+/// A reason for discarding or ignoring.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReasonBody {
+    /// Why.
+    pub reason: String,
+}
+
+async fn close(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    headers: HeaderMap,
+    status: Status,
+    reason: String,
+) -> ApiResult<Response> {
+    caller.operator()?;
+    visible(&state, &id, &caller)?;
+    let v = state
+        .actions
+        .close(&id, &caller.name, if_match(&headers)?, status, &reason)
+        .await
+        .map_err(|e| match e {
+            ActionError::Invalid(m) => ApiError::invalid(m),
+            e => e.into(),
+        })?;
+    view(&state, v, &caller).await
+}
+
+/// Discards an entry, with a reason.
+#[utoipa::path(post, path = "/v1/entries/{id}/discard", params(("id" = String, Path, description = "Entry id")), request_body = ReasonBody,
+    responses((status = 200, body = EntryView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn discard(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(b): Json<ReasonBody>,
+) -> ApiResult<Response> {
+    close(state, caller, id, headers, Status::Discarded, b.reason).await
+}
+
+/// Ignores an entry, with a reason (kept, never removed).
+#[utoipa::path(post, path = "/v1/entries/{id}/ignore", params(("id" = String, Path, description = "Entry id")), request_body = ReasonBody,
+    responses((status = 200, body = EntryView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn ignore(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(b): Json<ReasonBody>,
+) -> ApiResult<Response> {
+    close(state, caller, id, headers, Status::Ignored, b.reason).await
+}
+
+/// Acknowledge, assign, tag or note.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct Annotation {
+    /// `acknowledge`, `assign`, `tag` or `note`.
+    pub action: String,
+    /// For `assign`: who (empty unassigns).
+    pub assignee: Option<String>,
+    /// For `tag`: tags to add.
+    #[serde(default)]
+    pub add: Vec<String>,
+    /// For `tag`: tags to remove.
+    #[serde(default)]
+    pub remove: Vec<String>,
+    /// For `note`: the text.
+    pub text: Option<String>,
+}
+
+/// Acknowledges, assigns, tags or notes an entry.
+#[utoipa::path(post, path = "/v1/entries/{id}/annotate", params(("id" = String, Path, description = "Entry id")), request_body = Annotation,
+    responses((status = 200, body = EntryView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn annotate(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(a): Json<Annotation>,
+) -> ApiResult<Response> {
+    caller.operator()?;
+    visible(&state, &id, &caller)?;
+    let expected = if_match(&headers)?;
+    let who = caller.name.clone();
+    let actions = &state.actions;
+    let v = match a.action.as_str() {
+        "acknowledge" => {
+            actions
+                .annotate(&id, &who, expected, "acknowledged", |e| {
+                    (e.status == Status::Open).then(|| {
+                        e.set_status(Status::Acknowledged);
+                        "acknowledged".to_owned()
+                    })
+                })
+                .await?
+        }
+        "assign" => {
+            let to = a.assignee.clone().unwrap_or_default().trim().to_owned();
+            if to.len() > 200 {
+                return Err(ApiError::invalid("assignee is at most 200 characters"));
+            }
+            actions
+                .annotate(&id, &who, expected, "assigned", |e| {
+                    let new = (!to.is_empty()).then(|| to.clone());
+                    (e.assignee != new).then(|| {
+                        e.assignee = new.clone();
+                        new.map_or("unassigned".to_owned(), |n| format!("assigned to {n}"))
+                    })
+                })
+                .await?
+        }
+        "tag" => {
+            if a.add.iter().any(|t| t.trim().is_empty() || t.len() > 64) {
+                return Err(ApiError::invalid("tags are 1 to 64 characters"));
+            }
+            actions
+                .annotate(&id, &who, expected, "tagged", |e| {
+                    let before = e.tags.clone();
+                    e.tags.retain(|t| !a.remove.contains(t));
+                    for t in &a.add {
+                        if !e.tags.contains(&t.trim().to_owned()) {
+                            e.tags.push(t.trim().to_owned());
+                        }
+                    }
+                    (e.tags != before).then(|| format!("tags: {}", e.tags.join(", ")))
+                })
+                .await?
+        }
+        "note" => {
+            let text = a.text.clone().unwrap_or_default().trim().to_owned();
+            if text.is_empty() || text.len() > 10_000 {
+                return Err(ApiError::invalid("a note is 1 to 10,000 characters"));
+            }
+            actions
+                .annotate(&id, &who, expected, "noted", |e| {
+                    e.notes.push(Note {
+                        at: crate::entry::now(),
+                        who: who.clone(),
+                        text: text.clone(),
+                    });
+                    Some("note added".to_owned())
+                })
+                .await?
+        }
+        other => {
+            return Err(ApiError::invalid(format!(
+                "action {other:?}: acknowledge, assign, tag or note"
+            )));
+        }
+    };
+    view(&state, v, &caller).await
+}
+
+/// One issue: entries grouped by stage + fault.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssueView {
+    /// `iss-...`.
+    pub id: String,
+    /// stage/code/field/value.
+    pub key: String,
+    /// Stage.
+    pub stage: String,
+    /// Reason class.
+    pub reason: String,
+    /// What is at fault.
+    pub fault: FaultView,
+    /// Stores it appears in.
+    pub stores: Vec<String>,
+    /// Open entries (open or acknowledged).
+    pub open: usize,
+    /// Entries in all, by status.
+    pub statuses: BTreeMap<String, usize>,
+    /// First seen of the oldest open entry.
+    pub oldest_open: Option<String>,
+    /// Its age in seconds.
+    pub oldest_open_age_seconds: Option<i64>,
+    /// Last seen of any entry.
+    pub last_seen: String,
+    /// An error text of it.
+    pub sample_error: String,
+    /// An entry of it.
+    pub sample_entry: String,
+    /// The suggestions of its latest entry.
+    pub suggestions: Vec<SuggestionView>,
+}
+
+/// Issue list parameters.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct IssueQuery {
+    /// Store.
+    pub store: Option<String>,
+    /// Stage.
+    pub stage: Option<String>,
+    /// Only issues with open entries (default true).
+    pub open: Option<bool>,
+}
+
+fn issues_of(state: &AppState, caller: &Caller, q: &IssueQuery) -> Vec<IssueView> {
+    let mut by: BTreeMap<String, IssueView> = BTreeMap::new();
+    let now = chrono::Utc::now();
+    state.actions.store().scan(|it| {
+        for v in it {
+            let e = &v.entry;
+            if !caller.sees(&e.store)
+                || q.store.as_deref().is_some_and(|s| s != e.store)
+                || q.stage.as_deref().is_some_and(|s| s != e.stage)
+            {
+                continue;
+            }
+            let i = by.entry(e.issue.clone()).or_insert_with(|| IssueView {
+                id: e.issue.clone(),
+                key: e.issue_key.clone(),
+                stage: e.stage.clone(),
+                reason: e.reason.clone(),
+                fault: e.fault.clone(),
+                stores: vec![],
+                open: 0,
+                statuses: BTreeMap::new(),
+                oldest_open: None,
+                oldest_open_age_seconds: None,
+                last_seen: String::new(),
+                sample_error: e.error.clone(),
+                sample_entry: e.id.clone(),
+                suggestions: vec![],
+            });
+            if !i.stores.contains(&e.store) {
+                i.stores.push(e.store.clone());
+            }
+            *i.statuses.entry(e.status.as_str().to_owned()).or_insert(0) += 1;
+            if e.status.is_open() {
+                i.open += 1;
+                if i.oldest_open.as_ref().is_none_or(|o| e.first_seen < *o) {
+                    i.oldest_open = Some(e.first_seen.clone());
+                }
+            }
+            if e.last_seen > i.last_seen {
+                i.last_seen = e.last_seen.clone();
+                i.sample_error = e.error.clone();
+                i.sample_entry = e.id.clone();
+                i.suggestions = e.suggestions.clone();
+            }
+        }
+    });
+    let only_open = q.open.unwrap_or(true);
+    let mut out: Vec<IssueView> = by
+        .into_values()
+        .filter(|i| !only_open || i.open > 0)
+        .map(|mut i| {
+            i.stores.sort();
+            i.oldest_open_age_seconds = i.oldest_open.as_deref().and_then(|o| {
+                chrono::DateTime::parse_from_rfc3339(o)
+                    .ok()
+                    .map(|t| now.signed_duration_since(t).num_seconds())
+            });
+            i
+        })
+        .collect();
+    out.sort_by(|a, b| b.open.cmp(&a.open).then(a.key.cmp(&b.key)));
+    out
+}
+
+/// Lists issues, the most open entries first.
+#[utoipa::path(get, path = "/v1/issues", params(IssueQuery),
+    responses((status = 200, body = Vec<IssueView>), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn issues(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<IssueQuery>,
+) -> ApiResult<Json<Vec<IssueView>>> {
+    Ok(Json(issues_of(&state, &caller, &q)))
+}
+
+/// Shows one issue.
+#[utoipa::path(get, path = "/v1/issues/{id}", params(("id" = String, Path, description = "Issue id")),
+    responses((status = 200, body = IssueView), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn issue(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<IssueView>> {
+    let q = IssueQuery {
+        open: Some(false),
+        ..Default::default()
+    };
+    issues_of(&state, &caller, &q)
+        .into_iter()
+        .find(|i| i.id == id)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no issue {id}")))
+}
+
+/// Applies a suggestion (or a rule) to an issue, then replays its open entries.
+#[utoipa::path(post, path = "/v1/issues/{id}/fix", params(("id" = String, Path, description = "Issue id")), request_body = FixRequest,
+    responses((status = 200, body = FixResult), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn fix(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<FixRequest>,
+) -> ApiResult<Json<FixResult>> {
+    caller.operator()?;
+    let c = caller.clone();
+    state
+        .actions
+        .fix(&id, &req, &caller.name, move |e| c.sees(&e.store))
+        .await
+        .map(Json)
+        .map_err(|e| match e {
+            ActionError::Invalid(m) => ApiError::invalid(m),
+            e => e.into(),
+        })
+}
+
+/// A bulk replay request.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct BulkReplay {
+    /// What to replay.
+    #[serde(default)]
+    pub filter: Filter,
+    /// Count only.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// A dry run's answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DryRun {
+    /// Entries a run would replay.
+    pub count: usize,
+}
+
+/// Starts a bulk replay (202 with the job), or counts what one would replay (`dry_run`).
+#[utoipa::path(post, path = "/v1/replays", request_body = BulkReplay,
+    responses((status = 202, body = Job), (status = 200, body = DryRun), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn start_bulk(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<BulkReplay>,
+) -> ApiResult<Response> {
+    caller.operator()?;
+    req.filter.validate().map_err(ApiError::bad_request)?;
+    if req.dry_run {
+        let count = state.jobs.covered(&req.filter, &caller).len();
+        return Ok(Json(DryRun { count }).into_response());
+    }
+    let job = state.jobs.start(req.filter, &caller).await?;
+    Ok((StatusCode::ACCEPTED, Json(job)).into_response())
+}
+
+/// A bulk replay's progress.
+#[utoipa::path(get, path = "/v1/replays/{id}", params(("id" = String, Path, description = "Job id")),
+    responses((status = 200, body = Job), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn bulk_status(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Job>> {
+    state
+        .jobs
+        .get(&id)
+        .await
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no job {id}")))
+}
+
+/// Cancels a bulk replay; it stops before its next entry.
+#[utoipa::path(post, path = "/v1/replays/{id}/cancel", params(("id" = String, Path, description = "Job id")),
+    responses((status = 200, body = Job), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn bulk_cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Job>> {
+    caller.operator()?;
+    Ok(Json(state.jobs.cancel(&id).await?))
+}
+
+/// Reprocess a window of RAW through the normalizer.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReprocessWindow {
+    /// Store.
+    pub store: String,
+    /// RFC 3339: from this instant.
+    pub from: String,
+    /// RFC 3339: up to this instant.
+    pub to: String,
+    /// Count only.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// What reprocessing a window did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WindowResult {
+    /// RAW events in the window.
+    pub raw_events: usize,
+    /// Outcomes by name (`published`, `unchanged`, `dead_lettered`, ...).
+    pub outcomes: BTreeMap<String, usize>,
+    /// The mapping revision they were processed under.
+    pub mapping_revision: String,
+}
+
+/// The most RAW events one window request covers.
+const WINDOW_LIMIT: usize = 100_000;
+
+/// Reprocesses a time window of RAW through the normalizer (nothing is appended to RAW).
+#[utoipa::path(post, path = "/v1/reprocess", request_body = ReprocessWindow,
+    responses((status = 200, body = WindowResult), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn reprocess_window(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<ReprocessWindow>,
+) -> ApiResult<Json<WindowResult>> {
+    caller.operator()?;
+    if !caller.sees(&req.store) || !ledgerline_contract::is_valid_token(&req.store) {
+        return Err(ApiError::not_found(format!("no store {:?}", req.store)));
+    }
+    let parse = |name: &str, t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(|e| ApiError::bad_request(format!("{name}: {t:?} is not RFC 3339 ({e})")))
+    };
+    let (from, to) = (parse("from", &req.from)?, parse("to", &req.to)?);
+    if to < from {
+        return Err(ApiError::bad_request("to is before from"));
+    }
+    let seqs = state
+        .actions
+        .raw_window(&req.store, from, to, WINDOW_LIMIT)
+        .await?;
+    let mut out = WindowResult {
+        raw_events: seqs.len(),
+        outcomes: BTreeMap::new(),
+        mapping_revision: String::new(),
+    };
+    if req.dry_run {
+        return Ok(Json(out));
+    }
+    for chunk in seqs.chunks(100) {
+        let reply = state
+            .actions
+            .request_reprocess(ledgerline_contract::v1::ReprocessRequest {
+                raw_sequences: chunk.to_vec(),
+                ..Default::default()
+            })
+            .await?;
+        out.mapping_revision = reply.mapping_revision.clone();
+        for r in &reply.results {
+            let name = r
+                .outcome()
+                .as_str_name()
+                .trim_start_matches("REPROCESS_OUTCOME_")
+                .to_lowercase();
+            *out.outcomes.entry(name).or_insert(0) += 1;
+        }
+    }
+    metrics::counter!("dead_letter_actions_total", "action" => "reprocess_window").increment(1);
+    Ok(Json(out))
+}
+
+/// Entries matching the filters, as CSV.
+#[utoipa::path(get, path = "/v1/export.csv", params(ListQuery),
+    responses((status = 200, description = "CSV, one entry per row", content_type = "text/csv"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn export(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Response> {
+    let filter = q.filter()?;
+    let mut entries = matching(&state, &filter, &caller);
+    sort(&mut entries, q.sort.as_deref(), q.order.as_deref())?;
+    let mut out = String::from(
+        "id,issue,stage,reason,fault_code,fault_field,fault_value,status,store,entity,order_number,customer,attempts,occurrences,replays,first_seen,last_seen,assignee,tags,error\n",
+    );
+    for e in &entries {
+        let row = [
+            e.id.clone(),
+            e.issue_key.clone(),
+            e.stage.clone(),
+            e.reason.clone(),
+            e.fault.code.clone(),
+            e.fault.field.clone(),
+            e.fault.value.clone(),
+            e.status.as_str().to_owned(),
+            e.store.clone(),
+            e.entity.clone(),
+            e.order_number.clone(),
+            masked(&e.customer, &caller),
+            e.attempts.to_string(),
+            e.occurrences.to_string(),
+            e.replays.to_string(),
+            e.first_seen.clone(),
+            e.last_seen.clone(),
+            e.assignee.clone().unwrap_or_default(),
+            e.tags.join(" "),
+            e.error.clone(),
+        ];
+        out.push_str(&row.iter().map(|c| csv(c)).collect::<Vec<_>>().join(","));
+        out.push('\n');
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"dead-letters.csv\"",
+            ),
+        ],
+        out,
+    )
+        .into_response())
+}
+
+/// One CSV field; a leading formula character is neutralised (CSV injection).
+fn csv(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The API's OpenAPI document.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "Ledgerline dead-letter API", description = "The review queue: dead letters grouped into issues, with suggestions, fix and replay."),
+    paths(list, show, payload, edit, replay, discard, ignore, annotate, issues, issue, fix, start_bulk, bulk_status, bulk_cancel, reprocess_window, export),
+    components(schemas(EntryPage, EntrySummary, EntryView, Entry, FaultView, SuggestionView, AuditEvent, Note, Status, ReplayResult, ReasonBody, Annotation, IssueView, FixRequest, FixResult, BulkReplay, DryRun, Job, JobState, Filter, ReprocessWindow, WindowResult, ErrorBody, ErrorDetail)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+/// The API routes.
+pub fn router(state: AppState) -> Router {
+    let doc = ApiDoc::openapi();
+    Router::new()
+        .route("/v1/entries", get(list))
+        .route("/v1/entries/{id}", get(show))
+        .route("/v1/entries/{id}/payload", get(payload).put(edit))
+        .route("/v1/entries/{id}/replay", post(replay))
+        .route("/v1/entries/{id}/discard", post(discard))
+        .route("/v1/entries/{id}/ignore", post(ignore))
+        .route("/v1/entries/{id}/annotate", post(annotate))
+        .route("/v1/issues", get(issues))
+        .route("/v1/issues/{id}", get(issue))
+        .route("/v1/issues/{id}/fix", post(fix))
+        .route("/v1/replays", post(start_bulk))
+        .route("/v1/replays/{id}", get(bulk_status))
+        .route("/v1/replays/{id}/cancel", post(bulk_cancel))
+        .route("/v1/reprocess", post(reprocess_window))
+        .route("/v1/export.csv", get(export))
+        .route(
+            "/openapi.json",
+            get(move || async move { Json(doc.clone()) }),
+        )
+        .with_state(state)
+}
+
+impl JobState {
+    /// Whether the job has stopped.
+    pub fn stopped(self) -> bool {
+        matches!(self, Self::Cancelled | Self::Finished)
+    }
+}

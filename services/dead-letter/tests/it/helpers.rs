@@ -1,0 +1,282 @@
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, Context};
+use ledgerline_contract::headers;
+use ledgerline_testkit::{NatsServer, ServiceProcess, find_workspace_binary};
+use serde_json::Value;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub const OPERATOR: &str = "operator-token-0123456789";
+pub const VIEWER: &str = "viewer-token-0123456789";
+pub const OUTLET_VIEWER: &str = "outlet-viewer-token-0123";
+pub const SANDBOX_ADMIN: &str = "sandbox-admin";
+pub const WAIT: Duration = Duration::from_secs(60);
+
+pub fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_dead-letter"))
+}
+
+fn workspace(name: &str) -> PathBuf {
+    find_workspace_binary(name)
+        .unwrap_or_else(|| panic!("{name} is not built: run `cargo build --workspace --bins`"))
+}
+
+/// The normalizer's golden inputs.
+pub fn example(name: &str) -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../normalizer/tests/golden/inputs")
+        .join(name);
+    std::fs::read(p).expect("input exists")
+}
+
+/// A Clarity order body with another event id, order id and number, and a tax code on its
+/// second item.
+pub fn order(event: &str, id: u64, tax_code: &str) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(&example("err_unknown_tax_code.json")).unwrap();
+    v["id"] = event.into();
+    v["data"]["ID"] = id.into();
+    v["data"]["CustomKey"] = format!("SO-{id:06}").into();
+    v["data"]["SalesItems"][1]["ProductTaxCode"] = tax_code.into();
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// What a test runs beside the dead-letter service.
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    /// The normalizer, the writer and the sandbox.
+    pub pipeline: bool,
+    /// A mapping file for the normalizer, the writer and the dead-letter service.
+    pub mapping: Option<String>,
+    /// Extra environment for the dead-letter service.
+    pub env: Vec<(String, String)>,
+}
+
+pub struct Stack {
+    pub nats: NatsServer,
+    pub sandbox: Option<ServiceProcess>,
+    pub normalizer: Option<ServiceProcess>,
+    pub writer: Option<ServiceProcess>,
+    pub dl: ServiceProcess,
+    pub js: Context,
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Stack {
+    pub async fn start(opts: Options) -> Self {
+        ledgerline_platform::tls::install_crypto_provider();
+        let nats = tokio::task::spawn_blocking(NatsServer::start)
+            .await
+            .unwrap();
+        let url = nats.url();
+        let dir = tempfile::tempdir().unwrap();
+        let mapping = opts.mapping.as_ref().map(|m| {
+            let p = dir.path().join("mapping.toml");
+            std::fs::write(&p, m).unwrap();
+            p.to_string_lossy().to_string()
+        });
+        let mut env: Vec<(&str, &str)> = vec![("NATS_URL", &url)];
+        if let Some(m) = &mapping {
+            env.push(("MAPPING_FILE", m));
+        }
+        let (mut sandbox, mut normalizer, mut writer) = (None, None, None);
+        if opts.pipeline {
+            let s = ServiceProcess::start(&workspace("xero-sandbox"), &[], &[]);
+            let base = s.base_url();
+            let api = format!("{base}/api.xro/2.0");
+            let mut wenv = env.clone();
+            wenv.extend([
+                ("XERO_IDENTITY_URL", base.as_str()),
+                ("XERO_API_URL", api.as_str()),
+                ("WRITER_MAX_LINGER", "100ms"),
+            ]);
+            normalizer = Some(ServiceProcess::start(
+                &workspace("normalizer"),
+                &["--mapping-poll", "100ms"],
+                &env,
+            ));
+            writer = Some(ServiceProcess::start(&workspace("xero-writer"), &[], &wenv));
+            sandbox = Some(s);
+        }
+        let tokens = format!("operator:{OPERATOR};viewer:{VIEWER};viewer:{OUTLET_VIEWER}:outlet");
+        let mut denv = env.clone();
+        denv.push(("DEAD_LETTER_TOKENS", &tokens));
+        denv.extend(opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let dl = ServiceProcess::start(binary(), &[], &denv);
+        let client = async_nats::connect(&url).await.unwrap();
+        Self {
+            nats,
+            sandbox,
+            normalizer,
+            writer,
+            dl,
+            js: jetstream::new(client),
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    pub fn output(&self) -> String {
+        let mut s = format!("--- dead-letter\n{}", self.dl.output());
+        for (name, p) in [("normalizer", &self.normalizer), ("writer", &self.writer)] {
+            if let Some(p) = p {
+                s.push_str(&format!("--- {name}\n{}", p.output()));
+            }
+        }
+        s
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.dl.base_url())
+    }
+
+    /// GET with a token; the status and the JSON body.
+    pub async fn get(&self, token: Option<&str>, path: &str) -> (u16, Value) {
+        let mut r = self.http.get(self.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POST JSON with a token; the status and the JSON body.
+    pub async fn post(&self, token: Option<&str>, path: &str, body: Value) -> (u16, Value) {
+        let mut r = self.http.post(self.url(path)).json(&body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Issues with open entries.
+    pub async fn issues(&self) -> Vec<Value> {
+        let (s, v) = self.get(Some(OPERATOR), "/v1/issues").await;
+        assert_eq!(s, 200, "{v}");
+        v.as_array().cloned().unwrap_or_default()
+    }
+
+    pub async fn entry(&self, id: &str) -> Value {
+        let (s, v) = self.get(Some(OPERATOR), &format!("/v1/entries/{id}")).await;
+        assert_eq!(s, 200, "{v}");
+        v
+    }
+
+    /// Stores a raw event in RAW the way webhook-ingest does.
+    pub async fn publish_raw(&self, id: &str, topic: &str, body: Vec<u8>) {
+        let mut h = HeaderMap::new();
+        h.insert(headers::MSG_ID, id);
+        h.insert(headers::WEBHOOK_ID, id);
+        h.insert(headers::CLARITY_TOPIC, topic);
+        h.insert(headers::CLARITY_STORE, "main");
+        h.insert(headers::ORIGIN, "webhook");
+        h.insert(headers::SCHEMA, ledgerline_contract::RAW_CLARITY_SCHEMA);
+        self.js
+            .publish_with_headers(format!("raw.clarity.main.{topic}"), h, body.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    pub async fn count(&self, stream: &str) -> u64 {
+        match self.js.get_stream(stream).await {
+            Ok(mut s) => s.info().await.map(|i| i.state.messages).unwrap_or(0),
+            Err(_) => 0,
+        }
+    }
+
+    /// The sandbox's first tenant's invoices.
+    pub async fn invoices(&self) -> Vec<Value> {
+        let base = self.sandbox.as_ref().expect("a sandbox").base_url();
+        let tenants: Value = self
+            .http
+            .get(format!("{base}/admin/tenants"))
+            .bearer_auth(SANDBOX_ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let tenant = tenants[0]["tenant_id"].as_str().unwrap().to_owned();
+        let docs: Value = self
+            .http
+            .get(format!("{base}/admin/tenants/{tenant}/documents"))
+            .bearer_auth(SANDBOX_ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        docs["Invoices"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Invoices whose number or reference names `order_number`.
+    pub async fn invoices_of(&self, order_number: &str) -> usize {
+        self.invoices()
+            .await
+            .iter()
+            .filter(|i| {
+                i["InvoiceNumber"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains(order_number)
+                    || i["Reference"].as_str().unwrap_or("").contains(order_number)
+            })
+            .count()
+    }
+
+    /// True once every ORDERS consumer has nothing pending or unacked: the writer has handled
+    /// everything published so far.
+    pub async fn orders_settled(&self) -> bool {
+        let Ok(stream) = self.js.get_stream("ORDERS").await else {
+            return false;
+        };
+        let mut names = stream.consumer_names();
+        let mut all = Vec::new();
+        use futures::StreamExt;
+        while let Some(Ok(n)) = names.next().await {
+            all.push(n);
+        }
+        if all.is_empty() {
+            return false;
+        }
+        for n in all {
+            let Ok(mut c) = stream
+                .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&n)
+                .await
+            else {
+                return false;
+            };
+            match c.info().await {
+                Ok(i) if i.num_pending == 0 && i.num_ack_pending == 0 => {}
+                _ => return false,
+            }
+        }
+        true
+    }
+}
+
+/// Polls `check` every 50 ms until true or `timeout`.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
