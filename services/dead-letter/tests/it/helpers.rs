@@ -280,3 +280,54 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Stores a dead letter on DLQ as a stage would: `n` distinguishes otherwise equal ones.
+pub async fn publish_dead_letter(js: &Context, store: &str, order: u64, fault_value: &str) {
+    use ledgerline_contract::v1::{ReasonClass, Stage, Suggestion};
+    use ledgerline_platform::dead_letter::{DeadLetterBuilder, fault};
+    let body = serde_json::json!({
+        "id": format!("evt_{store}_{order}"),
+        "type": "sales_order.created",
+        "data": {
+            "ID": order,
+            "CustomKey": format!("SO-{order:06}"),
+            "Version": 1,
+            "UserContactEmail": format!("buyer{order}@example.co.nz"),
+            "BillingContact": {"FirstName": "Aroha", "Address1": "12 Queen Street"}
+        }
+    });
+    let mut h = HeaderMap::new();
+    h.insert(headers::MSG_ID, format!("evt_{store}_{order}").as_str());
+    h.insert(headers::SCHEMA, ledgerline_contract::RAW_CLARITY_SCHEMA);
+    h.insert(headers::CLARITY_STORE, store);
+    let dl = DeadLetterBuilder::new(
+        Stage::Normalizer,
+        ReasonClass::Mapping,
+        format!("item {order}: tax code \"{fault_value}\" is not in the mapping's [tax_codes]"),
+        &format!("raw.clarity.{store}.sales_order.created"),
+        &serde_json::to_vec(&body).unwrap(),
+    )
+    .headers(Some(&h))
+    .origin("RAW", order)
+    .store(store)
+    .entity(&format!("{store}/{order}"))
+    .fault(fault("unknown_tax_code", "tax_code", fault_value))
+    .suggestions(vec![Suggestion {
+        field: format!("tax_codes.{fault_value}"),
+        suggested_value: "rate = \"0.15\", tax_type = \"OUTPUT2\"".into(),
+        score: 0.9,
+        reason: "the rate of GST15".into(),
+        rule: format!("[tax_codes.\"{fault_value}\"]\nrate = \"0.15\"\ntax_type = \"OUTPUT2\"\n"),
+        ..Default::default()
+    }])
+    .build();
+    let mut dh = HeaderMap::new();
+    dh.insert(headers::MSG_ID, dl.id.as_str());
+    dh.insert(headers::SCHEMA, "ledgerline.v1.DeadLetter");
+    use prost::Message;
+    js.publish_with_headers("dlq.normalizer.mapping", dh, dl.encode_to_vec().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
