@@ -3,8 +3,8 @@
 //! writer's ledger keeps the effect exactly-once), and a normalizer-stage replay asks the
 //! normalizer to reprocess the RAW sequence, never appending to RAW.
 
-use crate::entry::{Entry, Status, now};
-use crate::store::{Store, StoreError, Versioned};
+use crate::entry::{Entry, Status, Summary, now};
+use crate::store::{Indexed, Store, StoreError, Versioned};
 use async_nats::HeaderMap;
 use async_nats::jetstream::Context;
 use bytes::Bytes;
@@ -143,7 +143,7 @@ impl Actions {
             .await?;
         let entry = claimed.entry;
         let n = entry.replays;
-        let guard = guard_of(&entry);
+        let guard = guard_of(&entry.stage, &entry.first_seen, &entry.entity);
         let sent = if entry.stage == "normalizer" {
             self.reprocess(&entry, n, overlay_revision).await
         } else {
@@ -365,9 +365,9 @@ impl Actions {
         issue: &str,
         req: &FixRequest,
         who: &str,
-        visible: impl Fn(&Entry) -> bool,
+        visible: impl Fn(&Summary) -> bool,
     ) -> Result<FixResult, ActionError> {
-        let entries: Vec<Versioned> = self
+        let entries: Vec<Indexed> = self
             .store
             .of_issue(issue)
             .into_iter()
@@ -434,7 +434,7 @@ impl Actions {
                     replay: v.entry.replays + 1,
                     outcome: "skipped".into(),
                     detail: e.to_string(),
-                    guard: guard_of(&v.entry),
+                    guard: guard_of(&v.entry.stage, &v.entry.first_seen, &v.entry.entity),
                     status: v.entry.status,
                 },
             };
@@ -563,12 +563,12 @@ impl Actions {
                 current.entry.status.as_str()
             )));
         }
-        if !current.entry.schema().is_empty()
-            && crate::decode::view(current.entry.schema(), &payload).is_none()
+        if !current.entry.schema.is_empty()
+            && crate::decode::view(&current.entry.schema, &payload).is_none()
         {
             return Err(ActionError::Invalid(format!(
                 "the edited payload is not a valid {}",
-                current.entry.schema()
+                current.entry.schema
             )));
         }
         self.store.put_edited(id, payload.clone()).await?;
@@ -639,25 +639,22 @@ impl Actions {
     }
 }
 
-/// Which guard keeps a replay of `entry` exactly-once.
-pub fn guard_of(entry: &Entry) -> String {
-    let inside = chrono::DateTime::parse_from_rfc3339(&entry.first_seen)
+/// Which guard keeps a replay exactly-once, for an entry of `stage` first seen at
+/// `first_seen` (RFC 3339) about `entity`.
+pub fn guard_of(stage: &str, first_seen: &str, entity: &str) -> String {
+    let inside = chrono::DateTime::parse_from_rfc3339(first_seen)
         .map(|t| {
             chrono::Utc::now().signed_duration_since(t)
                 < chrono::Duration::from_std(XERO_IDEMPOTENCY_WINDOW).expect("fits")
         })
         .unwrap_or(false);
-    if entry.stage == "normalizer" {
+    if stage == "normalizer" {
         "canonical event ids (source event + mapping revision) and the writer's ledger".to_owned()
     } else if inside {
         format!(
-            "Xero's Idempotency-Key (inside its 6-minute window) and the writer's ledger ({})",
-            entry.entity
+            "Xero's Idempotency-Key (inside its 6-minute window) and the writer's ledger ({entity})"
         )
     } else {
-        format!(
-            "the writer's ledger ({}): outside Xero's 6-minute idempotency window",
-            entry.entity
-        )
+        format!("the writer's ledger ({entity}): outside Xero's 6-minute idempotency window")
     }
 }

@@ -20,9 +20,7 @@ impl Alerts {
     pub fn new(url: Option<SecretString>, threshold: usize) -> Self {
         Self {
             url,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
+            http: ledgerline_platform::tls::http_client("ledgerline-dead-letter")
                 .expect("an HTTP client"),
             threshold,
             over: Arc::default(),

@@ -4,10 +4,10 @@
 use crate::actions::{ActionError, Actions, FixRequest, FixResult, ReplayResult};
 use crate::auth::{Caller, Tokens};
 use crate::decode;
-use crate::entry::{AuditEvent, Entry, FaultView, Note, Status, SuggestionView};
+use crate::entry::{AuditEvent, Entry, FaultView, Note, Status, SuggestionView, Summary};
 use crate::filter::Filter;
 use crate::jobs::{Job, JobState, Jobs};
-use crate::store::{StoreError, Versioned};
+use crate::store::{Indexed, StoreError, Versioned};
 use axum::extract::{FromRef, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +16,7 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 /// Shared by the handlers.
@@ -182,7 +183,7 @@ pub struct EntrySummary {
 }
 
 impl EntrySummary {
-    fn of(e: &Entry, caller: &Caller) -> Self {
+    fn of(e: &Summary, caller: &Caller) -> Self {
         Self {
             id: e.id.clone(),
             issue: e.issue.clone(),
@@ -293,7 +294,7 @@ impl ListQuery {
     }
 }
 
-fn matching(state: &AppState, filter: &Filter, caller: &Caller) -> Vec<Entry> {
+fn matching(state: &AppState, filter: &Filter, caller: &Caller) -> Vec<Arc<Summary>> {
     state.actions.store().scan(|it| {
         it.filter(|v| filter.matches(&v.entry, caller))
             .map(|v| v.entry.clone())
@@ -301,7 +302,7 @@ fn matching(state: &AppState, filter: &Filter, caller: &Caller) -> Vec<Entry> {
     })
 }
 
-fn sort(entries: &mut [Entry], by: Option<&str>, order: Option<&str>) -> ApiResult<()> {
+fn sort(entries: &mut [Arc<Summary>], by: Option<&str>, order: Option<&str>) -> ApiResult<()> {
     match by.unwrap_or("last_seen") {
         "last_seen" => entries.sort_by(|a, b| a.last_seen.cmp(&b.last_seen)),
         "first_seen" => entries.sort_by(|a, b| a.first_seen.cmp(&b.first_seen)),
@@ -354,12 +355,24 @@ async fn list(
     }))
 }
 
-fn visible(state: &AppState, id: &str, caller: &Caller) -> ApiResult<Versioned> {
+fn visible(state: &AppState, id: &str, caller: &Caller) -> ApiResult<Indexed> {
     state
         .actions
         .store()
         .get(id)
         .filter(|v| caller.sees(&v.entry.store))
+        .ok_or_else(|| ApiError::not_found(format!("no entry {id}")))
+}
+
+/// The whole entry from KV, if the caller may see it.
+async fn load(state: &AppState, id: &str, caller: &Caller) -> ApiResult<Versioned> {
+    visible(state, id, caller)?;
+    state
+        .actions
+        .store()
+        .load(id)
+        .await
+        .map_err(ActionError::from)?
         .ok_or_else(|| ApiError::not_found(format!("no entry {id}")))
 }
 
@@ -400,7 +413,7 @@ async fn view(state: &AppState, v: Versioned, caller: &Caller) -> ApiResult<Resp
     };
     let mut entry = v.entry;
     entry.customer = masked(&entry.customer, caller);
-    let replay_guard = crate::actions::guard_of(&entry);
+    let replay_guard = crate::actions::guard_of(&entry.stage, &entry.first_seen, &entry.entity);
     let etag = format!("\"{}\"", v.revision);
     let mut r = Json(EntryView {
         entry,
@@ -426,7 +439,7 @@ async fn show(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let v = visible(&state, &id, &caller)?;
+    let v = load(&state, &id, &caller).await?;
     view(&state, v, &caller).await
 }
 
@@ -448,11 +461,19 @@ async fn payload(
         .await
         .map_err(ActionError::from)?
         .ok_or_else(|| ApiError::not_found("no payload kept"))?;
-    let ct = v
-        .entry
-        .headers
-        .get(ledgerline_contract::headers::CONTENT_TYPE)
-        .cloned()
+    let full = state
+        .actions
+        .store()
+        .load(&id)
+        .await
+        .map_err(ActionError::from)?;
+    let ct = full
+        .and_then(|f| {
+            f.entry
+                .headers
+                .get(ledgerline_contract::headers::CONTENT_TYPE)
+                .cloned()
+        })
         .unwrap_or_else(|| "application/octet-stream".into());
     Ok(([(header::CONTENT_TYPE, ct)], p).into_response())
 }

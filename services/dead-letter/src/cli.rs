@@ -163,9 +163,7 @@ impl Api {
             .map(|t| t.expose_secret().to_owned())
             .context("set DEAD_LETTER_TOKEN (or --api-token) to a viewer or operator token")?;
         Ok(Self {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(120))
-                .build()?,
+            http: ledgerline_platform::tls::http_client("dead-letter-cli")?,
             base: args.api_url.trim_end_matches('/').to_owned(),
             token,
         })
@@ -316,11 +314,11 @@ pub async fn run(command: Command, args: &ServiceArgs) -> anyhow::Result<()> {
                 {
                     writeln!(
                         out,
-                        "  [{i}] {} {} -> {} ({:.2}): {}",
+                        "  [{i}] {} {} -> {} (score {}): {}",
                         s(&sg["field"]),
                         s(&sg["current_value"]),
                         s(&sg["suggested_value"]),
-                        sg["score"].as_f64().unwrap_or_default(),
+                        s(&sg["score"]),
                         s(&sg["reason"])
                     )?;
                 }

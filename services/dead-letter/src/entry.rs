@@ -340,6 +340,103 @@ impl Entry {
     }
 }
 
+/// What the in-memory index keeps of an entry: everything lists, filters, issues and
+/// auto-resolve need. Headers, the audit trail and notes stay in KV and are read on demand,
+/// so 10,000 entries fit in a few MiB.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// See [`Entry`].
+    pub id: String,
+    /// See [`Entry`].
+    pub issue: String,
+    /// See [`Entry`].
+    pub issue_key: String,
+    /// See [`Entry`].
+    pub stage: String,
+    /// See [`Entry`].
+    pub reason: String,
+    /// See [`Entry`].
+    pub fault: FaultView,
+    /// See [`Entry`].
+    pub error: String,
+    /// See [`Entry`].
+    pub subject: String,
+    /// The payload's `Ledgerline-Schema`.
+    pub schema: String,
+    /// See [`Entry`].
+    pub store: String,
+    /// See [`Entry`].
+    pub entity: String,
+    /// See [`Entry`].
+    pub order_number: String,
+    /// See [`Entry`].
+    pub customer: String,
+    /// See [`Entry`].
+    pub order_version: u64,
+    /// See [`Entry`].
+    pub attempts: u32,
+    /// See [`Entry`].
+    pub occurrences: u32,
+    /// See [`Entry`].
+    pub replays: u32,
+    /// See [`Entry`].
+    pub first_seen: String,
+    /// See [`Entry`].
+    pub last_seen: String,
+    /// See [`Entry`].
+    pub status: Status,
+    /// See [`Entry`].
+    pub assignee: Option<String>,
+    /// See [`Entry`].
+    pub tags: Vec<String>,
+    /// See [`Entry`].
+    pub suggestions: Vec<SuggestionView>,
+    /// See [`Entry`].
+    pub edited: bool,
+    /// See [`Entry`].
+    pub closed_at: Option<String>,
+}
+
+impl Summary {
+    /// The index's view of `e`.
+    pub fn of(e: &Entry) -> Self {
+        Self {
+            id: e.id.clone(),
+            issue: e.issue.clone(),
+            issue_key: e.issue_key.clone(),
+            stage: e.stage.clone(),
+            reason: e.reason.clone(),
+            fault: e.fault.clone(),
+            error: e.error.clone(),
+            subject: e.subject.clone(),
+            schema: e.schema().to_owned(),
+            store: e.store.clone(),
+            entity: e.entity.clone(),
+            order_number: e.order_number.clone(),
+            customer: e.customer.clone(),
+            order_version: e.order_version,
+            attempts: e.attempts,
+            occurrences: e.occurrences,
+            replays: e.replays,
+            first_seen: e.first_seen.clone(),
+            last_seen: e.last_seen.clone(),
+            status: e.status,
+            assignee: e.assignee.clone(),
+            tags: e.tags.clone(),
+            suggestions: e.suggestions.clone(),
+            edited: e.edited,
+            closed_at: e.closed_at.clone(),
+        }
+    }
+
+    /// A refund (or return) rather than the order itself.
+    pub fn is_refund(&self) -> bool {
+        self.subject.ends_with(".refunded")
+            || self.subject.ends_with(".return_completed")
+            || self.schema == "ledgerline.v1.RefundEvent"
+    }
+}
+
 /// The stage as a lower-case label.
 pub fn stage_label(stage: Stage) -> &'static str {
     match stage {

@@ -1,7 +1,7 @@
 //! Which entries a list, an export or a bulk replay covers.
 
 use crate::auth::Caller;
-use crate::entry::{Entry, Status};
+use crate::entry::{Status, Summary};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -42,7 +42,7 @@ impl Filter {
     }
 
     /// Whether `e` is covered, for `caller`.
-    pub fn matches(&self, e: &Entry, caller: &Caller) -> bool {
+    pub fn matches(&self, e: &Summary, caller: &Caller) -> bool {
         let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
         caller.sees(&e.store)
             && eq(&self.store, &e.store)

@@ -4,7 +4,7 @@
 //! entry's KV revision is its ETag, and every change is a compare-and-set on it. Payloads are
 //! kept under their own keys and read on demand, so memory holds entries, never payloads.
 
-use crate::entry::{Entry, Status};
+use crate::entry::{Entry, Status, Summary};
 use async_nats::jetstream::kv::{self, Operation};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -40,11 +40,70 @@ pub struct Versioned {
     pub revision: u64,
 }
 
+/// What the index holds per entry: its summary and KV revision.
+#[derive(Debug, Clone)]
+pub struct Indexed {
+    /// The summary (the full entry is in KV: [`Store::load`]).
+    pub entry: Arc<Summary>,
+    /// Its KV revision.
+    pub revision: u64,
+}
+
+impl From<&Versioned> for Indexed {
+    fn from(v: &Versioned) -> Self {
+        Self {
+            entry: Arc::new(Summary::of(&v.entry)),
+            revision: v.revision,
+        }
+    }
+}
+
+/// The entries by KV key, with open counts kept as they change (an intake checks them per
+/// dead letter; counting 10,000 entries each time held the lock the watch needs).
+#[derive(Debug, Default)]
+struct Index {
+    entries: HashMap<String, Indexed>,
+    open_by_issue: HashMap<String, usize>,
+    open: usize,
+}
+
+impl Index {
+    fn count(&mut self, s: &Summary, up: bool) {
+        if !s.status.is_open() {
+            return;
+        }
+        let n = self.open_by_issue.entry(s.issue.clone()).or_insert(0);
+        if up {
+            *n += 1;
+            self.open += 1;
+        } else {
+            *n = n.saturating_sub(1);
+            self.open = self.open.saturating_sub(1);
+            if *n == 0 {
+                self.open_by_issue.remove(&s.issue);
+            }
+        }
+    }
+
+    fn insert(&mut self, key: String, v: Indexed) {
+        self.count(&v.entry.clone(), true);
+        if let Some(old) = self.entries.insert(key, v) {
+            self.count(&old.entry, false);
+        }
+    }
+
+    fn remove(&mut self, key: &str) {
+        if let Some(old) = self.entries.remove(key) {
+            self.count(&old.entry, false);
+        }
+    }
+}
+
 /// The bucket and the index.
 #[derive(Debug, Clone)]
 pub struct Store {
     kv: kv::Store,
-    index: Arc<RwLock<HashMap<String, Versioned>>>,
+    index: Arc<RwLock<Index>>,
     loaded: Arc<AtomicBool>,
 }
 
@@ -102,19 +161,7 @@ impl Store {
 
     async fn load_and_watch(&self, shutdown: &CancellationToken) -> Result<(), async_nats::Error> {
         let last = self.kv.clone().status().await?.info.state.last_sequence;
-        let mut keys = self.kv.keys().await?;
-        let mut fresh = HashMap::new();
-        while let Some(key) = keys.next().await {
-            let key = key?;
-            if !key.starts_with("e.") {
-                continue;
-            }
-            if let Some(e) = self.kv.entry(&key).await?
-                && let Some(v) = decode(&e)
-            {
-                fresh.insert(key, v);
-            }
-        }
+        let fresh = self.read_all().await?;
         *self.index.write().expect("index lock") = fresh;
         self.loaded.store(true, Ordering::SeqCst);
         let mut watch = self.kv.watch_from_revision("e.>", last + 1).await?;
@@ -127,10 +174,11 @@ impl Store {
                 return Err("watch ended".into());
             };
             let e = e?;
+            metrics::counter!("dead_letter_index_updates_total").increment(1);
             match e.operation {
                 Operation::Put => {
                     if let Some(v) = decode(&e) {
-                        self.apply(e.key.clone(), v);
+                        self.apply(e.key.clone(), &v);
                     }
                 }
                 Operation::Delete | Operation::Purge => {
@@ -140,36 +188,68 @@ impl Store {
         }
     }
 
+    /// Every entry now. The key listing is a consumer that would go on receiving every later
+    /// write: it is dropped here, before the watch starts (kept alive, it buffered them all).
+    async fn read_all(&self) -> Result<Index, async_nats::Error> {
+        let mut keys = self.kv.keys().await?;
+        let mut fresh = Index::default();
+        while let Some(key) = keys.next().await {
+            let key = key?;
+            if !key.starts_with("e.") {
+                continue;
+            }
+            if let Some(e) = self.kv.entry(&key).await?
+                && let Some(v) = decode(&e)
+            {
+                fresh.insert(key, Indexed::from(&v));
+            }
+        }
+        Ok(fresh)
+    }
+
     /// Keeps the newer of what the index has and `v`.
-    fn apply(&self, key: String, v: Versioned) {
+    fn apply(&self, key: String, v: &Versioned) {
+        let fresh = Indexed::from(v);
         let mut index = self.index.write().expect("index lock");
-        match index.get(&key) {
-            Some(old) if old.revision >= v.revision => {}
+        match index.entries.get(&key) {
+            Some(old) if old.revision >= fresh.revision => {}
             _ => {
-                index.insert(key, v);
+                index.insert(key, fresh);
             }
         }
     }
 
+    /// The whole entry `id`, read from KV.
+    pub async fn load(&self, id: &str) -> Result<Option<Versioned>, StoreError> {
+        Ok(self
+            .kv
+            .entry(entry_key(id))
+            .await
+            .map_err(|e| StoreError::Kv(e.to_string()))?
+            .filter(|e| e.operation == Operation::Put)
+            .and_then(|e| decode(&e)))
+    }
+
     /// The entry `id`, as the index has it.
-    pub fn get(&self, id: &str) -> Option<Versioned> {
+    pub fn get(&self, id: &str) -> Option<Indexed> {
         self.index
             .read()
             .expect("index lock")
+            .entries
             .get(&entry_key(id))
             .cloned()
     }
 
     /// Runs `f` over every entry (under the read lock: keep it quick, clone what you keep).
-    pub fn scan<T>(&self, f: impl FnOnce(&mut dyn Iterator<Item = &Versioned>) -> T) -> T {
+    pub fn scan<T>(&self, f: impl FnOnce(&mut dyn Iterator<Item = &Indexed>) -> T) -> T {
         let index = self.index.read().expect("index lock");
-        let mut it = index.values();
+        let mut it = index.entries.values();
         f(&mut it)
     }
 
     /// Entries in the index.
     pub fn len(&self) -> usize {
-        self.index.read().expect("index lock").len()
+        self.index.read().expect("index lock").entries.len()
     }
 
     /// True when the index is empty.
@@ -187,7 +267,7 @@ impl Store {
         let value = Bytes::from(serde_json::to_vec(&entry).expect("entries serialize"));
         match self.kv.create(&key, value).await {
             Ok(revision) => {
-                self.apply(key, Versioned { entry, revision });
+                self.apply(key, &Versioned { entry, revision });
                 Ok(true)
             }
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
@@ -230,7 +310,7 @@ impl Store {
             match self.kv.update(&key, value, current.revision).await {
                 Ok(revision) => {
                     let v = Versioned { entry, revision };
-                    self.apply(key, v.clone());
+                    self.apply(key, &v);
                     return Ok(v);
                 }
                 Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
@@ -295,7 +375,7 @@ impl Store {
     }
 
     /// Open entries of an issue (its replayable ones, for a fix).
-    pub fn of_issue(&self, issue: &str) -> Vec<Versioned> {
+    pub fn of_issue(&self, issue: &str) -> Vec<Indexed> {
         self.scan(|it| {
             it.filter(|v| v.entry.issue == issue && v.entry.status.replayable())
                 .cloned()
@@ -305,21 +385,22 @@ impl Store {
 
     /// Counts open entries in `issue` other than `except`.
     pub fn others_open_in(&self, issue: &str, except: &str) -> usize {
-        self.scan(|it| {
-            it.filter(|v| {
-                v.entry.issue == issue && v.entry.id != except && v.entry.status.is_open()
-            })
-            .count()
-        })
+        let index = self.index.read().expect("index lock");
+        let n = index.open_by_issue.get(issue).copied().unwrap_or(0);
+        let own = index
+            .entries
+            .get(&entry_key(except))
+            .is_some_and(|v| v.entry.status.is_open() && v.entry.issue == issue);
+        n.saturating_sub(usize::from(own))
     }
 
     /// Open entries in all.
     pub fn open_total(&self) -> usize {
-        self.scan(|it| it.filter(|v| v.entry.status.is_open()).count())
+        self.index.read().expect("index lock").open
     }
 
     /// Entries that may be resolved by a write of `entity`.
-    pub fn awaiting(&self, entity: &str) -> Vec<Versioned> {
+    pub fn awaiting(&self, entity: &str) -> Vec<Indexed> {
         self.scan(|it| {
             it.filter(|v| v.entry.entity == entity && v.entry.status.replayable())
                 .cloned()

@@ -25,7 +25,12 @@ async fn with_entries() -> Stack {
 async fn tokens_roles_and_store_limits_decide_who_sees_and_does_what() {
     let stack = with_entries().await;
     // No token, a wrong one: 401 with a challenge.
-    let r = stack.http.get(stack.url("/v1/entries")).send().await.unwrap();
+    let r = stack
+        .http
+        .get(stack.url("/v1/entries"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     assert!(r.headers().contains_key("www-authenticate"));
     assert_eq!(stack.get(Some("not-a-token"), "/v1/issues").await.0, 401);
@@ -34,14 +39,30 @@ async fn tokens_roles_and_store_limits_decide_who_sees_and_does_what() {
     assert_eq!((s, page["total"].as_u64()), (200, Some(2)));
     let id = page["entries"][0]["id"].as_str().unwrap().to_owned();
     assert!(
-        page["entries"][0]["customer"].as_str().unwrap().starts_with("b•••@"),
+        page["entries"][0]["customer"]
+            .as_str()
+            .unwrap()
+            .starts_with("b•••@"),
         "{page}"
     );
     let (_, full) = stack.get(Some(VIEWER), &format!("/v1/entries/{id}")).await;
-    assert_eq!(full["payload"]["data"]["BillingContact"]["Address1"], "1•••");
-    assert!(full["payload"]["data"]["UserContactEmail"].as_str().unwrap().contains("•••"));
-    let (_, full) = stack.get(Some(OPERATOR), &format!("/v1/entries/{id}")).await;
-    assert_eq!(full["payload"]["data"]["BillingContact"]["Address1"], "12 Queen Street");
+    assert_eq!(
+        full["payload"]["data"]["BillingContact"]["Address1"],
+        "1•••"
+    );
+    assert!(
+        full["payload"]["data"]["UserContactEmail"]
+            .as_str()
+            .unwrap()
+            .contains("•••")
+    );
+    let (_, full) = stack
+        .get(Some(OPERATOR), &format!("/v1/entries/{id}"))
+        .await;
+    assert_eq!(
+        full["payload"]["data"]["BillingContact"]["Address1"],
+        "12 Queen Street"
+    );
     for (path, body) in [
         (format!("/v1/entries/{id}/replay"), Value::Null),
         (format!("/v1/entries/{id}/discard"), json!({"reason": "x"})),
@@ -62,12 +83,18 @@ async fn tokens_roles_and_store_limits_decide_who_sees_and_does_what() {
     assert_eq!(page["total"], 1);
     assert_eq!(page["entries"][0]["store"], "outlet");
     assert_eq!(
-        stack.get(Some(OUTLET_VIEWER), &format!("/v1/entries/{id}")).await.0,
+        stack
+            .get(Some(OUTLET_VIEWER), &format!("/v1/entries/{id}"))
+            .await
+            .0,
         404
     );
     let (_, issues) = stack.get(Some(OUTLET_VIEWER), "/v1/issues").await;
     assert_eq!(issues.as_array().unwrap().len(), 1);
-    assert_eq!(issues[0]["key"], "normalizer/unknown_tax_code/tax_code/GST9");
+    assert_eq!(
+        issues[0]["key"],
+        "normalizer/unknown_tax_code/tax_code/GST9"
+    );
 }
 
 #[tokio::test]
@@ -109,7 +136,13 @@ async fn entries_group_change_by_etag_and_keep_an_audit_trail() {
     assert_eq!(annotate("again", etag).await.status(), 412);
     // Discarding needs a reason; with one it is audited, and it stops counting as open.
     let path = format!("/v1/entries/{id}/discard");
-    assert_eq!(stack.post(Some(OPERATOR), &path, json!({"reason": " "})).await.0, 422);
+    assert_eq!(
+        stack
+            .post(Some(OPERATOR), &path, json!({"reason": " "}))
+            .await
+            .0,
+        422
+    );
     let (s, v) = stack
         .post(Some(OPERATOR), &path, json!({"reason": "test order"}))
         .await;
@@ -122,13 +155,33 @@ async fn entries_group_change_by_etag_and_keep_an_audit_trail() {
         .map(|a| a["action"].as_str().unwrap())
         .collect();
     assert_eq!(audit, ["received", "tagged", "discarded"]);
-    assert!(v["audit"][2]["who"].as_str().unwrap().starts_with("operator#"));
+    assert!(
+        v["audit"][2]["who"]
+            .as_str()
+            .unwrap()
+            .starts_with("operator#")
+    );
     let (_, open) = stack.get(Some(OPERATOR), "/v1/entries?status=open").await;
     assert_eq!(open["total"], 2);
     // Filters that do not parse are a 400, not an empty page.
-    assert_eq!(stack.get(Some(OPERATOR), "/v1/entries?from=yesterday").await.0, 400);
-    assert_eq!(stack.get(Some(OPERATOR), "/v1/entries?status=bogus").await.0, 400);
-    assert_eq!(stack.get(Some(OPERATOR), "/v1/entries?limit=0").await.0, 400);
+    assert_eq!(
+        stack
+            .get(Some(OPERATOR), "/v1/entries?from=yesterday")
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        stack
+            .get(Some(OPERATOR), "/v1/entries?status=bogus")
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        stack.get(Some(OPERATOR), "/v1/entries?limit=0").await.0,
+        400
+    );
     // CSV: a header and one row per entry; a viewer's is masked.
     let csv = stack
         .http
@@ -149,7 +202,10 @@ async fn entries_group_change_by_etag_and_keep_an_audit_trail() {
     assert_eq!(s, 200);
     assert!(doc["paths"]["/v1/entries"]["get"].is_object());
     assert!(doc["paths"]["/v1/issues/{id}/fix"]["post"].is_object());
-    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
     // Metrics: open entries by stage and reason.
     assert!(
         eventually(WAIT, || async {
@@ -169,7 +225,7 @@ async fn without_tokens_it_serves_loopback_with_a_one_time_token_and_refuses_oth
         .await
         .unwrap();
     let url = nats.url();
-    let dl = ServiceProcess::start(binary(), &[], &[("NATS_URL", &url)]);
+    let dl = ServiceProcess::start(&binary(), &[], &[("NATS_URL", &url)]);
     let out = dl.output();
     let token = out
         .lines()
@@ -177,7 +233,7 @@ async fn without_tokens_it_serves_loopback_with_a_one_time_token_and_refuses_oth
         .find(|l| l.starts_with("dlop_"))
         .unwrap_or_else(|| panic!("no one-time token printed: {out}"))
         .to_owned();
-    let http = reqwest::Client::new();
+    let http = ledgerline_platform::tls::http_client("test").unwrap();
     let r = http
         .get(format!("{}/v1/issues", dl.base_url()))
         .bearer_auth(&token)
@@ -186,7 +242,11 @@ async fn without_tokens_it_serves_loopback_with_a_one_time_token_and_refuses_oth
         .unwrap();
     assert_eq!(r.status(), 200);
     // Printed once for the operator, never in a log line.
-    assert_eq!(out.lines().filter(|l| l.contains(&token)).count(), 1, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.contains(&token)).count(),
+        1,
+        "{out}"
+    );
     // Any other address without tokens: it refuses to start, saying why.
     let public = std::process::Command::new(binary())
         .args(["--listen", "0.0.0.0:0"])

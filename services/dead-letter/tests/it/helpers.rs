@@ -13,8 +13,11 @@ pub const OUTLET_VIEWER: &str = "outlet-viewer-token-0123";
 pub const SANDBOX_ADMIN: &str = "sandbox-admin";
 pub const WAIT: Duration = Duration::from_secs(60);
 
-pub fn binary() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_dead-letter"))
+/// The service binary (`DEAD_LETTER_BIN` overrides it, e.g. with a profiler's wrapper).
+pub fn binary() -> PathBuf {
+    std::env::var_os("DEAD_LETTER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_dead-letter")))
 }
 
 fn workspace(name: &str) -> PathBuf {
@@ -53,7 +56,8 @@ pub struct Options {
 }
 
 pub struct Stack {
-    pub nats: NatsServer,
+    /// Kept so the server lives as long as the stack.
+    pub _nats: NatsServer,
     pub sandbox: Option<ServiceProcess>,
     pub normalizer: Option<ServiceProcess>,
     pub writer: Option<ServiceProcess>,
@@ -103,16 +107,16 @@ impl Stack {
         let mut denv = env.clone();
         denv.push(("DEAD_LETTER_TOKENS", &tokens));
         denv.extend(opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let dl = ServiceProcess::start(binary(), &[], &denv);
+        let dl = ServiceProcess::start(&binary(), &[], &denv);
         let client = async_nats::connect(&url).await.unwrap();
         Self {
-            nats,
+            _nats: nats,
             sandbox,
             normalizer,
             writer,
             dl,
             js: jetstream::new(client),
-            http: reqwest::Client::new(),
+            http: ledgerline_platform::tls::http_client("test").unwrap(),
             _dir: dir,
         }
     }
@@ -283,6 +287,19 @@ where
 
 /// Stores a dead letter on DLQ as a stage would: `n` distinguishes otherwise equal ones.
 pub async fn publish_dead_letter(js: &Context, store: &str, order: u64, fault_value: &str) {
+    publish_dead_letter_at(js, false, store, order, fault_value, 0).await
+}
+
+/// [`publish_dead_letter`], from the writer's stage (`writer`): its replay republishes to
+/// `orders.<store>.created`.
+pub async fn publish_dead_letter_at(
+    js: &Context,
+    writer: bool,
+    store: &str,
+    order: u64,
+    fault_value: &str,
+    pad: usize,
+) {
     use ledgerline_contract::v1::{ReasonClass, Stage, Suggestion};
     use ledgerline_platform::dead_letter::{DeadLetterBuilder, fault};
     let body = serde_json::json!({
@@ -293,18 +310,27 @@ pub async fn publish_dead_letter(js: &Context, store: &str, order: u64, fault_va
             "CustomKey": format!("SO-{order:06}"),
             "Version": 1,
             "UserContactEmail": format!("buyer{order}@example.co.nz"),
-            "BillingContact": {"FirstName": "Aroha", "Address1": "12 Queen Street"}
+            "BillingContact": {"FirstName": "Aroha", "Address1": "12 Queen Street"},
+            "Notes": ["x".repeat(pad)]
         }
     });
     let mut h = HeaderMap::new();
     h.insert(headers::MSG_ID, format!("evt_{store}_{order}").as_str());
     h.insert(headers::SCHEMA, ledgerline_contract::RAW_CLARITY_SCHEMA);
     h.insert(headers::CLARITY_STORE, store);
+    let (stage, subject) = if writer {
+        (Stage::XeroWriter, format!("orders.{store}.created"))
+    } else {
+        (
+            Stage::Normalizer,
+            format!("raw.clarity.{store}.sales_order.created"),
+        )
+    };
     let dl = DeadLetterBuilder::new(
-        Stage::Normalizer,
+        stage,
         ReasonClass::Mapping,
         format!("item {order}: tax code \"{fault_value}\" is not in the mapping's [tax_codes]"),
-        &format!("raw.clarity.{store}.sales_order.created"),
+        &subject,
         &serde_json::to_vec(&body).unwrap(),
     )
     .headers(Some(&h))
@@ -325,7 +351,12 @@ pub async fn publish_dead_letter(js: &Context, store: &str, order: u64, fault_va
     dh.insert(headers::MSG_ID, dl.id.as_str());
     dh.insert(headers::SCHEMA, "ledgerline.v1.DeadLetter");
     use prost::Message;
-    js.publish_with_headers("dlq.normalizer.mapping", dh, dl.encode_to_vec().into())
+    let dlq = if writer {
+        "dlq.xero_writer.mapping"
+    } else {
+        "dlq.normalizer.mapping"
+    };
+    js.publish_with_headers(dlq, dh, dl.encode_to_vec().into())
         .await
         .unwrap()
         .await

@@ -12,8 +12,7 @@ async fn entry_of(stack: &Stack, order_number: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_writer_fix_and_its_replays_write_each_order_once_and_a_later_event_resolves_its_entry()
-{
+async fn a_writer_fix_and_its_replays_write_each_order_once_and_a_later_event_resolves_its_entry() {
     let stack = Stack::start(Options {
         pipeline: true,
         mapping: Some("[accounts]\nproduct = \"299\"\n".into()),
@@ -52,7 +51,11 @@ async fn a_writer_fix_and_its_replays_write_each_order_once_and_a_later_event_re
     v2["type"] = "sales_order.updated".into();
     v2["data"]["Version"] = 2.into();
     stack
-        .publish_raw("evt_w2b", "sales_order.updated", serde_json::to_vec(&v2).unwrap())
+        .publish_raw(
+            "evt_w2b",
+            "sales_order.updated",
+            serde_json::to_vec(&v2).unwrap(),
+        )
         .await;
     assert!(
         eventually(WAIT, || async {
@@ -69,7 +72,10 @@ async fn a_writer_fix_and_its_replays_write_each_order_once_and_a_later_event_re
     let last = e2["audit"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["who"], "system");
     assert!(
-        last["detail"].as_str().unwrap().contains("written to Xero: invoice"),
+        last["detail"]
+            .as_str()
+            .unwrap()
+            .contains("written to Xero: invoice"),
         "{last}"
     );
     assert_eq!(stack.invoices_of("SO-006002").await, 1);
@@ -87,7 +93,11 @@ async fn a_writer_fix_and_its_replays_write_each_order_once_and_a_later_event_re
     assert_eq!(fix["rule"], "[accounts]\nproduct = \"200\"\n");
     let e1_id = e1["id"].as_str().unwrap().to_owned();
     let (s, r1) = stack
-        .post(Some(OPERATOR), &format!("/v1/entries/{e1_id}/replay"), Value::Null)
+        .post(
+            Some(OPERATOR),
+            &format!("/v1/entries/{e1_id}/replay"),
+            Value::Null,
+        )
         .await;
     assert_eq!(s, 200, "{r1}");
     assert_eq!(r1["outcome"], "republished");
@@ -96,7 +106,11 @@ async fn a_writer_fix_and_its_replays_write_each_order_once_and_a_later_event_re
         "inside Xero's window both guards apply: {r1}"
     );
     let (s, r2) = stack
-        .post(Some(OPERATOR), &format!("/v1/entries/{e1_id}/replay"), Value::Null)
+        .post(
+            Some(OPERATOR),
+            &format!("/v1/entries/{e1_id}/replay"),
+            Value::Null,
+        )
         .await;
     assert!(s == 200 || s == 409, "{s} {r2}");
     assert!(
@@ -113,11 +127,19 @@ async fn a_writer_fix_and_its_replays_write_each_order_once_and_a_later_event_re
         })
         .await
     );
-    assert_eq!(stack.invoices_of("SO-006001").await, 1, "one invoice however many replays");
+    assert_eq!(
+        stack.invoices_of("SO-006001").await,
+        1,
+        "one invoice however many replays"
+    );
     assert_eq!(stack.invoices_of("SO-006002").await, 1);
     assert_eq!(stack.count("DLQ").await, 2, "no replay failed");
     let (s, _) = stack
-        .post(Some(OPERATOR), &format!("/v1/entries/{e1_id}/replay"), Value::Null)
+        .post(
+            Some(OPERATOR),
+            &format!("/v1/entries/{e1_id}/replay"),
+            Value::Null,
+        )
         .await;
     assert_eq!(s, 409, "a resolved entry does not replay");
 }
