@@ -57,12 +57,34 @@ pub struct ReplayResult {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct FixRequest {
     /// Index into the suggestions (0 is the best).
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(minimum = 0)]
     pub suggestion: Option<usize>,
     /// A mapping-overlay rule (TOML), instead of a suggestion.
     pub rule: Option<String>,
     /// Apply the rule only; replay nothing.
     #[serde(default)]
     pub no_replay: bool,
+}
+
+/// A JSON number that is a whole number, written `3` or `3.0`.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(u) = n.as_u64() {
+        return usize::try_from(u).map(Some).map_err(D::Error::custom);
+    }
+    let text = n.to_string();
+    match text.split_once('.') {
+        Some((whole, frac)) if frac.bytes().all(|b| b == b'0') && !whole.starts_with('-') => {
+            whole.parse().map(Some).map_err(D::Error::custom)
+        }
+        _ => Err(D::Error::custom(format!(
+            "suggestion: {text} is not a whole number"
+        ))),
+    }
 }
 
 /// What a fix did.

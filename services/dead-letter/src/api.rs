@@ -8,7 +8,7 @@ use crate::entry::{AuditEvent, Entry, FaultView, Note, Status, SuggestionView, S
 use crate::filter::Filter;
 use crate::jobs::{Job, JobState, Jobs};
 use crate::store::{Indexed, StoreError, Versioned};
-use axum::extract::{FromRef, Path, Query, State};
+use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -137,6 +137,57 @@ impl From<ActionError> for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// `Json`, whose rejections (not JSON, wrong content type, wrong shape) answer in the API's
+/// error format rather than as plain text.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> axum::extract::FromRequest<S> for ApiJson<T>
+where
+    Json<T>: axum::extract::FromRequest<S, Rejection = axum::extract::rejection::JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Self(v)),
+            Err(r) => {
+                let status = r.status();
+                let code = match status {
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+                    StatusCode::UNPROCESSABLE_ENTITY => "invalid",
+                    StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+                    _ => "bad_request",
+                };
+                Err(ApiError::new(status, code, r.body_text()))
+            }
+        }
+    }
+}
+
+/// `Query`, whose rejections answer 400 in the API's error format.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| Self(q))
+            .map_err(|r| ApiError::bad_request(r.body_text()))
+    }
+}
+
 /// One entry in a list.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct EntrySummary {
@@ -261,16 +312,19 @@ pub struct ListQuery {
     /// Issue id.
     pub issue: Option<String>,
     /// Last seen at or after (RFC 3339).
+    #[param(format = DateTime)]
     pub from: Option<String>,
     /// Last seen before (RFC 3339).
+    #[param(format = DateTime)]
     pub to: Option<String>,
     /// Text: order number, customer, entity, error or id.
     pub q: Option<String>,
-    /// `last_seen` (default), `first_seen`, `attempts` or `occurrences`.
-    pub sort: Option<String>,
+    /// What to sort by (default `last_seen`).
+    pub sort: Option<SortBy>,
     /// `desc` (default) or `asc`.
-    pub order: Option<String>,
+    pub order: Option<SortOrder>,
     /// Page size, 1-500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
     /// Entries to skip.
     pub offset: Option<usize>,
@@ -278,6 +332,9 @@ pub struct ListQuery {
 
 impl ListQuery {
     fn filter(&self) -> ApiResult<Filter> {
+        if self.limit.is_some_and(|l| !(1..=500).contains(&l)) {
+            return Err(ApiError::bad_request("limit is 1 to 500"));
+        }
         let f = Filter {
             store: self.store.clone(),
             stage: self.stage.clone(),
@@ -302,24 +359,49 @@ fn matching(state: &AppState, filter: &Filter, caller: &Caller) -> Vec<Arc<Summa
     })
 }
 
-fn sort(entries: &mut [Arc<Summary>], by: Option<&str>, order: Option<&str>) -> ApiResult<()> {
-    match by.unwrap_or("last_seen") {
-        "last_seen" => entries.sort_by(|a, b| a.last_seen.cmp(&b.last_seen)),
-        "first_seen" => entries.sort_by(|a, b| a.first_seen.cmp(&b.first_seen)),
-        "attempts" => entries.sort_by_key(|e| e.attempts),
-        "occurrences" => entries.sort_by_key(|e| e.occurrences),
-        other => return Err(ApiError::bad_request(format!("cannot sort by {other:?}"))),
-    }
-    match order.unwrap_or("desc") {
-        "desc" => entries.reverse(),
-        "asc" => {}
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "order {other:?}: asc or desc"
-            )));
+/// What a list is sorted by.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SortBy {
+    /// The last time the stage gave up (default).
+    #[default]
+    LastSeen,
+    /// The first time.
+    FirstSeen,
+    /// Deliveries before giving up.
+    Attempts,
+    /// Dead letters folded in.
+    Occurrences,
+}
+
+/// Sort direction.
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SortOrder {
+    /// Newest or largest first (default).
+    #[default]
+    Desc,
+    /// Oldest or smallest first.
+    Asc,
+}
+
+fn sort(entries: &mut [Arc<Summary>], by: Option<SortBy>, order: Option<SortOrder>) {
+    // Ties break on the id, so pages are stable.
+    match by.unwrap_or_default() {
+        SortBy::LastSeen => {
+            entries.sort_by(|a, b| (&a.last_seen, &a.id).cmp(&(&b.last_seen, &b.id)))
+        }
+        SortBy::FirstSeen => {
+            entries.sort_by(|a, b| (&a.first_seen, &a.id).cmp(&(&b.first_seen, &b.id)))
+        }
+        SortBy::Attempts => entries.sort_by(|a, b| (a.attempts, &a.id).cmp(&(b.attempts, &b.id))),
+        SortBy::Occurrences => {
+            entries.sort_by(|a, b| (a.occurrences, &a.id).cmp(&(b.occurrences, &b.id)))
         }
     }
-    Ok(())
+    if matches!(order.unwrap_or_default(), SortOrder::Desc) {
+        entries.reverse();
+    }
 }
 
 /// Lists entries.
@@ -329,17 +411,14 @@ fn sort(entries: &mut [Arc<Summary>], by: Option<&str>, order: Option<&str>) -> 
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<EntryPage>> {
     let filter = q.filter()?;
     let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::bad_request("limit is 1 to 500"));
-    }
     let offset = q.offset.unwrap_or(0);
     // Only the matching summaries are built; the sort key is all the rest needs.
     let mut entries = matching(&state, &filter, &caller);
-    sort(&mut entries, q.sort.as_deref(), q.order.as_deref())?;
+    sort(&mut entries, q.sort, q.order);
     let total = entries.len();
     let page: Vec<EntrySummary> = entries
         .iter()
@@ -556,7 +635,7 @@ async fn discard(
     caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
-    Json(b): Json<ReasonBody>,
+    ApiJson(b): ApiJson<ReasonBody>,
 ) -> ApiResult<Response> {
     close(state, caller, id, headers, Status::Discarded, b.reason).await
 }
@@ -570,7 +649,7 @@ async fn ignore(
     caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
-    Json(b): Json<ReasonBody>,
+    ApiJson(b): ApiJson<ReasonBody>,
 ) -> ApiResult<Response> {
     close(state, caller, id, headers, Status::Ignored, b.reason).await
 }
@@ -601,7 +680,7 @@ async fn annotate(
     caller: Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
-    Json(a): Json<Annotation>,
+    ApiJson(a): ApiJson<Annotation>,
 ) -> ApiResult<Response> {
     caller.operator()?;
     visible(&state, &id, &caller)?;
@@ -792,7 +871,7 @@ fn issues_of(state: &AppState, caller: &Caller, q: &IssueQuery) -> Vec<IssueView
 async fn issues(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<IssueQuery>,
+    ApiQuery(q): ApiQuery<IssueQuery>,
 ) -> ApiResult<Json<Vec<IssueView>>> {
     Ok(Json(issues_of(&state, &caller, &q)))
 }
@@ -825,7 +904,7 @@ async fn fix(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    Json(req): Json<FixRequest>,
+    ApiJson(req): ApiJson<FixRequest>,
 ) -> ApiResult<Json<FixResult>> {
     caller.operator()?;
     let c = caller.clone();
@@ -865,7 +944,7 @@ pub struct DryRun {
 async fn start_bulk(
     State(state): State<AppState>,
     caller: Caller,
-    Json(req): Json<BulkReplay>,
+    ApiJson(req): ApiJson<BulkReplay>,
 ) -> ApiResult<Response> {
     caller.operator()?;
     req.filter.validate().map_err(ApiError::bad_request)?;
@@ -886,6 +965,7 @@ async fn bulk_status(
     _caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Job>> {
+    job_id(&id)?;
     state
         .jobs
         .get(&id)
@@ -904,7 +984,20 @@ async fn bulk_cancel(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Job>> {
     caller.operator()?;
+    job_id(&id)?;
     Ok(Json(state.jobs.cancel(&id).await?))
+}
+
+/// Job ids are `job-` and 32 hex digits; anything else names no job (and no KV key).
+fn job_id(id: &str) -> ApiResult<()> {
+    let ok = id
+        .strip_prefix("job-")
+        .is_some_and(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!("no job {id}")))
+    }
 }
 
 /// Reprocess a window of RAW through the normalizer.
@@ -937,12 +1030,12 @@ const WINDOW_LIMIT: usize = 100_000;
 
 /// Reprocesses a time window of RAW through the normalizer (nothing is appended to RAW).
 #[utoipa::path(post, path = "/v1/reprocess", request_body = ReprocessWindow,
-    responses((status = 200, body = WindowResult), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)),
+    responses((status = 200, body = WindowResult), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, description = "No such store (for this token)", body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn reprocess_window(
     State(state): State<AppState>,
     caller: Caller,
-    Json(req): Json<ReprocessWindow>,
+    ApiJson(req): ApiJson<ReprocessWindow>,
 ) -> ApiResult<Json<WindowResult>> {
     caller.operator()?;
     if !caller.sees(&req.store) || !ledgerline_contract::is_valid_token(&req.store) {
@@ -998,11 +1091,11 @@ async fn reprocess_window(
 async fn export(
     State(state): State<AppState>,
     caller: Caller,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Response> {
     let filter = q.filter()?;
     let mut entries = matching(&state, &filter, &caller);
-    sort(&mut entries, q.sort.as_deref(), q.order.as_deref())?;
+    sort(&mut entries, q.sort, q.order);
     let mut out = String::from(
         "id,issue,stage,reason,fault_code,fault_field,fault_value,status,store,entity,order_number,customer,attempts,occurrences,replays,first_seen,last_seen,assignee,tags,error\n",
     );
@@ -1059,16 +1152,52 @@ fn csv(s: &str) -> String {
     }
 }
 
-struct BearerAuth;
+/// The bearer scheme, and the error answers every operation can give, written once: 401 where
+/// a token is needed, 400 where there are parameters or a body, 413/415/422 where there is a
+/// body, 503 where NATS is needed.
+struct Conventions;
 
-impl utoipa::Modify for BearerAuth {
+impl utoipa::Modify for Conventions {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        let error = |what: &str| {
+            ResponseBuilder::new()
+                .description(what)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.put, &mut item.post]
+                .into_iter()
+                .flatten()
+            {
+                let mut add = |code: &str, what: &str| {
+                    op.responses
+                        .responses
+                        .entry(code.to_owned())
+                        .or_insert_with(|| error(what).into());
+                };
+                add("401", "No token, or an unknown one");
+                add("503", "NATS is not reachable now");
+                add("400", "A parameter or the body does not parse");
+                if op.request_body.is_some() {
+                    add("413", "The body is too large");
+                    add("415", "The body is not of the documented content type");
+                    add("422", "The body is JSON but not of the documented shape");
+                }
+            }
+        }
     }
 }
 
@@ -1077,8 +1206,8 @@ impl utoipa::Modify for BearerAuth {
 #[openapi(
     info(title = "Ledgerline dead-letter API", description = "The review queue: dead letters grouped into issues, with suggestions, fix and replay."),
     paths(list, show, payload, edit, replay, discard, ignore, annotate, issues, issue, fix, start_bulk, bulk_status, bulk_cancel, reprocess_window, export),
-    components(schemas(EntryPage, EntrySummary, EntryView, Entry, FaultView, SuggestionView, AuditEvent, Note, Status, ReplayResult, ReasonBody, Annotation, IssueView, FixRequest, FixResult, BulkReplay, DryRun, Job, JobState, Filter, ReprocessWindow, WindowResult, ErrorBody, ErrorDetail)),
-    modifiers(&BearerAuth)
+    components(schemas(SortBy, SortOrder, EntryPage, EntrySummary, EntryView, Entry, FaultView, SuggestionView, AuditEvent, Note, Status, ReplayResult, ReasonBody, Annotation, IssueView, FixRequest, FixResult, BulkReplay, DryRun, Job, JobState, Filter, ReprocessWindow, WindowResult, ErrorBody, ErrorDetail)),
+    modifiers(&Conventions)
 )]
 pub struct ApiDoc;
 

@@ -3,11 +3,10 @@
 use crate::auth::Caller;
 use crate::entry::{Status, Summary};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 /// Filters; every one given must match. Times are RFC 3339 and bound `last_seen`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema, IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Filter {
     /// Store.
     pub store: Option<String>,
@@ -22,8 +21,10 @@ pub struct Filter {
     /// Issue id.
     pub issue: Option<String>,
     /// Last seen at or after (RFC 3339).
+    #[schema(format = DateTime)]
     pub from: Option<String>,
     /// Last seen before (RFC 3339).
+    #[schema(format = DateTime)]
     pub to: Option<String>,
     /// Text in the order number, customer, entity, error or id.
     pub q: Option<String>,
