@@ -1,7 +1,7 @@
 //! A review-queue entry: one dead letter, what the operator did with it, and the issue it
 //! belongs to.
 
-use ledgerline_contract::v1::{DeadLetter, ReasonClass, Stage};
+use ledgerline_contract::v1::{DeadLetter, ReasonClass, Stage, Suggestion};
 use ledgerline_platform::dead_letter::reason_label;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -103,6 +103,19 @@ pub struct SuggestionView {
     pub reason: String,
     /// The mapping-overlay rule (TOML) that applies it; empty when a person must act elsewhere.
     pub rule: String,
+}
+
+impl From<&Suggestion> for SuggestionView {
+    fn from(s: &Suggestion) -> Self {
+        Self {
+            field: s.field.clone(),
+            current_value: s.current_value.clone(),
+            suggested_value: s.suggested_value.clone(),
+            score: s.score,
+            reason: s.reason.clone(),
+            rule: s.rule.clone(),
+        }
+    }
 }
 
 /// One line of the audit trail.
@@ -271,18 +284,7 @@ impl Entry {
             occurrences: 1,
             first_seen: at.clone(),
             last_seen: at.clone(),
-            suggestions: dl
-                .suggestions
-                .iter()
-                .map(|s| SuggestionView {
-                    field: s.field.clone(),
-                    current_value: s.current_value.clone(),
-                    suggested_value: s.suggested_value.clone(),
-                    score: s.score,
-                    reason: s.reason.clone(),
-                    rule: s.rule.clone(),
-                })
-                .collect(),
+            suggestions: dl.suggestions.iter().map(SuggestionView::from).collect(),
             status: Status::Open,
             assignee: None,
             tags: vec![],

@@ -3,7 +3,7 @@
 
 use crate::alerts::Alerts;
 use crate::decode;
-use crate::entry::{Entry, Status, now};
+use crate::entry::{Entry, Status, SuggestionView, now};
 use crate::store::{Store, StoreError};
 use async_nats::jetstream::Message;
 use bytes::Bytes;
@@ -58,8 +58,8 @@ impl Intake {
         if let Some(of) = dl.original_headers.get(headers::REPLAY_OF)
             && self.store.get(of).is_some()
         {
-            let suggestions =
-                crate::entry::Entry::from_dead_letter(&dl, seq, Default::default()).suggestions;
+            let suggestions: Vec<SuggestionView> =
+                dl.suggestions.iter().map(SuggestionView::from).collect();
             self.store
                 .update(of, None, |e| {
                     if e.audit.iter().any(|a| a.detail.contains(&dl.id)) {

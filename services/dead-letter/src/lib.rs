@@ -23,12 +23,9 @@ pub mod upkeep;
 pub use config::{Cli, Command, Config};
 
 use crate::auth::{Role, Token, Tokens};
-use async_nats::jetstream::consumer::pull;
 use ledgerline_contract::buckets;
-use ledgerline_contract::consumers::{self, ConsumerSpec};
-use ledgerline_platform::consume::{Outcome, RunConfig};
+use ledgerline_contract::consumers;
 use ledgerline_platform::http::Health;
-use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -118,26 +115,24 @@ impl DeadLetterService {
                 _ = shutdown.cancelled() => return Ok(()),
             }
         }
-        let i = intake.clone();
-        tasks.push(tokio::spawn(consume(
-            self.client.clone(),
-            consumers::dead_letter(),
-            shutdown.clone(),
-            move |m| {
+        let (client, stop, i) = (self.client.clone(), shutdown.clone(), intake.clone());
+        tasks.push(tokio::spawn(async move {
+            let spec = consumers::dead_letter();
+            ledgerline_platform::consume::run_durable(client, &spec, 1, stop, move |m| {
                 let i = i.clone();
                 async move { i.dead_letter(m).await }
-            },
-        )));
-        let i = intake.clone();
-        tasks.push(tokio::spawn(consume(
-            self.client.clone(),
-            consumers::dead_letter_facts(),
-            shutdown.clone(),
-            move |m| {
+            })
+            .await
+        }));
+        let (client, stop, i) = (self.client.clone(), shutdown.clone(), intake.clone());
+        tasks.push(tokio::spawn(async move {
+            let spec = consumers::dead_letter_facts();
+            ledgerline_platform::consume::run_durable(client, &spec, 1, stop, move |m| {
                 let i = i.clone();
                 async move { i.fact(m).await }
-            },
-        )));
+            })
+            .await
+        }));
         tasks.push(tokio::spawn(upkeep::retention(
             store.clone(),
             self.config.retention,
@@ -168,34 +163,4 @@ impl DeadLetterService {
         tracing::info!("dead-letter stopped.");
         Ok(())
     }
-}
-
-/// Runs a durable consumer of the contract until `shutdown`.
-async fn consume<H, F>(
-    client: async_nats::Client,
-    spec: ConsumerSpec,
-    shutdown: CancellationToken,
-    handler: H,
-) where
-    H: Fn(async_nats::jetstream::Message) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Outcome> + Send + 'static,
-{
-    let js = ledgerline_platform::nats::jetstream(&client);
-    let consumer = loop {
-        if let Ok(stream) = js.get_stream(spec.stream).await
-            && let Ok(c) = stream.get_consumer::<pull::Config>(&spec.durable).await
-        {
-            break c;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            _ = shutdown.cancelled() => return,
-        }
-    };
-    let config = RunConfig {
-        name: spec.durable.clone(),
-        concurrency: 1,
-        pull_expires: Duration::from_secs(2),
-    };
-    ledgerline_platform::consume::run(client, consumer, config, shutdown, handler).await;
 }

@@ -23,11 +23,9 @@ pub use pipeline::{Handled, Pipeline};
 use axum::Router;
 use ledgerline_contract::{buckets, consumers};
 use ledgerline_mapping::{MappingHandle, MappingSource};
-use ledgerline_platform::consume::RunConfig;
 use ledgerline_platform::http::Health;
 use ledgerline_platform::publish::Publisher;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -103,8 +101,6 @@ impl Normalizer {
             )),
             tokio::spawn(consume(
                 self.client.clone(),
-                js,
-                self.health.clone(),
                 self.pipeline.clone(),
                 self.config.concurrency,
                 shutdown.clone(),
@@ -134,40 +130,12 @@ impl Normalizer {
 /// Waits for the topology, then runs the durable consumer until `shutdown`.
 async fn consume(
     client: async_nats::Client,
-    js: async_nats::jetstream::Context,
-    health: Health,
     pipeline: Pipeline,
     concurrency: usize,
     shutdown: CancellationToken,
 ) {
     let spec = consumers::normalizer();
-    let consumer = loop {
-        if shutdown.is_cancelled() {
-            return;
-        }
-        if health.is_ready().is_ok() {
-            match js.get_stream(spec.stream).await {
-                Ok(stream) => match stream
-                    .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&spec.durable)
-                    .await
-                {
-                    Ok(c) => break c,
-                    Err(error) => tracing::debug!(%error, "Consumer not ready yet."),
-                },
-                Err(error) => tracing::debug!(%error, "RAW not ready yet."),
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            _ = shutdown.cancelled() => return,
-        }
-    };
-    let config = RunConfig {
-        name: spec.durable.clone(),
-        concurrency,
-        pull_expires: Duration::from_secs(2),
-    };
-    ledgerline_platform::consume::run(client, consumer, config, shutdown, move |m| {
+    ledgerline_platform::consume::run_durable(client, &spec, concurrency, shutdown, move |m| {
         let p = pipeline.clone();
         async move { p.handle_message(m).await }
     })

@@ -83,38 +83,12 @@ pub async fn reprocess(
             "the mapping has not read overlay revision {} yet",
             req.overlay_revision
         );
-        return ReprocessReply {
-            results: req
-                .raw_sequences
-                .iter()
-                .map(|&s| ReprocessResult {
-                    raw_sequence: s,
-                    outcome: ReprocessOutcome::Retry as i32,
-                    detail: detail.clone(),
-                    event_ids: vec![],
-                })
-                .collect(),
-            mapping_revision: pipeline.mapping().revision.clone(),
-        };
+        return retry_all(req, &detail, pipeline.mapping().revision.clone());
     }
     let revision = pipeline.mapping().revision.clone();
     let raw = match js.get_stream(streams::RAW.name).await {
         Ok(s) => s,
-        Err(e) => {
-            return ReprocessReply {
-                results: req
-                    .raw_sequences
-                    .iter()
-                    .map(|&s| ReprocessResult {
-                        raw_sequence: s,
-                        outcome: ReprocessOutcome::Retry as i32,
-                        detail: format!("RAW: {e}"),
-                        event_ids: vec![],
-                    })
-                    .collect(),
-                mapping_revision: revision,
-            };
-        }
+        Err(e) => return retry_all(req, &format!("RAW: {e}"), revision),
     };
     let mut results = Vec::with_capacity(req.raw_sequences.len());
     for &seq in &req.raw_sequences {
@@ -185,6 +159,23 @@ pub async fn reprocess(
     }
     ReprocessReply {
         results,
+        mapping_revision: revision,
+    }
+}
+
+/// The same answer for every sequence of `req`: not now, try again.
+fn retry_all(req: &ReprocessRequest, detail: &str, revision: String) -> ReprocessReply {
+    ReprocessReply {
+        results: req
+            .raw_sequences
+            .iter()
+            .map(|&s| ReprocessResult {
+                raw_sequence: s,
+                outcome: ReprocessOutcome::Retry as i32,
+                detail: detail.to_owned(),
+                event_ids: vec![],
+            })
+            .collect(),
         mapping_revision: revision,
     }
 }

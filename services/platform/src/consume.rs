@@ -147,6 +147,45 @@ pub async fn run<H, F>(
     tracing::info!(consumer = %config.name, "Consumer stopped.");
 }
 
+/// Waits until the contract's durable consumer `spec` exists (the service's topology task
+/// declares it), then [`run`]s it with `concurrency` handlers until `shutdown`.
+pub async fn run_durable<H, F>(
+    client: async_nats::Client,
+    spec: &ledgerline_contract::consumers::ConsumerSpec,
+    concurrency: usize,
+    shutdown: CancellationToken,
+    handler: H,
+) where
+    H: Fn(Message) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Outcome> + Send + 'static,
+{
+    let js = crate::nats::jetstream(&client);
+    let consumer = loop {
+        match js.get_stream(spec.stream).await {
+            Ok(stream) => match stream
+                .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&spec.durable)
+                .await
+            {
+                Ok(c) => break c,
+                Err(error) => {
+                    tracing::debug!(%error, consumer = %spec.durable, "Consumer not ready yet.")
+                }
+            },
+            Err(error) => tracing::debug!(%error, stream = spec.stream, "Stream not ready yet."),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = shutdown.cancelled() => return,
+        }
+    };
+    let config = RunConfig {
+        name: spec.durable.clone(),
+        concurrency,
+        pull_expires: Duration::from_secs(2),
+    };
+    run(client, consumer, config, shutdown, handler).await;
+}
+
 async fn drain_and_nak(batch: &mut async_nats::jetstream::consumer::pull::Batch) {
     let deadline = tokio::time::sleep(Duration::from_millis(200));
     tokio::pin!(deadline);
