@@ -172,8 +172,10 @@ impl Desk {
     }
 }
 
-/// How long a round waits for other requests while the budget is on pace (a pull's linger).
-const GATHER: Duration = Duration::from_millis(30);
+/// How long a round waits for other requests while the budget is on pace. Short: on pace,
+/// latency matters more than calls, and what arrives while a round is out joins the next one
+/// anyway (at 30 ms, a pull's linger, new customers' invoices took 40 ms longer at p50).
+const GATHER: Duration = Duration::from_millis(5);
 
 /// The desk's loop: a round for everything that has arrived, one round at a time.
 async fn serve(round: Round, max_linger: Duration, mut rx: mpsc::Receiver<Request>) {
