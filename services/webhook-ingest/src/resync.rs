@@ -181,7 +181,7 @@ pub struct ResyncQuery {
 
 /// `POST /resync/{store}?since=` with the operator bearer token.
 pub async fn http_resync(
-    State(state): State<AppState>,
+    State(state): State<std::sync::Arc<AppState>>,
     Path(store): Path<String>,
     Query(q): Query<ResyncQuery>,
     headers: HeaderMap,

@@ -72,7 +72,7 @@ struct Envelope<'a> {
 
 /// The webhook handler.
 pub async fn receive(
-    State(state): State<AppState>,
+    State(state): State<std::sync::Arc<AppState>>,
     Path(store): Path<String>,
     headers: HeaderMap,
     body: Body,
