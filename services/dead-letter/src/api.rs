@@ -312,10 +312,10 @@ pub struct ListQuery {
     /// Issue id.
     pub issue: Option<String>,
     /// Last seen at or after (RFC 3339).
-    #[param(format = DateTime)]
+    #[param(schema_with = crate::filter::optional_instant_schema)]
     pub from: Option<String>,
     /// Last seen before (RFC 3339).
-    #[param(format = DateTime)]
+    #[param(schema_with = crate::filter::optional_instant_schema)]
     pub to: Option<String>,
     /// Text: order number, customer, entity, error or id.
     pub q: Option<String>,
@@ -327,7 +327,8 @@ pub struct ListQuery {
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
     /// Entries to skip.
-    pub offset: Option<usize>,
+    #[param(minimum = 0, maximum = 4294967295u64)]
+    pub offset: Option<u32>,
 }
 
 impl ListQuery {
@@ -335,7 +336,7 @@ impl ListQuery {
         if self.limit.is_some_and(|l| !(1..=500).contains(&l)) {
             return Err(ApiError::bad_request("limit is 1 to 500"));
         }
-        let f = Filter {
+        Filter {
             store: self.store.clone(),
             stage: self.stage.clone(),
             reason: self.reason.clone(),
@@ -345,9 +346,9 @@ impl ListQuery {
             from: self.from.clone(),
             to: self.to.clone(),
             q: self.q.clone(),
-        };
-        f.validate().map_err(ApiError::bad_request)?;
-        Ok(f)
+        }
+        .normalized()
+        .map_err(ApiError::bad_request)
     }
 }
 
@@ -415,7 +416,7 @@ async fn list(
 ) -> ApiResult<Json<EntryPage>> {
     let filter = q.filter()?;
     let limit = q.limit.unwrap_or(50);
-    let offset = q.offset.unwrap_or(0);
+    let offset = q.offset.unwrap_or(0) as usize;
     // Only the matching summaries are built; the sort key is all the rest needs.
     let mut entries = matching(&state, &filter, &caller);
     sort(&mut entries, q.sort, q.order);
@@ -601,7 +602,8 @@ async fn replay(
 /// A reason for discarding or ignoring.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ReasonBody {
-    /// Why.
+    /// Why: not blank.
+    #[schema(min_length = 1, pattern = r"\S")]
     pub reason: String,
 }
 
@@ -654,21 +656,47 @@ async fn ignore(
     close(state, caller, id, headers, Status::Ignored, b.reason).await
 }
 
-/// Acknowledge, assign, tag or note.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-pub struct Annotation {
-    /// `acknowledge`, `assign`, `tag` or `note`.
-    pub action: String,
-    /// For `assign`: who (empty unassigns).
-    pub assignee: Option<String>,
-    /// For `tag`: tags to add.
-    #[serde(default)]
-    pub add: Vec<String>,
-    /// For `tag`: tags to remove.
-    #[serde(default)]
-    pub remove: Vec<String>,
-    /// For `note`: the text.
-    pub text: Option<String>,
+/// Acknowledge, assign, tag or note, by `action`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Annotation {
+    /// Marks an open entry seen.
+    Acknowledge,
+    /// Assigns the entry (an empty or missing assignee unassigns).
+    Assign {
+        /// Who, at most 200 characters.
+        #[schema(max_length = 200)]
+        assignee: Option<String>,
+    },
+    /// Adds and removes tags.
+    Tag {
+        /// Tags to add: 1 to 64 characters, not blank.
+        #[serde(default)]
+        #[schema(schema_with = tag_schema)]
+        add: Vec<String>,
+        /// Tags to remove.
+        #[serde(default)]
+        remove: Vec<String>,
+    },
+    /// Adds a note.
+    Note {
+        /// The text: 1 to 10,000 characters, not blank.
+        #[schema(min_length = 1, max_length = 10000, pattern = r"\S")]
+        text: String,
+    },
+}
+
+fn tag_schema() -> utoipa::openapi::Array {
+    use utoipa::openapi::schema::Type;
+    utoipa::openapi::ArrayBuilder::new()
+        .items(
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(64))
+                .pattern(Some(r"\S")),
+        )
+        .build()
 }
 
 /// Acknowledges, assigns, tags or notes an entry.
@@ -687,8 +715,9 @@ async fn annotate(
     let expected = if_match(&headers)?;
     let who = caller.name.clone();
     let actions = &state.actions;
-    let v = match a.action.as_str() {
-        "acknowledge" => {
+    // Lengths in characters, as the schema counts them.
+    let v = match a {
+        Annotation::Acknowledge => {
             actions
                 .annotate(&id, &who, expected, "acknowledged", |e| {
                     (e.status == Status::Open).then(|| {
@@ -698,11 +727,12 @@ async fn annotate(
                 })
                 .await?
         }
-        "assign" => {
-            let to = a.assignee.clone().unwrap_or_default().trim().to_owned();
-            if to.len() > 200 {
+        Annotation::Assign { assignee } => {
+            let assignee = assignee.unwrap_or_default();
+            if assignee.chars().count() > 200 {
                 return Err(ApiError::invalid("assignee is at most 200 characters"));
             }
+            let to = assignee.trim().to_owned();
             actions
                 .annotate(&id, &who, expected, "assigned", |e| {
                     let new = (!to.is_empty()).then(|| to.clone());
@@ -713,15 +743,18 @@ async fn annotate(
                 })
                 .await?
         }
-        "tag" => {
-            if a.add.iter().any(|t| t.trim().is_empty() || t.len() > 64) {
+        Annotation::Tag { add, remove } => {
+            if add
+                .iter()
+                .any(|t| t.trim().is_empty() || t.chars().count() > 64)
+            {
                 return Err(ApiError::invalid("tags are 1 to 64 characters"));
             }
             actions
                 .annotate(&id, &who, expected, "tagged", |e| {
                     let before = e.tags.clone();
-                    e.tags.retain(|t| !a.remove.contains(t));
-                    for t in &a.add {
+                    e.tags.retain(|t| !remove.contains(t));
+                    for t in &add {
                         if !e.tags.contains(&t.trim().to_owned()) {
                             e.tags.push(t.trim().to_owned());
                         }
@@ -730,11 +763,11 @@ async fn annotate(
                 })
                 .await?
         }
-        "note" => {
-            let text = a.text.clone().unwrap_or_default().trim().to_owned();
-            if text.is_empty() || text.len() > 10_000 {
+        Annotation::Note { text } => {
+            if text.trim().is_empty() || text.chars().count() > 10_000 {
                 return Err(ApiError::invalid("a note is 1 to 10,000 characters"));
             }
+            let text = text.trim().to_owned();
             actions
                 .annotate(&id, &who, expected, "noted", |e| {
                     e.notes.push(Note {
@@ -745,11 +778,6 @@ async fn annotate(
                     Some("note added".to_owned())
                 })
                 .await?
-        }
-        other => {
-            return Err(ApiError::invalid(format!(
-                "action {other:?}: acknowledge, assign, tag or note"
-            )));
         }
     };
     view(&state, v, &caller).await
@@ -947,12 +975,12 @@ async fn start_bulk(
     ApiJson(req): ApiJson<BulkReplay>,
 ) -> ApiResult<Response> {
     caller.operator()?;
-    req.filter.validate().map_err(ApiError::bad_request)?;
+    let filter = req.filter.normalized().map_err(ApiError::bad_request)?;
     if req.dry_run {
-        let count = state.jobs.covered(&req.filter, &caller).len();
+        let count = state.jobs.covered(&filter, &caller).len();
         return Ok(Json(DryRun { count }).into_response());
     }
-    let job = state.jobs.start(req.filter, &caller).await?;
+    let job = state.jobs.start(filter, &caller).await?;
     Ok((StatusCode::ACCEPTED, Json(job)).into_response())
 }
 
@@ -1006,8 +1034,10 @@ pub struct ReprocessWindow {
     /// Store.
     pub store: String,
     /// RFC 3339: from this instant.
+    #[schema(schema_with = crate::filter::instant_schema)]
     pub from: String,
     /// RFC 3339: up to this instant.
+    #[schema(schema_with = crate::filter::instant_schema)]
     pub to: String,
     /// Count only.
     #[serde(default)]
@@ -1030,7 +1060,7 @@ const WINDOW_LIMIT: usize = 100_000;
 
 /// Reprocesses a time window of RAW through the normalizer (nothing is appended to RAW).
 #[utoipa::path(post, path = "/v1/reprocess", request_body = ReprocessWindow,
-    responses((status = 200, body = WindowResult), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, description = "No such store (for this token)", body = ErrorBody), (status = 503, body = ErrorBody)),
+    responses((status = 200, body = WindowResult), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, description = "No such store (for this token)", body = ErrorBody), (status = 422, description = "to is before from", body = ErrorBody), (status = 503, body = ErrorBody)),
     security(("bearer" = [])))]
 async fn reprocess_window(
     State(state): State<AppState>,
@@ -1048,7 +1078,7 @@ async fn reprocess_window(
     };
     let (from, to) = (parse("from", &req.from)?, parse("to", &req.to)?);
     if to < from {
-        return Err(ApiError::bad_request("to is before from"));
+        return Err(ApiError::invalid("to is before from"));
     }
     let seqs = state
         .actions

@@ -5,14 +5,18 @@
 //! - [`ServiceProcess`]: a workspace binary started as a child process on a free port, waited on
 //!   until its `/readyz` answers 200, with its output captured for assertions.
 //!
+//! - [`python_tool`]: a PyPI tool (schemathesis, ...) in a venv of its own under `target/`.
+//!
 //! Everything here is blocking std code on purpose: it works from sync and async tests alike.
 
 mod http;
 mod nats;
 mod process;
+mod python;
 
 pub use http::{http_get, wait_until};
 pub use nats::{NatsServer, find_nats_server};
 pub use process::{
     ServiceProcess, find_workspace_binary, free_port, peak_rss_kib, workspace_binary,
 };
+pub use python::python_tool;

@@ -6,4 +6,5 @@ mod bench;
 mod bulk;
 mod helpers;
 mod normalizer_fix;
+mod schemathesis;
 mod writer_fix;
