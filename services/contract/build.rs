@@ -20,8 +20,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.protoc_executable(protoc);
     // BTreeMap keeps map fields in key order, so encoding is deterministic (fixtures, dedup).
     config.btree_map(["."]);
-    // JSON views for operators (the review queue's decoded payloads); enums serialize as numbers.
-    config.type_attribute(".", "#[derive(serde::Serialize)]");
+    // JSON views for operators (the review queue's decoded payloads, and the payloads they
+    // edit before a replay); enums are numbers both ways. `default` lets an edit leave out
+    // fields that are zero, as protobuf does.
+    config.type_attribute(".", "#[derive(serde::Serialize, serde::Deserialize)]");
+    config.message_attribute(".", "#[serde(default)]");
     config.compile_protos(&files, &[root])?;
     Ok(())
 }

@@ -151,8 +151,8 @@ pub fn dead_letter_facts() -> ConsumerSpec {
         stream: streams::XERO.name,
         durable: "dead-letter-facts".to_owned(),
         filter_subjects: vec![
-            "xero.*.invoice.*".to_owned(),
-            "xero.*.credit_note.*".to_owned(),
+            "xero.*.invoice.>".to_owned(),
+            "xero.*.credit_note.>".to_owned(),
             "xero.*.usage.*".to_owned(),
         ],
         ack_wait: Duration::from_secs(30),

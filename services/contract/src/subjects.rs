@@ -19,9 +19,55 @@ pub fn raw_clarity_store(store: &str) -> String {
 /// Every raw event.
 pub const RAW_ALL: &str = "raw.>";
 
-/// `orders.<store>.<created|updated|paid|cancelled|refunded>`.
-pub fn orders(store: &str, ty: OrderEventType) -> String {
-    format!("orders.{store}.{}", order_type_token(ty))
+/// `orders.<store>.<created|updated|paid|cancelled|refunded>.<order id>.<order number>`: the
+/// order's id and number are subject tokens (through [`token`]) so one order's events are read
+/// by subject, without a scan ([`orders_of`], [`orders_numbered`]).
+pub fn orders(store: &str, ty: OrderEventType, order_id: &str, order_number: &str) -> String {
+    format!(
+        "orders.{store}.{}.{}.{}",
+        order_type_token(ty),
+        token(order_id),
+        token(order_number)
+    )
+}
+
+/// Whether `subject` carries a refund: an ORDERS refund event (`orders.<store>.refunded...`,
+/// with or without the order tokens of older subjects) or a raw completed return.
+pub fn is_refund(subject: &str) -> bool {
+    let mut t = subject.split('.');
+    match (t.next(), t.next(), t.next()) {
+        (Some("orders"), Some(_), Some("refunded")) => true,
+        (Some("raw"), Some("clarity"), Some(_)) => subject.ends_with(".sales_return.completed"),
+        _ => false,
+    }
+}
+
+/// Every event of the order with id `order_id` in `store`.
+pub fn orders_of(store: &str, order_id: &str) -> String {
+    format!("orders.{store}.*.{}.*", token(order_id))
+}
+
+/// Every event of the order numbered `order_number` in `store`.
+pub fn orders_numbered(store: &str, order_number: &str) -> String {
+    format!("orders.{store}.*.*.{}", token(order_number))
+}
+
+/// A value from outside (an order id or number) as one subject token: ASCII letters, digits,
+/// `-` and `_` are kept, anything else becomes `_`, at most 64 bytes; empty is `-`. Lossy, so a
+/// reader checks the payload's own id: two values may share a token, never one value two.
+pub fn token(value: &str) -> String {
+    let t: String = value
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if t.is_empty() { "-".to_owned() } else { t }
 }
 
 /// Every order event of one store.
@@ -60,8 +106,30 @@ pub fn customers_store(store: &str) -> String {
 /// Every customer event.
 pub const CUSTOMERS_ALL: &str = "customers.>";
 
-/// `xero.<tenant>.<contact|invoice|payment|credit_note|allocation>.<verb>`.
-pub fn xero(tenant: &str, kind: XeroDocumentKind, verb: XeroVerb) -> String {
+/// `xero.<tenant>.<contact|invoice|payment|credit_note|allocation>.<verb>.<store>.<id>`: the
+/// order (or customer) the fact is about, from its `<store>/<id>` key, so one order's writes
+/// are read by subject ([`xero_of`]).
+pub fn xero(tenant: &str, kind: XeroDocumentKind, verb: XeroVerb, key: &str) -> String {
+    let (store, id) = key.split_once('/').unwrap_or(("", key));
+    format!(
+        "{}.{}.{}",
+        xero_kind_verb(tenant, kind, verb),
+        token(store),
+        token(id)
+    )
+}
+
+/// Facts of every kind and verb, in any tenant, about the order (or customer) `id` of `store`.
+pub fn xero_of(store: &str, id: &str) -> String {
+    format!("xero.*.*.*.{}.{}", token(store), token(id))
+}
+
+/// Facts of one kind and verb in any of its tenant's orders: `xero.<tenant>.<kind>.<verb>.>`.
+pub fn xero_facts(tenant: &str, kind: XeroDocumentKind, verb: XeroVerb) -> String {
+    format!("{}.>", xero_kind_verb(tenant, kind, verb))
+}
+
+fn xero_kind_verb(tenant: &str, kind: XeroDocumentKind, verb: XeroVerb) -> String {
     let k = match kind {
         XeroDocumentKind::Contact => "contact",
         XeroDocumentKind::Invoice => "invoice",

@@ -91,6 +91,8 @@ fn meta(id: &str) -> Option<EventMeta> {
         occurred_at: "2026-11-20T09:15:02.123Z".into(),
         store: "main".into(),
         source_type: "sales_order.created".into(),
+        // 0 is not on the wire: the fixtures from before the field still match.
+        raw_sequence: 0,
     })
 }
 
@@ -295,9 +297,33 @@ fn names_and_tokens() {
     use ledgerline_contract::{consumers, subjects};
     assert_eq!(OrderEvent::NAME, "ledgerline.v1.OrderEvent");
     assert_eq!(
-        subjects::orders("main", OrderEventType::Paid),
-        "orders.main.paid"
+        subjects::orders("main", OrderEventType::Paid, "1042", "SO-001042"),
+        "orders.main.paid.1042.SO-001042"
     );
+    // Outside values become one token each; an order's events and facts read by subject.
+    assert_eq!(
+        subjects::orders("main", OrderEventType::Paid, "a.b", "SO 7/x"),
+        "orders.main.paid.a_b.SO_7_x"
+    );
+    assert_eq!(
+        subjects::orders("main", OrderEventType::Paid, "", ""),
+        "orders.main.paid.-.-"
+    );
+    assert_eq!(subjects::orders_of("main", "1042"), "orders.main.*.1042.*");
+    assert_eq!(
+        subjects::orders_numbered("main", "SO-001042"),
+        "orders.main.*.*.SO-001042"
+    );
+    assert_eq!(
+        subjects::xero(
+            "t-1",
+            XeroDocumentKind::Invoice,
+            XeroVerb::Created,
+            "main/1042"
+        ),
+        "xero.t-1.invoice.created.main.1042"
+    );
+    assert_eq!(subjects::xero_of("main", "1042"), "xero.*.*.*.main.1042");
     assert_eq!(
         subjects::xero_connection("t-1", XeroConnectionState::Disconnected),
         "xero.t-1.connection.lost"

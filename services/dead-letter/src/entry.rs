@@ -336,8 +336,7 @@ impl Entry {
 
     /// A refund (or return) rather than the order itself.
     pub fn is_refund(&self) -> bool {
-        self.subject.ends_with(".refunded")
-            || self.subject.ends_with(".return_completed")
+        ledgerline_contract::subjects::is_refund(&self.subject)
             || self.schema() == "ledgerline.v1.RefundEvent"
     }
 }
@@ -397,6 +396,12 @@ pub struct Summary {
     pub edited: bool,
     /// See [`Entry`].
     pub closed_at: Option<String>,
+    /// See [`Entry`].
+    pub original_stream: String,
+    /// See [`Entry`].
+    pub original_sequence: u64,
+    /// See [`Entry`].
+    pub dlq_sequence: u64,
 }
 
 impl Summary {
@@ -428,13 +433,15 @@ impl Summary {
             suggestions: e.suggestions.clone(),
             edited: e.edited,
             closed_at: e.closed_at.clone(),
+            original_stream: e.original_stream.clone(),
+            original_sequence: e.original_sequence,
+            dlq_sequence: e.dlq_sequence,
         }
     }
 
     /// A refund (or return) rather than the order itself.
     pub fn is_refund(&self) -> bool {
-        self.subject.ends_with(".refunded")
-            || self.subject.ends_with(".return_completed")
+        ledgerline_contract::subjects::is_refund(&self.subject)
             || self.schema == "ledgerline.v1.RefundEvent"
     }
 }

@@ -176,6 +176,10 @@ impl Pipeline {
                 return (handled, vec![]);
             }
         };
+        let mut events = events;
+        for e in &mut events {
+            e.message.meta_mut().raw_sequence = sequence;
+        }
         let ids = events.iter().map(|e| e.event_id.clone()).collect();
         let handled = match self.publish_all(&events, raw_headers).await {
             Ok((new, duplicate)) => {

@@ -189,6 +189,9 @@ pub async fn replay(
                         to_publish.push(e);
                     }
                 }
+                for e in &mut to_publish {
+                    e.message.meta_mut().raw_sequence = m.sequence;
+                }
                 if !to_publish.is_empty() {
                     pipeline
                         .publish_all(&to_publish, m.headers.as_ref())

@@ -42,6 +42,16 @@ pub enum Message {
 }
 
 impl Message {
+    /// The event's metadata.
+    pub fn meta_mut(&mut self) -> &mut EventMeta {
+        let meta = match self {
+            Self::Order(m) => &mut m.meta,
+            Self::Customer(m) => &mut m.meta,
+            Self::Refund(m) => &mut m.meta,
+        };
+        meta.get_or_insert_with(EventMeta::default)
+    }
+
     /// Protobuf bytes.
     pub fn encode(&self) -> Vec<u8> {
         use prost::Message as _;
@@ -200,6 +210,8 @@ impl Ctx<'_> {
             occurred_at: self.env.timestamp.clone(),
             store: self.env.store.custom_key.clone(),
             source_type: self.env.event_type.clone(),
+            // Set by the pipeline, which knows where the raw event is stored.
+            raw_sequence: 0,
         }
     }
 
@@ -328,7 +340,7 @@ impl Ctx<'_> {
         };
         let meta = self.meta("order");
         let mut out = vec![Canonical {
-            subject: subjects::orders(self.store(), event_type),
+            subject: subjects::orders(self.store(), event_type, &order.id, &order.number),
             event_id: meta.event_id.clone(),
             message: Message::Order(OrderEvent {
                 meta: Some(meta),
@@ -505,7 +517,12 @@ impl Ctx<'_> {
         };
         let meta = self.meta("refund");
         Ok(Canonical {
-            subject: subjects::orders(self.store(), OrderEventType::Refunded),
+            subject: subjects::orders(
+                self.store(),
+                OrderEventType::Refunded,
+                &r.sales_order_id.to_string(),
+                &text(&r.sales_order_key),
+            ),
             event_id: meta.event_id.clone(),
             message: Message::Refund(RefundEvent {
                 meta: Some(meta),

@@ -6,6 +6,7 @@
 //! - [`publish`]: publishes that always await the PubAck and carry the house headers.
 //! - [`dead_letter`]: the one dead-letter builder (contract v2) every stage uses.
 //! - [`consume`]: a pull-consumer loop with bounded concurrency and a graceful stop.
+//! - [`read`]: what a stream holds on some subjects (one order's events), without consuming it.
 //! - [`telemetry`]: logs, OTLP traces when configured, W3C trace context in NATS headers.
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`; [`shutdown`]: SIGTERM and SIGINT.
 //! - [`json`]: the workspace's one way to read JSON numbers as `rust_decimal`.
@@ -19,6 +20,7 @@ pub mod json;
 pub mod metrics;
 pub mod nats;
 pub mod publish;
+pub mod read;
 pub mod shutdown;
 pub mod standard_webhooks;
 pub mod telemetry;

@@ -221,7 +221,7 @@ impl CustomerWorker {
                             .contacts
                             .put(key, format!("{id} {hash}").into_bytes().into())
                             .await;
-                        facts.push(self.fact(id, spec, XeroVerb::Updated));
+                        facts.push(self.fact(id, spec, XeroVerb::Updated, &store_of));
                     } else if attempt == 0
                         && matches!(refusal, Some(Refusal::DuplicateContactName(_)))
                     {
@@ -267,9 +267,11 @@ impl CustomerWorker {
                     // Created from these very details (the desk cached it with their hash, so
                     // the next event with the same details needs no update).
                     Some(Resolved::Id(id, Origin::Created)) => {
-                        facts.push(self.fact(id, spec, XeroVerb::Created))
+                        facts.push(self.fact(id, spec, XeroVerb::Created, &store_of))
                     }
-                    Some(Resolved::Id(id, _)) => facts.push(self.fact(id, spec, XeroVerb::Adopted)),
+                    Some(Resolved::Id(id, _)) => {
+                        facts.push(self.fact(id, spec, XeroVerb::Adopted, &store_of))
+                    }
                     Some(Resolved::Refused(e)) | Some(Resolved::Transient(e)) => {
                         failed.insert(spec.contact_number.clone(), e.clone());
                     }
@@ -280,7 +282,7 @@ impl CustomerWorker {
             }
         }
         for f in &facts {
-            let subject = subjects::xero(&tenant, f.kind(), f.verb());
+            let subject = subjects::xero(&tenant, f.kind(), f.verb(), &f.order_key);
             if let Err(e) = self
                 .shared
                 .publisher
@@ -302,7 +304,18 @@ impl CustomerWorker {
         }
     }
 
-    fn fact(&self, id: &str, spec: &ContactSpec, verb: XeroVerb) -> XeroFact {
+    /// The fact about a contact; its key is `<store>/<contact number>`.
+    fn fact(
+        &self,
+        id: &str,
+        spec: &ContactSpec,
+        verb: XeroVerb,
+        store_of: &HashMap<String, String>,
+    ) -> XeroFact {
+        let store = store_of
+            .get(&spec.contact_number)
+            .cloned()
+            .unwrap_or_default();
         let src = format!(
             "{}|contact|{verb:?}|{id}|{}",
             self.client.tenant(),
@@ -315,6 +328,8 @@ impl CustomerWorker {
             verb: verb as i32,
             xero_id: id.to_owned(),
             number: spec.contact_number.clone(),
+            order_key: format!("{store}/{}", spec.contact_number),
+            store,
             status: "ACTIVE".into(),
             written_at: chrono::Utc::now().to_rfc3339(),
             ..Default::default()

@@ -46,8 +46,11 @@ async fn bench_webhook_to_invoice_at_50_per_second() {
     assert_eq!(events.len(), n);
 
     let nats = async_nats::connect(&stack.nats_url).await.unwrap();
-    let subject =
-        ledgerline_contract::subjects::xero("*", XeroDocumentKind::Invoice, XeroVerb::Created);
+    let subject = ledgerline_contract::subjects::xero_facts(
+        "*",
+        XeroDocumentKind::Invoice,
+        XeroVerb::Created,
+    );
     let mut facts = nats.subscribe(subject).await.unwrap();
     nats.flush().await.unwrap();
 

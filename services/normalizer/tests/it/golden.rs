@@ -112,7 +112,7 @@ fn example_order_is_as_documented() {
     let effective = Effective::defaults();
     let events = transform(&body, Some("main"), &effective).unwrap();
     assert_eq!(events.len(), 2, "an order event and its customer");
-    assert_eq!(events[0].subject, "orders.main.created");
+    assert_eq!(events[0].subject, "orders.main.created.1042.SO-001042");
     assert_eq!(events[1].subject, "customers.main.updated");
     assert_eq!(
         events[0].event_id,

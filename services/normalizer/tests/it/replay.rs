@@ -66,7 +66,10 @@ async fn replay_publishes_only_what_a_mapping_change_changed() {
     })
     .await
     .unwrap();
-    assert!(out.contains("~ orders.main.created evt_r0.order@"), "{out}");
+    assert!(
+        out.contains("~ orders.main.created.1042.SO-001042 evt_r0.order@"),
+        "{out}"
+    );
     assert!(
         out.contains("event.order.tracking.Sales Channel: \"B2B Portal\" → \"Web Store\""),
         "{out}"

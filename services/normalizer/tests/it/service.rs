@@ -20,7 +20,8 @@ async fn publishes_canonical_events_once_per_raw_event() {
     );
     let orders = stack.messages("ORDERS").await;
     let m = &orders[0];
-    assert_eq!(m.subject.as_str(), "orders.main.created");
+    // The order's id and number are in the subject: one order's events read by subject.
+    assert_eq!(m.subject.as_str(), "orders.main.created.1042.SO-001042");
     assert_eq!(
         m.headers.get(headers::SCHEMA).map(|v| v.as_str()),
         Some(OrderEvent::NAME)
@@ -30,6 +31,8 @@ async fn publishes_canonical_events_once_per_raw_event() {
     let e = OrderEvent::decode(m.payload.clone()).unwrap();
     let meta = e.meta.unwrap();
     assert_eq!(meta.source_event_id, "evt_a");
+    // Where the webhook is in RAW: the first message there.
+    assert_eq!(meta.raw_sequence, 1);
     assert!(id.ends_with(&meta.mapping_revision));
     assert_eq!(e.order.unwrap().version, 1);
 

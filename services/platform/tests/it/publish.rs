@@ -31,7 +31,7 @@ async fn dedups_by_msg_id_and_sets_house_headers() {
         .await
         .unwrap();
     let p = Publisher::new(js.clone(), Duration::from_secs(5));
-    let subject = subjects::orders("main", OrderEventType::Created);
+    let subject = subjects::orders("main", OrderEventType::Created, "1", "SO-1");
     let first = p
         .publish_proto(subject.clone(), "oe-1", &event("oe-1"), Default::default())
         .await

@@ -412,7 +412,7 @@ impl TenantWorker {
             .flat_map(|g| g.facts.iter().cloned())
             .map(|f| {
                 let publisher = self.shared.publisher.clone();
-                let subject = subjects::xero(&tenant, f.kind(), f.verb());
+                let subject = subjects::xero(&tenant, f.kind(), f.verb(), &f.order_key);
                 async move {
                     if let Err(e) = publisher
                         .publish_proto(subject, &f.fact_id, &f, Default::default())

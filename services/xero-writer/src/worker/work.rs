@@ -9,7 +9,7 @@ use async_nats::jetstream::Message;
 use ledgerline_contract::v1::{
     Order, OrderEvent, OrderStatus, ReasonClass, RefundEvent, XeroFact, XeroVerb,
 };
-use ledgerline_contract::{Schema, headers};
+use ledgerline_contract::{Schema, headers, subjects};
 use ledgerline_xero_client::Need;
 use prost::Message as _;
 use rust_decimal::Decimal;
@@ -139,7 +139,7 @@ pub(crate) fn decode(msg: &Message) -> Result<Decoded, (ReasonClass, String)> {
         .and_then(|h| h.get(headers::SCHEMA))
         .map(|v| v.as_str().to_owned())
         .unwrap_or_else(|| {
-            if msg.subject.ends_with(".refunded") {
+            if subjects::is_refund(&msg.subject) {
                 RefundEvent::NAME.to_owned()
             } else {
                 OrderEvent::NAME.to_owned()

@@ -158,7 +158,12 @@ async fn bench_scaled_limits_orders_per_scaled_minute() {
                 let ev = event(&o, OrderEventType::Paid, &format!("scaled-{i}"));
                 publisher
                     .publish_proto(
-                        ledgerline_contract::subjects::orders("main", OrderEventType::Paid),
+                        ledgerline_contract::subjects::orders(
+                            "main",
+                            OrderEventType::Paid,
+                            &o.id,
+                            &o.number,
+                        ),
                         &format!("scaled-{i}"),
                         &ev,
                         Default::default(),
@@ -235,7 +240,7 @@ async fn bench_latency_event_to_invoice_at_50_per_second() {
         .settings(serde_json::json!({"minute_limit": 1_000_000, "day_limit": 100_000_000, "concurrent_limit": 100}))
         .await;
     let client = async_nats::connect(stack.nats.url()).await.unwrap();
-    let mut facts = client.subscribe("xero.*.invoice.created").await.unwrap();
+    let mut facts = client.subscribe("xero.*.invoice.created.>").await.unwrap();
     let sent = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
     let publisher = stack.publisher.clone();
     let sent2 = sent.clone();
@@ -249,7 +254,12 @@ async fn bench_latency_event_to_invoice_at_50_per_second() {
             sent2.lock().unwrap().insert(number, Instant::now());
             publisher
                 .publish_proto(
-                    ledgerline_contract::subjects::orders("main", OrderEventType::Created),
+                    ledgerline_contract::subjects::orders(
+                        "main",
+                        OrderEventType::Created,
+                        &o.id,
+                        &o.number,
+                    ),
                     &format!("lat-{i}"),
                     &ev,
                     Default::default(),
@@ -354,7 +364,12 @@ async fn bench_starter_day_orders_one_organisation_takes() {
                 let ev = event(&o, OrderEventType::Paid, &format!("day-{i}"));
                 publisher
                     .publish_proto(
-                        ledgerline_contract::subjects::orders("main", OrderEventType::Paid),
+                        ledgerline_contract::subjects::orders(
+                            "main",
+                            OrderEventType::Paid,
+                            &o.id,
+                            &o.number,
+                        ),
                         &format!("day-{i}"),
                         &ev,
                         Default::default(),

@@ -285,10 +285,10 @@ impl Stack {
 
     pub async fn publish(&self, ev: &OrderEvent) {
         let ty = OrderEventType::try_from(ev.r#type).unwrap();
-        let store = &ev.order.as_ref().unwrap().store;
+        let o = ev.order.as_ref().unwrap();
         self.publisher
             .publish_proto(
-                subjects::orders(store, ty),
+                subjects::orders(&o.store, ty, &o.id, &o.number),
                 &ev.meta.as_ref().unwrap().event_id,
                 ev,
                 Default::default(),
@@ -300,7 +300,12 @@ impl Stack {
     pub async fn publish_refund(&self, ev: &RefundEvent) {
         self.publisher
             .publish_proto(
-                subjects::orders("main", OrderEventType::Refunded),
+                subjects::orders(
+                    "main",
+                    OrderEventType::Refunded,
+                    &ev.order_id,
+                    &ev.order_number,
+                ),
                 &ev.meta.as_ref().unwrap().event_id,
                 ev,
                 Default::default(),
@@ -535,6 +540,7 @@ pub fn event(o: &Order, ty: OrderEventType, event_id: &str) -> OrderEvent {
             occurred_at: o.updated_at.clone(),
             store: o.store.clone(),
             source_type: "test".into(),
+            raw_sequence: 0,
         }),
         r#type: ty as i32,
         order: Some(o.clone()),
