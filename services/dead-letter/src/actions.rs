@@ -562,6 +562,30 @@ impl Actions {
         Ok(v)
     }
 
+    /// Assigns an entry to `assignee` (at most 200 characters; blank unassigns).
+    pub async fn assign(
+        &self,
+        id: &str,
+        who: &str,
+        expected: Option<u64>,
+        assignee: &str,
+    ) -> Result<Versioned, ActionError> {
+        if assignee.chars().count() > 200 {
+            return Err(ActionError::Invalid(
+                "assignee is at most 200 characters".into(),
+            ));
+        }
+        let to = assignee.trim().to_owned();
+        self.annotate(id, who, expected, "assigned", |e| {
+            let new = (!to.is_empty()).then(|| to.clone());
+            (e.assignee != new).then(|| {
+                e.assignee = new.clone();
+                new.map_or("unassigned".to_owned(), |n| format!("assigned to {n}"))
+            })
+        })
+        .await
+    }
+
     /// Keeps an edited payload beside the original; the next replay sends it.
     pub async fn edit(
         &self,

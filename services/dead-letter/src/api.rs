@@ -3,11 +3,15 @@
 
 use crate::actions::{ActionError, Actions, FixRequest, FixResult, ReplayResult};
 use crate::auth::{Caller, Tokens};
-use crate::decode;
-use crate::entry::{AuditEvent, Entry, FaultView, Note, Status, SuggestionView, Summary};
+use crate::entry::{AuditEvent, Entry, FaultView, Note, Status, SuggestionView};
 use crate::filter::Filter;
 use crate::jobs::{Job, JobState, Jobs};
 use crate::store::{Indexed, StoreError, Versioned};
+use crate::timeline::{Detail, Step, StepKind, Timeline};
+use crate::views::{
+    self, EntryPage, EntrySummary, EntryView, IssueView, SortBy, SortOrder, issues_of, masked,
+    matching, sort,
+};
 use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +20,6 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 /// Shared by the handlers.
@@ -28,6 +31,8 @@ pub struct AppState {
     pub jobs: Jobs,
     /// API tokens.
     pub tokens: Tokens,
+    /// JetStream, for order timelines.
+    pub js: async_nats::jetstream::Context,
 }
 
 impl FromRef<AppState> for Tokens {
@@ -188,113 +193,6 @@ where
     }
 }
 
-/// One entry in a list.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct EntrySummary {
-    /// Id.
-    pub id: String,
-    /// Issue id.
-    pub issue: String,
-    /// Issue key.
-    pub issue_key: String,
-    /// Stage.
-    pub stage: String,
-    /// Reason class.
-    pub reason: String,
-    /// What is at fault.
-    pub fault: FaultView,
-    /// Error text.
-    pub error: String,
-    /// Store.
-    pub store: String,
-    /// `<store>/<order id>`.
-    pub entity: String,
-    /// Order number.
-    pub order_number: String,
-    /// Customer (masked for viewers).
-    pub customer: String,
-    /// Status.
-    pub status: Status,
-    /// Attempts.
-    pub attempts: u32,
-    /// Dead letters folded in.
-    pub occurrences: u32,
-    /// Replays so far.
-    pub replays: u32,
-    /// First seen.
-    pub first_seen: String,
-    /// Last seen.
-    pub last_seen: String,
-    /// Assignee.
-    pub assignee: Option<String>,
-    /// Tags.
-    pub tags: Vec<String>,
-    /// The best suggestion, if any.
-    pub top_suggestion: Option<SuggestionView>,
-}
-
-impl EntrySummary {
-    fn of(e: &Summary, caller: &Caller) -> Self {
-        Self {
-            id: e.id.clone(),
-            issue: e.issue.clone(),
-            issue_key: e.issue_key.clone(),
-            stage: e.stage.clone(),
-            reason: e.reason.clone(),
-            fault: e.fault.clone(),
-            error: e.error.clone(),
-            store: e.store.clone(),
-            entity: e.entity.clone(),
-            order_number: e.order_number.clone(),
-            customer: masked(&e.customer, caller),
-            status: e.status,
-            attempts: e.attempts,
-            occurrences: e.occurrences,
-            replays: e.replays,
-            first_seen: e.first_seen.clone(),
-            last_seen: e.last_seen.clone(),
-            assignee: e.assignee.clone(),
-            tags: e.tags.clone(),
-            top_suggestion: e.suggestions.first().cloned(),
-        }
-    }
-}
-
-fn masked(s: &str, caller: &Caller) -> String {
-    if caller.masked() {
-        decode::mask_text(s)
-    } else {
-        s.to_owned()
-    }
-}
-
-/// A page of entries.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EntryPage {
-    /// Entries matching, in all.
-    pub total: usize,
-    /// This page.
-    pub entries: Vec<EntrySummary>,
-    /// The offset of the next page, if there is one.
-    pub next_offset: Option<usize>,
-}
-
-/// One entry in full.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EntryView {
-    /// The entry (customer masked for viewers).
-    #[serde(flatten)]
-    pub entry: Entry,
-    /// Its revision (also the ETag).
-    pub revision: u64,
-    /// The payload decoded: protobuf by schema, JSON as is; masked for viewers.
-    pub payload: Option<serde_json::Value>,
-    /// The operator's edited payload, decoded, if any.
-    pub edited_payload: Option<serde_json::Value>,
-    /// What would keep a replay exactly-once now.
-    pub replay_guard: String,
-}
-
 /// List parameters: the filters, then sort and paging.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -352,59 +250,6 @@ impl ListQuery {
     }
 }
 
-fn matching(state: &AppState, filter: &Filter, caller: &Caller) -> Vec<Arc<Summary>> {
-    state.actions.store().scan(|it| {
-        it.filter(|v| filter.matches(&v.entry, caller))
-            .map(|v| v.entry.clone())
-            .collect()
-    })
-}
-
-/// What a list is sorted by.
-#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SortBy {
-    /// The last time the stage gave up (default).
-    #[default]
-    LastSeen,
-    /// The first time.
-    FirstSeen,
-    /// Deliveries before giving up.
-    Attempts,
-    /// Dead letters folded in.
-    Occurrences,
-}
-
-/// Sort direction.
-#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SortOrder {
-    /// Newest or largest first (default).
-    #[default]
-    Desc,
-    /// Oldest or smallest first.
-    Asc,
-}
-
-fn sort(entries: &mut [Arc<Summary>], by: Option<SortBy>, order: Option<SortOrder>) {
-    // Ties break on the id, so pages are stable.
-    match by.unwrap_or_default() {
-        SortBy::LastSeen => {
-            entries.sort_by(|a, b| (&a.last_seen, &a.id).cmp(&(&b.last_seen, &b.id)))
-        }
-        SortBy::FirstSeen => {
-            entries.sort_by(|a, b| (&a.first_seen, &a.id).cmp(&(&b.first_seen, &b.id)))
-        }
-        SortBy::Attempts => entries.sort_by(|a, b| (a.attempts, &a.id).cmp(&(b.attempts, &b.id))),
-        SortBy::Occurrences => {
-            entries.sort_by(|a, b| (a.occurrences, &a.id).cmp(&(b.occurrences, &b.id)))
-        }
-    }
-    if matches!(order.unwrap_or_default(), SortOrder::Desc) {
-        entries.reverse();
-    }
-}
-
 /// Lists entries.
 #[utoipa::path(get, path = "/v1/entries", params(ListQuery),
     responses((status = 200, body = EntryPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
@@ -418,7 +263,7 @@ async fn list(
     let limit = q.limit.unwrap_or(50);
     let offset = q.offset.unwrap_or(0) as usize;
     // Only the matching summaries are built; the sort key is all the rest needs.
-    let mut entries = matching(&state, &filter, &caller);
+    let mut entries = matching(state.actions.store(), &filter, &caller);
     sort(&mut entries, q.sort, q.order);
     let total = entries.len();
     let page: Vec<EntrySummary> = entries
@@ -475,34 +320,9 @@ fn if_match(headers: &HeaderMap) -> ApiResult<Option<u64>> {
 }
 
 async fn view(state: &AppState, v: Versioned, caller: &Caller) -> ApiResult<Response> {
-    let store = state.actions.store();
-    let schema = v.entry.schema().to_owned();
-    let read = |p: Option<Bytes>| {
-        p.and_then(|p| decode::view(&schema, &p)).map(|mut j| {
-            if caller.masked() {
-                decode::mask(&mut j);
-            }
-            j
-        })
-    };
-    let payload = read(store.payload(&v.entry.id, false).await.ok().flatten());
-    let edited_payload = if v.entry.edited {
-        read(store.payload(&v.entry.id, true).await.ok().flatten())
-    } else {
-        None
-    };
-    let mut entry = v.entry;
-    entry.customer = masked(&entry.customer, caller);
-    let replay_guard = crate::actions::guard_of(&entry.stage, &entry.first_seen, &entry.entity);
-    let etag = format!("\"{}\"", v.revision);
-    let mut r = Json(EntryView {
-        entry,
-        revision: v.revision,
-        payload,
-        edited_payload,
-        replay_guard,
-    })
-    .into_response();
+    let view = views::entry_view(state.actions.store(), v, caller).await;
+    let etag = format!("\"{}\"", view.revision);
+    let mut r = Json(view).into_response();
     r.headers_mut().insert(
         header::ETAG,
         HeaderValue::from_str(&etag).expect("an ETag is ASCII"),
@@ -727,22 +547,13 @@ async fn annotate(
                 })
                 .await?
         }
-        Annotation::Assign { assignee } => {
-            let assignee = assignee.unwrap_or_default();
-            if assignee.chars().count() > 200 {
-                return Err(ApiError::invalid("assignee is at most 200 characters"));
-            }
-            let to = assignee.trim().to_owned();
-            actions
-                .annotate(&id, &who, expected, "assigned", |e| {
-                    let new = (!to.is_empty()).then(|| to.clone());
-                    (e.assignee != new).then(|| {
-                        e.assignee = new.clone();
-                        new.map_or("unassigned".to_owned(), |n| format!("assigned to {n}"))
-                    })
-                })
-                .await?
-        }
+        Annotation::Assign { assignee } => actions
+            .assign(&id, &who, expected, &assignee.unwrap_or_default())
+            .await
+            .map_err(|e| match e {
+                ActionError::Invalid(m) => ApiError::invalid(m),
+                e => e.into(),
+            })?,
         Annotation::Tag { add, remove } => {
             if add
                 .iter()
@@ -783,39 +594,6 @@ async fn annotate(
     view(&state, v, &caller).await
 }
 
-/// One issue: entries grouped by stage + fault.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct IssueView {
-    /// `iss-...`.
-    pub id: String,
-    /// stage/code/field/value.
-    pub key: String,
-    /// Stage.
-    pub stage: String,
-    /// Reason class.
-    pub reason: String,
-    /// What is at fault.
-    pub fault: FaultView,
-    /// Stores it appears in.
-    pub stores: Vec<String>,
-    /// Open entries (open or acknowledged).
-    pub open: usize,
-    /// Entries in all, by status.
-    pub statuses: BTreeMap<String, usize>,
-    /// First seen of the oldest open entry.
-    pub oldest_open: Option<String>,
-    /// Its age in seconds.
-    pub oldest_open_age_seconds: Option<i64>,
-    /// Last seen of any entry.
-    pub last_seen: String,
-    /// An error text of it.
-    pub sample_error: String,
-    /// An entry of it.
-    pub sample_entry: String,
-    /// The suggestions of its latest entry.
-    pub suggestions: Vec<SuggestionView>,
-}
-
 /// Issue list parameters.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -828,68 +606,14 @@ pub struct IssueQuery {
     pub open: Option<bool>,
 }
 
-fn issues_of(state: &AppState, caller: &Caller, q: &IssueQuery) -> Vec<IssueView> {
-    let mut by: BTreeMap<String, IssueView> = BTreeMap::new();
-    let now = chrono::Utc::now();
-    state.actions.store().scan(|it| {
-        for v in it {
-            let e = &v.entry;
-            if !caller.sees(&e.store)
-                || q.store.as_deref().is_some_and(|s| s != e.store)
-                || q.stage.as_deref().is_some_and(|s| s != e.stage)
-            {
-                continue;
-            }
-            let i = by.entry(e.issue.clone()).or_insert_with(|| IssueView {
-                id: e.issue.clone(),
-                key: e.issue_key.clone(),
-                stage: e.stage.clone(),
-                reason: e.reason.clone(),
-                fault: e.fault.clone(),
-                stores: vec![],
-                open: 0,
-                statuses: BTreeMap::new(),
-                oldest_open: None,
-                oldest_open_age_seconds: None,
-                last_seen: String::new(),
-                sample_error: e.error.clone(),
-                sample_entry: e.id.clone(),
-                suggestions: vec![],
-            });
-            if !i.stores.contains(&e.store) {
-                i.stores.push(e.store.clone());
-            }
-            *i.statuses.entry(e.status.as_str().to_owned()).or_insert(0) += 1;
-            if e.status.is_open() {
-                i.open += 1;
-                if i.oldest_open.as_ref().is_none_or(|o| e.first_seen < *o) {
-                    i.oldest_open = Some(e.first_seen.clone());
-                }
-            }
-            if e.last_seen > i.last_seen {
-                i.last_seen = e.last_seen.clone();
-                i.sample_error = e.error.clone();
-                i.sample_entry = e.id.clone();
-                i.suggestions = e.suggestions.clone();
-            }
+impl IssueQuery {
+    fn filter(&self) -> Filter {
+        Filter {
+            store: self.store.clone(),
+            stage: self.stage.clone(),
+            ..Default::default()
         }
-    });
-    let only_open = q.open.unwrap_or(true);
-    let mut out: Vec<IssueView> = by
-        .into_values()
-        .filter(|i| !only_open || i.open > 0)
-        .map(|mut i| {
-            i.stores.sort();
-            i.oldest_open_age_seconds = i.oldest_open.as_deref().and_then(|o| {
-                chrono::DateTime::parse_from_rfc3339(o)
-                    .ok()
-                    .map(|t| now.signed_duration_since(t).num_seconds())
-            });
-            i
-        })
-        .collect();
-    out.sort_by(|a, b| b.open.cmp(&a.open).then(a.key.cmp(&b.key)));
-    out
+    }
 }
 
 /// Lists issues, the most open entries first.
@@ -901,7 +625,12 @@ async fn issues(
     caller: Caller,
     ApiQuery(q): ApiQuery<IssueQuery>,
 ) -> ApiResult<Json<Vec<IssueView>>> {
-    Ok(Json(issues_of(&state, &caller, &q)))
+    Ok(Json(issues_of(
+        state.actions.store(),
+        &caller,
+        &q.filter(),
+        q.open.unwrap_or(true),
+    )))
 }
 
 /// Shows one issue.
@@ -913,11 +642,7 @@ async fn issue(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<IssueView>> {
-    let q = IssueQuery {
-        open: Some(false),
-        ..Default::default()
-    };
-    issues_of(&state, &caller, &q)
+    issues_of(state.actions.store(), &caller, &Filter::default(), false)
         .into_iter()
         .find(|i| i.id == id)
         .map(Json)
@@ -1114,6 +839,34 @@ async fn reprocess_window(
     Ok(Json(out))
 }
 
+/// An order's timeline: its webhooks, canonical events, Xero writes and dead letters, read by
+/// subject (`order` is its id, or else its number).
+#[utoipa::path(get, path = "/v1/orders/{store}/{order}/timeline",
+    params(("store" = String, Path, description = "Store"), ("order" = String, Path, description = "Order id or number")),
+    responses((status = 200, body = Timeline), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn order_timeline(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((store, order)): Path<(String, String)>,
+) -> ApiResult<Json<Timeline>> {
+    let t = crate::timeline::of_order(&state.js, state.actions.store(), &caller, &store, &order)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e.to_string(),
+            )
+        })?;
+    if t.steps.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "nothing stored for order {order} of store {store}"
+        )));
+    }
+    Ok(Json(t))
+}
+
 /// Entries matching the filters, as CSV.
 #[utoipa::path(get, path = "/v1/export.csv", params(ListQuery),
     responses((status = 200, description = "CSV, one entry per row", content_type = "text/csv"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
@@ -1124,7 +877,7 @@ async fn export(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Response> {
     let filter = q.filter()?;
-    let mut entries = matching(&state, &filter, &caller);
+    let mut entries = matching(state.actions.store(), &filter, &caller);
     sort(&mut entries, q.sort, q.order);
     let mut out = String::from(
         "id,issue,stage,reason,fault_code,fault_field,fault_value,status,store,entity,order_number,customer,attempts,occurrences,replays,first_seen,last_seen,assignee,tags,error\n",
@@ -1235,8 +988,8 @@ impl utoipa::Modify for Conventions {
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(title = "Ledgerline dead-letter API", description = "The review queue: dead letters grouped into issues, with suggestions, fix and replay."),
-    paths(list, show, payload, edit, replay, discard, ignore, annotate, issues, issue, fix, start_bulk, bulk_status, bulk_cancel, reprocess_window, export),
-    components(schemas(SortBy, SortOrder, EntryPage, EntrySummary, EntryView, Entry, FaultView, SuggestionView, AuditEvent, Note, Status, ReplayResult, ReasonBody, Annotation, IssueView, FixRequest, FixResult, BulkReplay, DryRun, Job, JobState, Filter, ReprocessWindow, WindowResult, ErrorBody, ErrorDetail)),
+    paths(list, show, payload, edit, replay, discard, ignore, annotate, issues, issue, fix, start_bulk, bulk_status, bulk_cancel, reprocess_window, export, order_timeline),
+    components(schemas(SortBy, SortOrder, EntryPage, EntrySummary, EntryView, Entry, FaultView, SuggestionView, AuditEvent, Note, Status, ReplayResult, ReasonBody, Annotation, IssueView, FixRequest, FixResult, BulkReplay, DryRun, Job, JobState, Filter, ReprocessWindow, WindowResult, ErrorBody, ErrorDetail, Timeline, Step, StepKind, Detail)),
     modifiers(&Conventions)
 )]
 pub struct ApiDoc;
@@ -1260,6 +1013,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/replays/{id}/cancel", post(bulk_cancel))
         .route("/v1/reprocess", post(reprocess_window))
         .route("/v1/export.csv", get(export))
+        .route("/v1/orders/{store}/{order}/timeline", get(order_timeline))
         .route(
             "/openapi.json",
             get(move || async move { Json(doc.clone()) }),

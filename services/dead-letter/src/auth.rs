@@ -86,6 +86,81 @@ impl Tokens {
     }
 }
 
+/// Sessions of the operator page: a cookie `<fingerprint>.<expiry>.<mac>` that names a token
+/// by a fingerprint (never the token) and is signed with a key derived from every configured
+/// token, so every replica accepts it and changing the tokens ends every session.
+impl Tokens {
+    fn key(&self) -> Vec<u8> {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(b"ledgerline dead-letter sessions\n");
+        for t in self.0.iter() {
+            h.update(t.secret.expose_secret().as_bytes());
+            h.update(b"\n");
+        }
+        h.finalize().to_vec()
+    }
+
+    fn mac(&self, parts: &[&str]) -> String {
+        use hmac::Mac;
+        let mut m =
+            hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.key()).expect("any key length");
+        for p in parts {
+            m.update(p.as_bytes());
+            m.update(b"|");
+        }
+        hex(&m.finalize().into_bytes())
+    }
+
+    /// A session for the token `secret`, valid until `expires` (unix seconds); `None` if no
+    /// token matches.
+    pub fn session(&self, secret: &str, expires: i64) -> Option<String> {
+        self.caller(secret)?;
+        let fp = fingerprint(secret);
+        let exp = expires.to_string();
+        let mac = self.mac(&["session", &fp, &exp]);
+        Some(format!("{fp}.{exp}.{mac}"))
+    }
+
+    /// The caller of a session cookie, if it is genuine, unexpired at `now`, and its token is
+    /// still configured.
+    pub fn session_caller(&self, cookie: &str, now: i64) -> Option<Caller> {
+        let mut parts = cookie.splitn(3, '.');
+        let (fp, exp, mac) = (parts.next()?, parts.next()?, parts.next()?);
+        let expected = self.mac(&["session", fp, exp]);
+        if !bool::from(expected.as_bytes().ct_eq(mac.as_bytes())) {
+            return None;
+        }
+        if exp.parse::<i64>().ok()? <= now {
+            return None;
+        }
+        let t = self
+            .0
+            .iter()
+            .find(|t| fingerprint(t.secret.expose_secret()) == fp)?;
+        self.caller(t.secret.expose_secret())
+    }
+
+    /// The CSRF token of a session: every form and script write carries it.
+    pub fn csrf(&self, cookie: &str) -> String {
+        self.mac(&["csrf", cookie])[..32].to_owned()
+    }
+
+    /// Whether `token` is `cookie`'s CSRF token (compared in constant time).
+    pub fn csrf_ok(&self, cookie: &str, token: &str) -> bool {
+        bool::from(self.csrf(cookie).as_bytes().ct_eq(token.as_bytes()))
+    }
+}
+
+fn fingerprint(secret: &str) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(format!("fingerprint|{secret}").as_bytes())[..8])
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn short_hash(secret: &str) -> String {
     use sha2::Digest;
     let d = sha2::Sha256::digest(secret.as_bytes());
@@ -181,5 +256,48 @@ mod tests {
         assert!(o.operator().is_ok() && o.sees("outlet"));
         assert!(tokens.caller("nope").is_none());
         assert!(one_time_token().len() > 60);
+    }
+
+    #[test]
+    fn a_session_names_its_token_by_fingerprint_and_ends_with_its_expiry_or_its_token() {
+        let tokens = Tokens::new(vec![Token::new(
+            Role::Viewer,
+            "viewer-token-0123456".to_owned().into(),
+            vec!["main".into()],
+        )]);
+        assert!(tokens.session("nope", 2_000).is_none());
+        let s = tokens.session("viewer-token-0123456", 2_000).unwrap();
+        assert!(
+            !s.contains("viewer-token"),
+            "the cookie is not the token: {s}"
+        );
+        let c = tokens.session_caller(&s, 1_000).unwrap();
+        assert_eq!(
+            (c.role, c.stores.clone()),
+            (Role::Viewer, vec!["main".to_owned()])
+        );
+        assert!(tokens.session_caller(&s, 2_000).is_none(), "expired");
+        let forged = s.replacen("2000", "9000", 1);
+        assert!(
+            tokens.session_caller(&forged, 1_000).is_none(),
+            "expiry is signed"
+        );
+        // Another token set (a rotation): every session ends.
+        let rotated = Tokens::new(vec![
+            Token::new(
+                Role::Viewer,
+                "viewer-token-0123456".to_owned().into(),
+                vec![],
+            ),
+            Token::new(Role::Operator, "another".to_owned().into(), vec![]),
+        ]);
+        assert!(rotated.session_caller(&s, 1_000).is_none());
+        let csrf = tokens.csrf(&s);
+        assert!(tokens.csrf_ok(&s, &csrf));
+        assert!(!tokens.csrf_ok(&s, "0000"));
+        assert!(!tokens.csrf_ok(
+            &tokens.session("viewer-token-0123456", 3_000).unwrap(),
+            &csrf
+        ));
     }
 }

@@ -79,6 +79,13 @@ pub struct ServiceArgs {
     /// How long to wait for the normalizer's answer to a reprocess request.
     #[arg(long, env = "DEAD_LETTER_REPROCESS_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub reprocess_timeout: Duration,
+    /// The operator page's session cookie is `Secure`: `auto` when the request came over
+    /// HTTPS (a TLS-terminating proxy's `X-Forwarded-Proto: https`), `always`, or `never`.
+    #[arg(long, env = "DEAD_LETTER_COOKIE_SECURE", default_value = "auto")]
+    pub cookie_secure: CookieSecure,
+    /// How long a page session lasts.
+    #[arg(long, env = "DEAD_LETTER_SESSION_TTL", default_value = "12h", value_parser = parse_duration)]
+    pub session_ttl: Duration,
     /// API base URL for the CLI subcommands.
     #[arg(
         long = "api-url",
@@ -101,6 +108,17 @@ impl std::fmt::Debug for ServiceArgs {
             .field("api_url", &self.api_url)
             .finish_non_exhaustive()
     }
+}
+
+/// When the page's session cookie carries `Secure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CookieSecure {
+    /// When the request came over HTTPS, directly or through a proxy that says so.
+    Auto,
+    /// Always (the page is only ever served over HTTPS).
+    Always,
+    /// Never (plain HTTP on a trusted network).
+    Never,
 }
 
 /// Parses `30d` (days) or any duration [`parse_duration`] takes.
@@ -137,6 +155,10 @@ pub struct Config {
     pub mapping: Option<PathBuf>,
     /// Reprocess request timeout.
     pub reprocess_timeout: Duration,
+    /// The page's cookie `Secure` rule.
+    pub cookie_secure: CookieSecure,
+    /// Page session lifetime.
+    pub session_ttl: Duration,
 }
 
 impl Config {
@@ -188,6 +210,8 @@ impl Config {
             replay_rate: a.replay_rate,
             mapping: a.mapping.clone(),
             reprocess_timeout: a.reprocess_timeout,
+            cookie_secure: a.cookie_secure,
+            session_ttl: a.session_ttl.max(Duration::from_secs(60)),
         })
     }
 }

@@ -25,6 +25,24 @@ pub fn view(schema: &str, payload: &[u8]) -> Option<Value> {
     }
 }
 
+/// An operator's JSON edit of a payload, back to its wire form: protobuf by schema (the JSON
+/// [`view`] gives, edited), JSON as is (checked to parse).
+pub fn encode(schema: &str, json: &str) -> Result<Vec<u8>, String> {
+    fn proto<M: Message + serde::de::DeserializeOwned>(json: &str) -> Result<Vec<u8>, String> {
+        serde_json::from_str::<M>(json)
+            .map(|m| m.encode_to_vec())
+            .map_err(|e| format!("not a valid {}: {e}", std::any::type_name::<M>()))
+    }
+    match schema {
+        s if s == OrderEvent::NAME => proto::<OrderEvent>(json),
+        s if s == RefundEvent::NAME => proto::<RefundEvent>(json),
+        s if s == CustomerEvent::NAME => proto::<CustomerEvent>(json),
+        _ => serde_json::from_str::<Value>(json)
+            .map(|_| json.as_bytes().to_vec())
+            .map_err(|e| format!("not JSON: {e}")),
+    }
+}
+
 /// Order number, customer and version from a payload.
 pub fn facts(schema: &str, payload: &[u8]) -> PayloadFacts {
     let mut f = PayloadFacts::default();

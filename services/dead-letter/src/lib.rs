@@ -18,7 +18,10 @@ pub mod filter;
 pub mod intake;
 pub mod jobs;
 pub mod store;
+pub mod timeline;
+pub mod ui;
 pub mod upkeep;
+pub mod views;
 
 pub use config::{Cli, Command, Config};
 
@@ -144,11 +147,17 @@ impl DeadLetterService {
             Duration::from_secs(5),
             shutdown.clone(),
         )));
-        let routes = api::router(api::AppState {
+        let app = api::AppState {
             actions,
             jobs,
             tokens: self.tokens.clone(),
-        });
+            js: js.clone(),
+        };
+        let routes = api::router(app.clone()).merge(ui::router(ui::UiState {
+            app,
+            cookie_secure: self.config.cookie_secure,
+            session_ttl: self.config.session_ttl,
+        }));
         tracing::info!(addr = %listener.local_addr()?, entries = store.len(), "dead-letter listening.");
         ledgerline_platform::http::serve(listener, routes, self.health.clone(), shutdown.clone())
             .await?;

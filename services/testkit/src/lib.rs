@@ -6,9 +6,12 @@
 //!   until its `/readyz` answers 200, with its output captured for assertions.
 //!
 //! - [`python_tool`]: a PyPI tool (schemathesis, ...) in a venv of its own under `target/`.
+//! - `browser` (feature): a headless Chromium through chromedriver, for page tests.
 //!
 //! Everything here is blocking std code on purpose: it works from sync and async tests alike.
 
+#[cfg(feature = "browser")]
+pub mod browser;
 mod http;
 mod nats;
 mod process;

@@ -6,5 +6,6 @@ mod bench;
 mod bulk;
 mod helpers;
 mod normalizer_fix;
+mod page;
 mod schemathesis;
 mod writer_fix;
