@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PATH="$(scripts/ensure-nats-server.sh):$PATH"
 export PATH
+# The operator page's tests drive a real headless Chromium.
+scripts/ensure-chromium.sh
 # Cross-crate tests start workspace binaries as child processes: build them first.
 cargo build --workspace --bins
 cargo nextest run --workspace --no-fail-fast

@@ -27,6 +27,11 @@ pub struct GenConfig {
     pub orders: usize,
     /// Simulated time of the first event; later events follow it by minutes.
     pub start: DateTime<Utc>,
+    /// Orders of each kind that a mapping cannot take as it stands, spread through the run:
+    /// an item with the tax code `GST12` (15 %, new in the store, absent from the default
+    /// mapping), and a sales channel, "Pop-up Shop", that the organisation has no tracking
+    /// option for. They go to the review queue until someone fixes the mapping.
+    pub review: usize,
 }
 
 impl GenConfig {
@@ -45,9 +50,37 @@ impl GenConfig {
                 .with_ymd_and_hms(2026, 11, 20, 8, 0, 0)
                 .single()
                 .expect("valid date"),
+            review: 0,
         }
     }
+
+    /// Which review case order `n` is, if any (see [`GenConfig::review`]).
+    fn review_case(&self, n: usize) -> Option<ReviewCase> {
+        let slots = 2 * self.review;
+        (0..slots)
+            .find(|j| (j + 1) * self.orders / (slots + 1) == n)
+            .map(|j| {
+                if j % 2 == 0 {
+                    ReviewCase::TaxCode
+                } else {
+                    ReviewCase::Channel
+                }
+            })
+    }
 }
+
+/// An order the default mapping cannot take as it stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReviewCase {
+    /// One item carries the store's new tax code `GST12`.
+    TaxCode,
+    /// The order came through a sales channel the organisation has no tracking option for.
+    Channel,
+}
+
+/// The review cases' values.
+const REVIEW_TAX_CODE: &str = "GST12";
+const REVIEW_CHANNEL: &str = "Pop-up Shop";
 
 /// Rounds money to 2 dp, half away from zero.
 pub fn r2(d: Decimal) -> Decimal {
@@ -59,10 +92,11 @@ pub fn r4(d: Decimal) -> Decimal {
     d.round_dp_with_strategy(4, RoundingStrategy::MidpointAwayFromZero)
 }
 
-/// The rate behind a tax code (`GST15` 15 %, `GST10` 10 %, anything else 0).
+/// The rate behind a tax code (`GST15` and the newer `GST12` 15 %, `GST10` 10 %, anything else
+/// 0).
 pub fn tax_rate(code: &str) -> Decimal {
     match code {
-        "GST15" => dec!(0.15),
+        "GST15" | REVIEW_TAX_CODE => dec!(0.15),
         "GST10" => dec!(0.10),
         _ => Decimal::ZERO,
     }
@@ -358,7 +392,8 @@ const COMPANIES: [&str; 10] = [
     "Thames Valley Tools",
     "Rhine Industrietechnik GmbH",
 ];
-const CHANNELS: [&str; 4] = ["Web", "B2B Portal", "Phone", "Marketplace"];
+/// The store's sales channels: the demo organisation's "Sales Channel" tracking options.
+const CHANNELS: [&str; 4] = ["Web Store", "B2B Portal", "Phone", "Marketplace"];
 const CAMPAIGNS: [&str; 5] = [
     "newsletter-2026-11",
     "google-ads",
@@ -877,6 +912,7 @@ impl Generator {
         let currency = person.currency.clone();
         let b2b = account.is_some();
         let tax_included = !b2b && matches!(currency.as_str(), "NZD" | "AUD") && ctx.chance(0.5);
+        let review = self.cfg.review_case(n);
         let code = main_tax_code(ctx, &currency);
         let order_rate = tax_rate(code);
 
@@ -891,7 +927,10 @@ impl Generator {
             } else {
                 Decimal::from(ctx.rng.random_range(1..=6))
             };
-            let (taxable, item_code) = if p.exempt {
+            let (taxable, item_code) = if review == Some(ReviewCase::TaxCode) && items.is_empty() {
+                // The first line carries the new code, whatever the product.
+                (true, REVIEW_TAX_CODE)
+            } else if p.exempt {
                 (false, "GST0")
             } else if p.zero_rated {
                 (true, "GST0")
@@ -993,7 +1032,9 @@ impl Generator {
         let mut attrs: Attributes = [
             Ctx::attr(
                 "SalesChannel",
-                if b2b {
+                if review == Some(ReviewCase::Channel) {
+                    REVIEW_CHANNEL
+                } else if b2b {
                     "B2B Portal"
                 } else {
                     ctx.pick_str(&CHANNELS)

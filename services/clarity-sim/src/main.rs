@@ -99,6 +99,11 @@ struct GenArgs {
     /// Store key.
     #[arg(long, default_value = "main")]
     store: String,
+    /// Orders of each review case (a new tax code `GST12`, a sales channel the organisation
+    /// has no tracking option for), spread through the run: they wait in the review queue
+    /// until the mapping is fixed.
+    #[arg(long, default_value_t = 0)]
+    review_orders: usize,
 }
 
 #[derive(Args, Debug)]
@@ -194,7 +199,11 @@ fn write_out(path: Option<&PathBuf>, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 fn events(g: &GenArgs) -> Vec<clarity_sim::Event> {
-    Generator::new(g.seed, GenConfig::new(&g.store, g.orders)).events()
+    let cfg = GenConfig {
+        review: g.review_orders,
+        ..GenConfig::new(&g.store, g.orders)
+    };
+    Generator::new(g.seed, cfg).events()
 }
 
 async fn serve_on(

@@ -1,6 +1,7 @@
 //! What comes in: dead letters from DLQ become entries (a replay that failed again folds into
 //! the entry it replays), and XERO facts resolve the entries of orders since written.
 
+use crate::actions::Actions;
 use crate::alerts::Alerts;
 use crate::decode;
 use crate::entry::{Entry, Status, SuggestionView, now};
@@ -20,12 +21,21 @@ use std::time::Duration;
 pub struct Intake {
     store: Store,
     alerts: Alerts,
+    /// Replays what waited for an order that is now written.
+    actions: Actions,
 }
 
+/// The fault of a refund the writer held because its order was in review.
+const REFUND_AWAITS_ORDER: &str = "refund_awaits_order";
+
 impl Intake {
-    /// Intake into `store`.
-    pub fn new(store: Store, alerts: Alerts) -> Self {
-        Self { store, alerts }
+    /// Intake into the store of `actions`.
+    pub fn new(actions: Actions, alerts: Alerts) -> Self {
+        Self {
+            store: actions.store().clone(),
+            alerts,
+            actions,
+        }
     }
 
     /// One DLQ message.
@@ -181,7 +191,31 @@ impl Intake {
                 .await?;
             metrics::counter!("dead_letter_actions_total", "action" => "auto_resolve").increment(1);
         }
+        if !refund {
+            self.replay_waiting_refunds(fact).await;
+        }
         Ok(())
+    }
+
+    /// The order is written now: its refunds that waited for it (held by the writer while the
+    /// order was in review) are replayed, audited as `system`. One that fails again comes back
+    /// as an entry of its own issue.
+    async fn replay_waiting_refunds(&self, fact: &XeroFact) {
+        let waiting = self.store.awaiting(&fact.order_key);
+        for v in waiting.iter().filter(|v| {
+            v.entry.fault.code == REFUND_AWAITS_ORDER
+                && v.entry.status.is_open()
+                && fact.order_version >= v.entry.order_version
+        }) {
+            match self.actions.replay(&v.entry.id, "system", None, 0).await {
+                Ok(r) => {
+                    tracing::info!(entry = %v.entry.id, outcome = %r.outcome, order = %fact.number, "Replayed a refund that waited for its order.")
+                }
+                Err(error) => {
+                    tracing::warn!(entry = %v.entry.id, %error, "A refund that waited for its order could not be replayed yet.")
+                }
+            }
+        }
     }
 }
 

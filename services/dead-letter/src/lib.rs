@@ -102,13 +102,13 @@ impl DeadLetterService {
             self.config.alert_webhook.clone(),
             self.config.alert_open_threshold,
         );
-        let intake = intake::Intake::new(store.clone(), alerts);
         let actions = actions::Actions::new(
             store.clone(),
             self.client.clone(),
             self.config.mapping.clone(),
             self.config.reprocess_timeout,
         );
+        let intake = intake::Intake::new(actions.clone(), alerts);
         let jobs = jobs::Jobs::new(actions.clone(), self.config.replay_rate);
         // Entries come in only once the index holds what was there, so a redelivered dead
         // letter is recognised as known.

@@ -36,9 +36,31 @@ async fn main() -> anyhow::Result<()> {
             for (subject, error) in review.iter().take(20) {
                 println!("  {subject}: {error}");
             }
+            if let Some(url) = stack.page_url() {
+                println!(
+                    "Fix them on the operator page: {url} (token {}).{}",
+                    stack.operator_token,
+                    if cli.keep_running {
+                        ""
+                    } else {
+                        " Run with --keep-running to leave the stack up for that."
+                    }
+                );
+            }
         }
         if cli.keep_running {
-            println!("Stack still running; Ctrl-C to stop.");
+            println!("\nStack still running; Ctrl-C to stop. Things to try:");
+            if let Some(url) = stack.page_url() {
+                println!(
+                    "  - the review queue: {url} (sign in with {}); open an issue, press \"Apply suggestion and replay\", and watch the order reach Xero",
+                    stack.operator_token
+                );
+                println!("  - an order's story: {url}/orders");
+            }
+            println!(
+                "  - Xero's side: {}/admin/tenants (bearer sandbox-admin)",
+                stack.sandbox.base_url()
+            );
             std::future::pending::<()>().await;
         }
         anyhow::Ok(outcome.ok())

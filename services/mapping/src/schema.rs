@@ -27,6 +27,12 @@ pub struct Mapping {
     /// Tracking dimensions (Xero allows two active tracking categories).
     #[serde(default)]
     pub tracking: Vec<TrackingDimension>,
+    /// Per tracking category, a store value → the organisation's option, applied by the writer
+    /// before it checks the organisation's options: `[tracking_options."Sales Channel"]` with
+    /// `"Pop-up Shop" = "Marketplace"`. What the review queue's tracking fixes write. Left out
+    /// of the serialized mapping when empty, so mappings without it keep their revision.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tracking_options: BTreeMap<String, BTreeMap<String, String>>,
     /// Custom fields (`SerializableAttributes`) → Xero field targets.
     #[serde(default)]
     pub fields: Vec<FieldRule>,
@@ -427,6 +433,15 @@ impl Mapping {
     }
 
     /// Whether orders in `currency` are accepted.
+    /// The organisation's option for `value` of tracking category `category`: the mapped one,
+    /// else the value itself.
+    pub fn tracking_option<'a>(&'a self, category: &str, value: &'a str) -> &'a str {
+        self.tracking_options
+            .get(category)
+            .and_then(|m| m.get(value))
+            .map_or(value, String::as_str)
+    }
+
     pub fn currency_allowed(&self, currency: &str) -> bool {
         self.currency.allowed.is_empty() || self.currency.allowed.iter().any(|c| c == currency)
     }

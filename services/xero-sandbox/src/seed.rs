@@ -324,7 +324,19 @@ fn category(name: &str, options: &[&str]) -> TrackingCategory {
 
 fn demo_tracking() -> Vec<TrackingCategory> {
     vec![
-        category("Region", &["North Island", "South Island", "Export"]),
-        category("Sales Channel", &["Web Store", "B2B Portal", "Marketplace"]),
+        category(
+            "Region",
+            &[
+                "North Island",
+                "South Island",
+                "Australia",
+                "Export",
+                "Other",
+            ],
+        ),
+        category(
+            "Sales Channel",
+            &["Web Store", "B2B Portal", "Marketplace", "Phone"],
+        ),
     ]
 }

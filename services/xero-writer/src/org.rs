@@ -309,7 +309,8 @@ impl OrgSettings {
                         suggested_value: o.clone(),
                         score,
                         reason: format!("active option of \"{}\"; {why}", c.name),
-                        rule: String::new(),
+                        // The store keeps its value; the writer sends the org's option.
+                        rule: format!("[tracking_options.{category:?}]\n{value:?} = {o:?}\n"),
                     }
                 })
                 .collect(),

@@ -109,6 +109,19 @@ pub fn status(s: Status) -> Markup {
     html! { span class={ "badge s-" (s.as_str()) } { (s.as_str()) } }
 }
 
+/// A count with thousands separated: `10,000`.
+pub fn count(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// How long ago an RFC 3339 instant was, in a person's words (`3 min`, `2 h`, `4 d`).
 pub fn age(t: &str) -> String {
     let Ok(then) = chrono::DateTime::parse_from_rfc3339(t) else {
@@ -153,5 +166,9 @@ mod tests {
         assert_eq!(age(&ago(4 * 86_400)), "4 d");
         assert_eq!(age("not a time"), "");
         assert_eq!(when("2026-12-07T09:30:12.123Z"), "2026-12-07 09:30:12 UTC");
+        assert_eq!(
+            [0, 999, 1_000, 10_000, 1_234_567].map(count),
+            ["0", "999", "1,000", "10,000", "1,234,567"]
+        );
     }
 }

@@ -146,7 +146,7 @@ pub(super) async fn page(
     let qs = q.query_string();
     let body = html! {
         p.summary {
-            strong { (open_total) } " open entries in " strong { (issues.iter().filter(|i| i.open > 0).count()) } " issues"
+            strong { (layout::count(open_total)) } " open entries in " strong { (layout::count(issues.iter().filter(|i| i.open > 0).count())) } " issues"
             @if !caller.stores.is_empty() { " (your stores)" }
             "."
         }
@@ -188,7 +188,7 @@ pub(super) async fn page(
             }
         }
         section aria-labelledby="entries-h" {
-            h2 #entries-h { "Entries " span.muted { "(" (total) ")" } }
+            h2 #entries-h { "Entries " span.muted { "(" (layout::count(total)) ")" } }
             (entries_table(&session, &shown_entries, &qs, offset, total))
         }
         p.muted.small { "Rendered in " (format!("{:.1}", started.elapsed().as_secs_f64() * 1000.0)) " ms." }

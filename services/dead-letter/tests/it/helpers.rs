@@ -53,6 +53,8 @@ pub struct Options {
     pub mapping: Option<String>,
     /// Extra environment for the dead-letter service.
     pub env: Vec<(String, String)>,
+    /// Extra environment for the writer.
+    pub writer_env: Vec<(String, String)>,
 }
 
 pub struct Stack {
@@ -95,6 +97,11 @@ impl Stack {
                 ("XERO_API_URL", api.as_str()),
                 ("WRITER_MAX_LINGER", "100ms"),
             ]);
+            wenv.extend(
+                opts.writer_env
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            );
             normalizer = Some(ServiceProcess::start(
                 &workspace("normalizer"),
                 &["--mapping-poll", "100ms"],
@@ -361,4 +368,32 @@ pub async fn publish_dead_letter_at(
         .unwrap()
         .await
         .unwrap();
+}
+
+/// Signs in with `token` and lands on the queue.
+pub async fn sign_in(b: &ledgerline_testkit::browser::Browser, stack: &Stack, token: &str) {
+    use fantoccini::Locator;
+    let c = &b.client;
+    c.goto(&stack.url("/ui")).await.unwrap();
+    // Not signed in: the page asks for a token first.
+    let url = c.current_url().await.unwrap();
+    assert!(url.path().ends_with("/ui/login"), "{url}");
+    c.find(Locator::Css("#token"))
+        .await
+        .unwrap()
+        .send_keys(token)
+        .await
+        .unwrap();
+    c.find(Locator::Css("form.card button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("h1"))
+        .await
+        .unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/ui");
 }

@@ -7,5 +7,6 @@ mod bulk;
 mod helpers;
 mod normalizer_fix;
 mod page;
+mod refund_wait;
 mod schemathesis;
 mod writer_fix;

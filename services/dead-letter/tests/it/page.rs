@@ -8,33 +8,6 @@ use fantoccini::{Locator, elements::Element};
 use ledgerline_testkit::browser::Browser;
 use std::time::Duration;
 
-/// Signs in with `token` and lands on the queue.
-async fn sign_in(b: &Browser, stack: &Stack, token: &str) {
-    let c = &b.client;
-    c.goto(&stack.url("/ui")).await.unwrap();
-    // Not signed in: the page asks for a token first.
-    let url = c.current_url().await.unwrap();
-    assert!(url.path().ends_with("/ui/login"), "{url}");
-    c.find(Locator::Css("#token"))
-        .await
-        .unwrap()
-        .send_keys(token)
-        .await
-        .unwrap();
-    c.find(Locator::Css("form.card button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("h1"))
-        .await
-        .unwrap();
-    assert_eq!(c.current_url().await.unwrap().path(), "/ui");
-}
-
 const FORM: &str = "application/x-www-form-urlencoded";
 
 fn form(fields: &[(&str, &str)]) -> String {

@@ -51,7 +51,10 @@ async fn demo_organisation_is_seeded() {
     let (_, v) = s.get("/TrackingCategories").await;
     let cats = v["TrackingCategories"].as_array().unwrap();
     assert_eq!(cats[0]["Name"], "Region");
-    assert_eq!(cats[0]["Options"].as_array().unwrap().len(), 3);
+    // The demo mapping's Region values (North Island, South Island, Australia, Other) and
+    // Export all exist, as do the demo store's sales channels.
+    assert_eq!(cats[0]["Options"].as_array().unwrap().len(), 5);
+    assert_eq!(cats[1]["Options"].as_array().unwrap().len(), 4);
     assert_eq!(cats[1]["Name"], "Sales Channel");
     assert_eq!(cats[1]["Options"][2]["Name"], "Marketplace");
 }

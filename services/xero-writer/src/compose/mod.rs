@@ -114,12 +114,12 @@ pub fn values<'a>(order: &'a Order, ret: &'a str) -> PatternValues<'a> {
     }
 }
 
-fn tracking_of(order: &Order) -> Vec<(String, String)> {
+fn tracking_of(order: &Order, mapping: &Mapping) -> Vec<(String, String)> {
     let mut t: Vec<(String, String)> = order
         .tracking
         .iter()
         .filter(|(_, v)| !v.trim().is_empty())
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .map(|(k, v)| (k.clone(), mapping.tracking_option(k, v).to_owned()))
         .collect();
     t.sort();
     t
@@ -186,7 +186,7 @@ pub fn invoice_with(
             fault: fault("currency_not_subscribed", "CurrencyCode", &order.currency).map(Box::new),
         });
     }
-    let tracking = tracking_of(order);
+    let tracking = tracking_of(order, mapping);
     if opts.unknown_tracking == UnknownTracking::Review {
         // The same (at most two) values the lines would carry.
         for (cat, opt) in tracking.iter().take(2) {

@@ -102,6 +102,7 @@ impl TenantWorker {
 
     /// [`Self::review`] for a payment, refund or allocation (`kind`) that cannot be applied,
     /// counted in `xero_writer_unapplied_total` once its review entry is stored.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn review_unapplied(
         &self,
         g: &mut OrderWork,
@@ -110,8 +111,10 @@ impl TenantWorker {
         reason: ReasonClass,
         error: &str,
         suggestions: Vec<Suggestion>,
+        fault: Option<Fault>,
     ) {
-        self.review(g, msg, reason, error, suggestions).await;
+        self.review_fault(g, msg, reason, error, suggestions, fault)
+            .await;
         if matches!(g.fail, Some(Fail::Dead)) {
             unapplied(self.tenant(), kind, "review");
         }
@@ -213,7 +216,9 @@ impl TenantWorker {
             number: number.to_owned(),
             store: g.store.clone(),
             order_key: format!("{}/{}", g.store, g.order_id()),
-            order_version: g.version(),
+            // A batch with only refunds carries no order snapshot: the ledger's version is the
+            // one Xero has (a credit note's fact then resolves the refund's review entry).
+            order_version: g.version().max(g.led.entry.version),
             mapping_revision: g.revision(),
             total: total.map(|t| self.money(g, t)),
             amount_due: due.map(|t| self.money(g, t)),

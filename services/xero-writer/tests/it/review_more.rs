@@ -19,7 +19,7 @@ fn calls(log: &[Value], method: &str, endpoint: &str) -> usize {
 async fn an_unknown_tracking_option_goes_to_review_with_the_closest_option() {
     let stack = Stack::start(&["--unknown-tracking", "review"]).await;
     let mut bad = simple("SO-8100", "nowhere@example.com");
-    bad.tracking.insert("Region".into(), "Nowhere".into());
+    bad.tracking.insert("Region".into(), "Northland".into());
     let mut good = simple("SO-8101", "north@example.com");
     good.tracking.insert("Region".into(), "north island".into());
     stack
@@ -41,13 +41,13 @@ async fn an_unknown_tracking_option_goes_to_review_with_the_closest_option() {
     let dl = &dls[0];
     assert_eq!(dl.reason_class, ReasonClass::Mapping as i32);
     assert!(
-        dl.error.contains("Nowhere") && dl.error.contains("Region"),
+        dl.error.contains("Northland") && dl.error.contains("Region"),
         "{}",
         dl.error
     );
     let first = &dl.suggestions[0];
     assert_eq!(first.field, "Tracking.Region");
-    assert_eq!(first.current_value, "Nowhere");
+    assert_eq!(first.current_value, "Northland");
     assert_eq!(first.suggested_value, "North Island");
     assert!(!first.reason.is_empty());
     let fault = dl.fault.clone().unwrap();
@@ -57,7 +57,7 @@ async fn an_unknown_tracking_option_goes_to_review_with_the_closest_option() {
             fault.field.as_str(),
             fault.value.as_str()
         ),
-        ("unknown_tracking", "Tracking.Region", "Nowhere")
+        ("unknown_tracking", "Tracking.Region", "Northland")
     );
     assert!(
         dl.suggestions.windows(2).all(|w| w[0].score >= w[1].score),
@@ -75,6 +75,50 @@ async fn an_unknown_tracking_option_goes_to_review_with_the_closest_option() {
         facts
             .iter()
             .all(|f| !(f.kind() == XeroDocumentKind::Invoice && f.number == "SO-8100"))
+    );
+
+    // The suggestion's rule, as the review queue applies it (a mapping-overlay key), then a
+    // replay: the store's value stays "Northland", Xero gets the organisation's option.
+    assert_eq!(
+        first.rule,
+        "[tracking_options.\"Region\"]\n\"Northland\" = \"North Island\"\n"
+    );
+    let overlay = stack
+        .js
+        .get_key_value(ledgerline_contract::buckets::MAPPING_OVERLAY.bucket)
+        .await
+        .unwrap();
+    let revision = overlay
+        .put("review.tracking", first.rule.clone().into())
+        .await
+        .unwrap();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(
+        ledgerline_contract::headers::OVERLAY_REVISION,
+        revision.to_string().as_str(),
+    );
+    let replay = event(&bad, OrderEventType::Created, "tr1.replay.1");
+    stack
+        .publisher
+        .publish_proto(
+            ledgerline_contract::subjects::orders(
+                "main",
+                OrderEventType::Created,
+                &bad.id,
+                &bad.number,
+            ),
+            "tr1.replay.1",
+            &replay,
+            headers,
+        )
+        .await
+        .unwrap();
+    let docs = stack
+        .wait_docs("SO-8100", T, |d| invoice(d, "SO-8100").is_some())
+        .await;
+    assert_eq!(
+        invoice(&docs, "SO-8100").unwrap()["LineItems"][0]["Tracking"][0]["Option"],
+        "North Island"
     );
 }
 

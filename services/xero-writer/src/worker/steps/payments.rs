@@ -101,6 +101,7 @@ impl TenantWorker {
                     ReasonClass::Policy,
                     &error,
                     vec![],
+                    None,
                 )
                 .await;
                 continue;
@@ -129,6 +130,7 @@ impl TenantWorker {
                         ReasonClass::Policy,
                         &error,
                         vec![],
+                        None,
                     )
                     .await;
                     break;
@@ -160,6 +162,7 @@ impl TenantWorker {
                             p.method
                         ),
                         sugg,
+                        None,
                     )
                     .await;
                     break;
@@ -259,8 +262,16 @@ impl TenantWorker {
                                 format!("payment {src}: {errors}"),
                             )
                         };
-                        self.review_unapplied(g, "payment", &msgs[idx], reason, &error, vec![])
-                            .await;
+                        self.review_unapplied(
+                            g,
+                            "payment",
+                            &msgs[idx],
+                            reason,
+                            &error,
+                            vec![],
+                            None,
+                        )
+                        .await;
                     }
                 }
             }

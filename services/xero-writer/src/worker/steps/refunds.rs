@@ -63,8 +63,20 @@ impl TenantWorker {
                 let error = format!(
                     "refund {rid} was made against order {number} version {wanted}, which is in review; replay it once that version is written"
                 );
-                self.review_unapplied(g, "refund", &msgs[idx], ReasonClass::Policy, &error, vec![])
-                    .await;
+                // One issue for every refund that waits on an order in review; the review
+                // queue replays it once the order is written.
+                let waits =
+                    ledgerline_platform::dead_letter::fault("refund_awaits_order", "order", "");
+                self.review_unapplied(
+                    g,
+                    "refund",
+                    &msgs[idx],
+                    ReasonClass::Policy,
+                    &error,
+                    vec![],
+                    waits,
+                )
+                .await;
             }
         }
     }
@@ -112,6 +124,7 @@ impl TenantWorker {
                             p.reason,
                             &p.error,
                             p.suggestions,
+                            p.fault.map(|f| *f),
                         )
                         .await;
                         break;
@@ -196,6 +209,7 @@ impl TenantWorker {
                                 ReasonClass::XeroValidation,
                                 &format!("credit note {}: {errors}", d.number),
                                 vec![],
+                                None,
                             )
                             .await;
                             continue;
@@ -352,6 +366,7 @@ impl TenantWorker {
                                     reason,
                                     &error,
                                     vec![],
+                                    None,
                                 )
                                 .await;
                                 continue;
@@ -442,7 +457,7 @@ impl TenantWorker {
                             format!("refund payment {rid}: {errors}"),
                         )
                     };
-                    self.review_unapplied(g, "refund", &msgs[idx], reason, &error, vec![])
+                    self.review_unapplied(g, "refund", &msgs[idx], reason, &error, vec![], None)
                         .await;
                 }
             }
