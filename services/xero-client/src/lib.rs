@@ -8,6 +8,7 @@
 //! - [`model`]: Xero's resources as typed structs, parsed from the answer's text so amounts
 //!   keep every digit; [`exact`]: the [`AmountError`] for one that is missing or unreadable.
 //! - [`plan`]: Xero's 2026 terms: tiers (day calls, egress allowance) and scopes.
+//! - [`settings`]: the `XERO_*` settings every service reads alike, and tenant discovery.
 //! - [`egress`]: response bytes per app per month (Xero's 2026 meter), shared in KV;
 //!   [`usage`]: the 80 % / 100 % alerts on egress and the day's calls.
 //! - [`error`]: [`XeroError`], typed by what the caller does next; [`refusal`]: [`Refusal`],
@@ -24,6 +25,7 @@ pub mod model;
 pub mod oauth;
 pub mod plan;
 pub mod refusal;
+pub mod settings;
 pub mod tokens;
 pub mod usage;
 

@@ -2,9 +2,7 @@
 //! embedded defaults (a local xero-sandbox and a store named `main`).
 
 use clap::{Args, Parser, Subcommand};
-use ledgerline_platform::config::{
-    CommonArgs, ConfigError, FileConfig, NatsArgs, parse_duration, resolve_secret,
-};
+use ledgerline_platform::config::{CommonArgs, ConfigError, FileConfig, NatsArgs, parse_duration};
 use secrecy::SecretString;
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -63,50 +61,9 @@ pub struct ConnectArgs {
 /// Flags of the writer itself.
 #[derive(Clone, Args)]
 pub struct WriterArgs {
-    /// Xero identity base URL (token endpoint is `<url>/connect/token`).
-    #[arg(long, env = "XERO_IDENTITY_URL")]
-    pub xero_identity_url: Option<String>,
-    /// Xero Accounting API base URL.
-    #[arg(long, env = "XERO_API_URL")]
-    pub xero_api_url: Option<String>,
-    /// OAuth client id.
-    #[arg(long, env = "XERO_CLIENT_ID")]
-    pub xero_client_id: Option<String>,
-    /// OAuth client secret.
-    #[arg(long, env = "XERO_CLIENT_SECRET", hide_env_values = true)]
-    pub xero_client_secret: Option<SecretString>,
-    /// File holding the client secret.
-    #[arg(long, env = "XERO_CLIENT_SECRET_FILE")]
-    pub xero_client_secret_file: Option<PathBuf>,
-    /// OAuth grant: `client_credentials` (custom connection) or `authorization_code` (tokens
-    /// from `xero-writer connect`, refreshed in the XERO_TOKENS bucket).
-    #[arg(long, env = "XERO_GRANT_TYPE")]
-    pub xero_grant_type: Option<String>,
-    /// Xero's authorize endpoint (for `connect`). Default: Xero's login URL when the identity
-    /// URL is Xero's, else `<identity url>/identity/connect/authorize` (the sandbox).
-    #[arg(long, env = "XERO_AUTHORIZE_URL")]
-    pub xero_authorize_url: Option<String>,
-    /// Scopes asked for (space-separated; `offline_access` gives the refresh token). Default:
-    /// Xero's granular scopes, `offline_access accounting.invoices accounting.payments
-    /// accounting.contacts accounting.settings.read` (with `--xero-legacy-scopes`, the broad
-    /// `accounting.transactions` in place of invoices and payments).
-    #[arg(long, env = "XERO_SCOPES")]
-    pub xero_scopes: Option<String>,
-    /// The Xero app was made before March 2026 and still uses broad scopes: allow
-    /// `accounting.transactions` (new apps are refused it with `invalid_scope`).
-    #[arg(long, env = "XERO_LEGACY_SCOPES", default_value_t = false)]
-    pub xero_legacy_scopes: bool,
-    /// Xero pricing tier: starter (1,000 calls a day, egress unlimited), core (5,000; 10 GB a
-    /// month), plus (5,000; 50 GB) or advanced (5,000; 250 GB). Explicit limits win over it.
-    #[arg(long, env = "XERO_TIER", default_value = "core")]
-    pub xero_tier: String,
-    /// Egress allowance a month (e.g. `10GB`), instead of the tier's.
-    #[arg(long, env = "XERO_EGRESS_ALLOWANCE")]
-    pub egress_allowance: Option<String>,
-    /// Hold Xero calls (never drop work) once the month's egress reaches this (e.g. `12GB`).
-    /// Unset: past the allowance work goes on and the overage is billed.
-    #[arg(long, env = "XERO_EGRESS_CAP")]
-    pub egress_cap: Option<String>,
+    /// Where Xero is, the app's credentials, and Xero's limits (`XERO_*`).
+    #[command(flatten)]
+    pub xero: XeroArgs,
     /// A Xero tenant and the stores that post to it, `TENANT=STORE[,STORE]` (repeatable; `;`
     /// separates tenants in the environment). Default: the single tenant from GET /connections,
     /// with store `main`.
@@ -118,18 +75,6 @@ pub struct WriterArgs {
     /// Compute documents and log them, write nothing to Xero.
     #[arg(long, env = "WRITER_DRY_RUN", default_value_t = false)]
     pub dry_run: bool,
-    /// Calls per minute per tenant (Xero: 60).
-    #[arg(long, env = "XERO_MINUTE_LIMIT", default_value_t = 60)]
-    pub minute_limit: u32,
-    /// Calls per day per tenant, instead of the tier's (Starter 1,000, others 5,000).
-    #[arg(long, env = "XERO_DAY_LIMIT")]
-    pub day_limit: Option<u32>,
-    /// Calls in flight per tenant (Xero: 5).
-    #[arg(long, env = "XERO_CONCURRENT_LIMIT", default_value_t = 5)]
-    pub concurrent_limit: u32,
-    /// Divides the minute and day windows (match the sandbox's time scale).
-    #[arg(long, env = "XERO_TIME_SCALE", default_value_t = 1.0)]
-    pub time_scale: f64,
     /// Documents per Xero request (Xero recommends at most 50).
     #[arg(long, env = "WRITER_BATCH_SIZE", default_value_t = 50)]
     pub batch_size: usize,
@@ -142,9 +87,6 @@ pub struct WriterArgs {
     /// How long an open breaker waits before a half-open probe.
     #[arg(long, env = "WRITER_BREAKER_COOLDOWN", default_value = "30s", value_parser = parse_duration)]
     pub breaker_cooldown: Duration,
-    /// Timeout of one Xero call.
-    #[arg(long, env = "XERO_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
-    pub xero_timeout: Duration,
     /// How often the org's accounts, tax rates, tracking and currencies are re-read.
     #[arg(long, env = "WRITER_SETTINGS_REFRESH", default_value = "30m", value_parser = parse_duration)]
     pub settings_refresh: Duration,
@@ -200,7 +142,7 @@ pub struct WriterArgs {
 impl std::fmt::Debug for WriterArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WriterArgs")
-            .field("xero_api_url", &self.xero_api_url)
+            .field("xero", &self.xero)
             .field("tenants", &self.tenants)
             .field("dry_run", &self.dry_run)
             .finish_non_exhaustive()
@@ -308,40 +250,21 @@ pub struct TenantConfig {
 }
 
 pub use ledgerline_xero_client::budget::Limits;
+pub use ledgerline_xero_client::settings::{GrantType, Scopes, Settings, XeroArgs};
 
 /// Validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// NATS connection.
     pub nats: NatsArgs,
-    /// Identity base URL.
-    pub identity_url: String,
-    /// Accounting API base URL.
-    pub api_url: String,
-    /// OAuth client id.
-    pub client_id: String,
-    /// OAuth client secret.
-    pub client_secret: SecretString,
-    /// OAuth grant type.
-    pub grant_type: GrantType,
-    /// Authorize endpoint (`connect`).
-    pub authorize_url: String,
-    /// Scopes `connect` asks for.
-    pub scopes: String,
+    /// Xero: where, who, what it allows.
+    pub xero: Settings,
     /// Tenants; empty means "discover the single one".
     pub tenants: Vec<TenantConfig>,
     /// Mapping file.
     pub mapping: Option<PathBuf>,
     /// Write nothing.
     pub dry_run: bool,
-    /// Per-tenant limits.
-    pub limits: Limits,
-    /// The Xero pricing tier.
-    pub tier: ledgerline_xero_client::plan::Tier,
-    /// Egress allowance a month in bytes (`None`: unlimited).
-    pub egress_allowance: Option<u64>,
-    /// Egress at which calls are held, in bytes.
-    pub egress_cap: Option<u64>,
     /// Documents per request.
     pub batch_size: usize,
     /// Longest linger.
@@ -350,8 +273,6 @@ pub struct Config {
     pub breaker_threshold: u32,
     /// Breaker cooldown.
     pub breaker_cooldown: Duration,
-    /// One call's timeout.
-    pub xero_timeout: Duration,
     /// Settings cache lifetime.
     pub settings_refresh: Duration,
     /// Review (true) or ignore a change to a paid order.
@@ -380,16 +301,6 @@ pub struct Config {
     pub backfill_age: Duration,
     /// Share of each window backfill may use.
     pub backfill_day_share: f64,
-}
-
-/// How the writer obtains access tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GrantType {
-    /// Custom connection: a token on demand, shared through XERO_TOKENS (`cc.<tenant>`).
-    ClientCredentials,
-    /// Consent by `xero-writer connect`; access and refresh tokens in XERO_TOKENS
-    /// (`ac.<tenant>`), refreshed by one replica at a time.
-    AuthorizationCode,
 }
 
 /// Parses `TENANT=STORE[,STORE]`.
@@ -447,32 +358,19 @@ pub fn parse_fx(
 }
 
 impl Config {
-    /// Where Xero is and who we are, for `ledgerline_xero_client`.
-    pub fn endpoint(&self) -> anyhow::Result<ledgerline_xero_client::Endpoint> {
-        Ok(ledgerline_xero_client::Endpoint {
-            http: ledgerline_platform::tls::http_client("ledgerline-xero-writer")?,
-            api_url: self.api_url.clone(),
-            identity_url: self.identity_url.clone(),
-            client_id: self.client_id.clone(),
-            client_secret: self.client_secret.clone(),
-            timeout: self.xero_timeout,
-            scopes: self.scopes.clone(),
-        })
-    }
-
     /// Builds the configuration from flags, environment and the optional file.
     pub fn from_cli(cli: &Cli) -> Result<Self, ConfigError> {
         let file = FileConfig::load(cli.common.config_file.as_deref())?;
         let section: WriterFile = file.section("writer")?;
         let w = &cli.writer;
-        let xf = file.xero.as_ref();
-        let secret = resolve_secret(
-            "XERO_CLIENT_SECRET",
-            w.xero_client_secret.clone(),
-            w.xero_client_secret_file.as_deref(),
-        )?
-        .or_else(|| xf.and_then(|x| x.client_secret.clone()))
-        .unwrap_or_else(|| SecretString::from("sandbox-secret"));
+        let xero = Settings::resolve(
+            &w.xero,
+            file.xero.as_ref(),
+            Scopes {
+                granular: ledgerline_xero_client::plan::WRITER_SCOPES,
+                legacy: ledgerline_xero_client::plan::WRITER_LEGACY_SCOPES,
+            },
+        )?;
         let mut tenants = Vec::new();
         for spec in &w.tenants {
             tenants.push(parse_tenant(spec)?);
@@ -497,73 +395,6 @@ impl Config {
             .mapping
             .clone()
             .or_else(|| file.stores.values().find_map(|s| s.mapping.clone()));
-        let grant_type = w
-            .xero_grant_type
-            .clone()
-            .or_else(|| xf.and_then(|x| x.grant_type.clone()))
-            .unwrap_or_else(|| "client_credentials".into());
-        let grant_type = match grant_type.as_str() {
-            "client_credentials" => GrantType::ClientCredentials,
-            "authorization_code" => GrantType::AuthorizationCode,
-            other => {
-                return Err(ConfigError::new(
-                    "XERO_GRANT_TYPE",
-                    format!("{other:?}: use client_credentials or authorization_code"),
-                ));
-            }
-        };
-        let identity_url = w
-            .xero_identity_url
-            .clone()
-            .or_else(|| xf.and_then(|x| x.identity_url.clone()))
-            .unwrap_or_else(|| "http://127.0.0.1:5080".into())
-            .trim_end_matches('/')
-            .to_owned();
-        let authorize_url = w.xero_authorize_url.clone().unwrap_or_else(|| {
-            // Xero splits identity (tokens) and login (consent) across two hosts.
-            if identity_url == "https://identity.xero.com" {
-                "https://login.xero.com/identity/connect/authorize".into()
-            } else {
-                format!("{identity_url}/identity/connect/authorize")
-            }
-        });
-        let tier: ledgerline_xero_client::plan::Tier = w
-            .xero_tier
-            .parse()
-            .map_err(|e: String| ConfigError::new("XERO_TIER", e))?;
-        let bytes = |key: &str, v: &Option<String>| {
-            v.as_deref()
-                .map(ledgerline_xero_client::plan::parse_bytes)
-                .transpose()
-                .map_err(|e| ConfigError::new(key, e))
-        };
-        let egress_allowance =
-            bytes("XERO_EGRESS_ALLOWANCE", &w.egress_allowance)?.or(tier.egress_allowance());
-        let egress_cap = bytes("XERO_EGRESS_CAP", &w.egress_cap)?;
-        let scopes = w
-            .xero_scopes
-            .as_deref()
-            .unwrap_or(if w.xero_legacy_scopes {
-                ledgerline_xero_client::plan::WRITER_LEGACY_SCOPES
-            } else {
-                ledgerline_xero_client::plan::WRITER_SCOPES
-            })
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
-        let broad = ledgerline_xero_client::plan::broad_in(&scopes);
-        if !broad.is_empty() && !w.xero_legacy_scopes {
-            return Err(ConfigError::new(
-                "XERO_SCOPES",
-                format!(
-                    "{} is a broad scope, which Xero refuses to apps made from March 2026; ask for accounting.invoices and accounting.payments, or set XERO_LEGACY_SCOPES=true for an older app",
-                    broad.join(" ")
-                ),
-            ));
-        }
-        if !(w.time_scale > 0.0 && w.time_scale.is_finite()) {
-            return Err(ConfigError::new("XERO_TIME_SCALE", "must be positive"));
-        }
         let paid_change_review = match w.paid_change.as_str() {
             "review" => true,
             "ignore" => false,
@@ -645,41 +476,14 @@ impl Config {
         }
         Ok(Self {
             nats: cli.common.nats.clone(),
-            identity_url,
-            authorize_url,
-            scopes,
-            api_url: w
-                .xero_api_url
-                .clone()
-                .or_else(|| xf.and_then(|x| x.api_url.clone()))
-                .unwrap_or_else(|| "http://127.0.0.1:5080/api.xro/2.0".into())
-                .trim_end_matches('/')
-                .to_owned(),
-            client_id: w
-                .xero_client_id
-                .clone()
-                .or_else(|| xf.and_then(|x| x.client_id.clone()))
-                .unwrap_or_else(|| "ledgerline-sandbox".into()),
-            client_secret: secret,
-            grant_type,
+            xero,
             tenants,
             mapping,
             dry_run: w.dry_run || section.dry_run.unwrap_or(false),
-            limits: Limits {
-                minute: w.minute_limit.max(1),
-                day: w.day_limit.unwrap_or(tier.day_calls()).max(1),
-                concurrent: w.concurrent_limit.max(1),
-                minute_window: Duration::from_secs_f64(60.0 / w.time_scale),
-                day_window: Duration::from_secs_f64(86_400.0 / w.time_scale),
-            },
-            tier,
-            egress_allowance,
-            egress_cap,
             batch_size: w.batch_size.clamp(1, 50),
             max_linger: w.max_linger,
             breaker_threshold: w.breaker_threshold.max(1),
             breaker_cooldown: w.breaker_cooldown,
-            xero_timeout: w.xero_timeout,
             settings_refresh: w.settings_refresh,
             paid_change_review,
             void_removes_payments: w.void_removes_payments
@@ -717,11 +521,11 @@ mod tests {
     fn defaults_point_at_the_sandbox() {
         let cli = Cli::parse_from(["xero-writer"]);
         let c = Config::from_cli(&cli).unwrap();
-        assert_eq!(c.api_url, "http://127.0.0.1:5080/api.xro/2.0");
-        assert_eq!(c.client_id, "ledgerline-sandbox");
+        assert_eq!(c.xero.api_url, "http://127.0.0.1:5080/api.xro/2.0");
+        assert_eq!(c.xero.client_id, "ledgerline-sandbox");
         assert!(c.tenants.is_empty());
-        assert_eq!(c.limits.minute, 60);
-        assert_eq!(c.grant_type, GrantType::ClientCredentials);
+        assert_eq!(c.xero.limits.minute, 60);
+        assert_eq!(c.xero.grant_type, GrantType::ClientCredentials);
         assert_eq!(c.invoice_status, DocStatus::Authorised);
         assert_eq!(c.default_due_days, 0);
         assert_eq!(c.archived_contact, ArchivedContact::Restore);
@@ -729,11 +533,11 @@ mod tests {
         assert_eq!(c.unknown_tracking, UnknownTracking::Omit);
         assert_eq!(c.backfill_age, Duration::ZERO);
         assert_eq!(c.backfill_day_share, 0.5);
-        assert_eq!(c.limits.day, 5_000);
-        assert_eq!(c.egress_allowance, Some(10_000_000_000));
-        assert_eq!(c.egress_cap, None);
+        assert_eq!(c.xero.limits.day, 5_000);
+        assert_eq!(c.xero.egress_allowance, Some(10_000_000_000));
+        assert_eq!(c.xero.egress_cap, None);
         assert_eq!(
-            c.scopes,
+            c.xero.scopes,
             "offline_access accounting.invoices accounting.payments accounting.contacts accounting.settings.read"
         );
     }
@@ -746,14 +550,14 @@ mod tests {
             Config::from_cli(&Cli::parse_from(all))
         };
         let starter = c(&["--xero-tier", "starter"]).unwrap();
-        assert_eq!(starter.limits.day, 1_000);
-        assert_eq!(starter.egress_allowance, None);
+        assert_eq!(starter.xero.limits.day, 1_000);
+        assert_eq!(starter.xero.egress_allowance, None);
         let plus = c(&["--xero-tier", "plus", "--day-limit", "800"]).unwrap();
-        assert_eq!(plus.limits.day, 800);
-        assert_eq!(plus.egress_allowance, Some(50_000_000_000));
+        assert_eq!(plus.xero.limits.day, 800);
+        assert_eq!(plus.xero.egress_allowance, Some(50_000_000_000));
         let own = c(&["--egress-allowance", "2GB", "--egress-cap", "2.5GB"]).unwrap();
-        assert_eq!(own.egress_allowance, Some(2_000_000_000));
-        assert_eq!(own.egress_cap, Some(2_500_000_000));
+        assert_eq!(own.xero.egress_allowance, Some(2_000_000_000));
+        assert_eq!(own.xero.egress_cap, Some(2_500_000_000));
         assert!(c(&["--xero-tier", "gold"]).is_err());
         assert!(c(&["--egress-cap", "lots"]).is_err());
     }
@@ -772,7 +576,7 @@ mod tests {
         );
         let legacy = c(&["--xero-legacy-scopes"]).unwrap();
         assert_eq!(
-            legacy.scopes,
+            legacy.xero.scopes,
             "offline_access accounting.transactions accounting.contacts accounting.settings.read"
         );
     }
@@ -874,12 +678,12 @@ mod tests {
             "127.0.0.1:0",
         ]);
         let c = Config::from_cli(&cli).unwrap();
-        assert_eq!(c.grant_type, GrantType::AuthorizationCode);
+        assert_eq!(c.xero.grant_type, GrantType::AuthorizationCode);
         assert_eq!(
-            c.authorize_url,
+            c.xero.authorize_url,
             "http://127.0.0.1:5080/identity/connect/authorize"
         );
-        assert!(c.scopes.starts_with("offline_access "));
+        assert!(c.xero.scopes.starts_with("offline_access "));
         assert!(matches!(cli.command, Some(Command::Connect(_))));
         let cli = Cli::parse_from(["xero-writer", "--xero-grant-type", "password"]);
         assert!(Config::from_cli(&cli).is_err());

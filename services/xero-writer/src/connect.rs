@@ -65,16 +65,16 @@ pub async fn prepare(config: &Config, args: &ConnectArgs) -> anyhow::Result<Pend
         .unwrap_or_else(|| format!("http://{}/callback", args.redirect_listen));
     let state = uuid::Uuid::new_v4().simple().to_string();
     let url = reqwest::Url::parse_with_params(
-        &config.authorize_url,
+        &config.xero.authorize_url,
         &[
             ("response_type", "code"),
-            ("client_id", config.client_id.as_str()),
+            ("client_id", config.xero.client_id.as_str()),
             ("redirect_uri", redirect_uri.as_str()),
-            ("scope", config.scopes.as_str()),
+            ("scope", config.xero.scopes.as_str()),
             ("state", state.as_str()),
         ],
     )
-    .with_context(|| format!("XERO_AUTHORIZE_URL {:?}", config.authorize_url))?;
+    .with_context(|| format!("XERO_AUTHORIZE_URL {:?}", config.xero.authorize_url))?;
     Ok(Pending {
         authorize_url: url.to_string(),
         redirect_uri,
@@ -134,7 +134,7 @@ impl Pending {
                 code_of(&params(&line), &self.state)?
             }
         };
-        let endpoint = config.endpoint()?;
+        let endpoint = config.xero.endpoint("ledgerline-xero-writer")?;
         let set = endpoint
             .grant(&[
                 ("grant_type", "authorization_code"),
@@ -273,13 +273,13 @@ async fn store(config: &Config, tenant: &str, set: &TokenSet) -> anyhow::Result<
 
 /// The `connect` subcommand: prints the URL, waits, reports.
 pub async fn run_command(config: Config, args: ConnectArgs) -> anyhow::Result<()> {
-    if config.grant_type != crate::GrantType::AuthorizationCode {
+    if config.xero.grant_type != crate::GrantType::AuthorizationCode {
         eprintln!(
             "Note: XERO_GRANT_TYPE is not authorization_code; the writer will not use this token set until it is."
         );
     }
     let pending = prepare(&config, &args).await?;
-    println!("Asking Xero for these scopes: {}", config.scopes);
+    println!("Asking Xero for these scopes: {}", config.xero.scopes);
     println!(
         "Open this URL to connect Ledgerline to Xero:\n\n{}\n",
         pending.authorize_url()

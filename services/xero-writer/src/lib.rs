@@ -77,7 +77,7 @@ impl Writer {
         let client = ledgerline_platform::nats::connect(&config.nats, "xero-writer").await?;
         let health = Health::new();
         health.set_nats(client.clone());
-        tracing::info!(api = %config.api_url, tenants = ?config.tenants, dry_run = config.dry_run, tier = %config.tier, day_limit = config.limits.day, egress_allowance = ?config.egress_allowance, egress_cap = ?config.egress_cap, scopes = %config.scopes, "xero-writer configured.");
+        tracing::info!(api = %config.xero.api_url, tenants = ?config.tenants, dry_run = config.dry_run, tier = %config.xero.tier, day_limit = config.xero.limits.day, egress_allowance = ?config.xero.egress_allowance, egress_cap = ?config.xero.egress_cap, scopes = %config.xero.scopes, "xero-writer configured.");
         Ok(Self {
             config: Arc::new(config),
             client,
@@ -240,7 +240,7 @@ async fn run_workers(
         }
     }
     let js = ledgerline_platform::nats::jetstream(&client);
-    let endpoint = match cfg.endpoint() {
+    let endpoint = match cfg.xero.endpoint("ledgerline-xero-writer") {
         Ok(e) => e,
         Err(e) => {
             tracing::error!(error = %e, "Cannot build the HTTP client.");
@@ -249,13 +249,9 @@ async fn run_workers(
     };
     let mut tenants = cfg.tenants.clone();
     let mut delay = Duration::from_millis(200);
-    let auth_code = cfg.grant_type == config::GrantType::AuthorizationCode;
+    let auth_code = cfg.xero.grant_type == config::GrantType::AuthorizationCode;
     while tenants.is_empty() {
-        let found = if auth_code {
-            stored_tenants(&js).await
-        } else {
-            endpoint.connections().await
-        };
+        let found = cfg.xero.tenants(&endpoint, &js).await;
         match found {
             Ok(list) if !list.is_empty() => {
                 tracing::info!(tenant = %list[0], "Discovered the Xero tenant; it receives store main.");
@@ -306,9 +302,9 @@ async fn run_workers(
     // One app's egress, whatever the tenant: summed with every other process in RATE_BUDGET.
     let egress = Arc::new(
         ledgerline_xero_client::egress::Egress::new(
-            &cfg.client_id,
-            cfg.egress_allowance,
-            cfg.egress_cap,
+            &cfg.xero.client_id,
+            cfg.xero.egress_allowance,
+            cfg.xero.egress_cap,
         )
         .shared(rate_kv.clone())
         .alerts(publisher.clone()),
@@ -324,10 +320,10 @@ async fn run_workers(
             return;
         };
         let budget = Arc::new(
-            ledgerline_xero_client::budget::Budget::new(&t.tenant, cfg.limits)
+            ledgerline_xero_client::budget::Budget::new(&t.tenant, cfg.xero.limits)
                 .background_share(cfg.backfill_day_share)
-                .shared(rate_kv.clone(), cfg.limits)
-                .call_lease(cfg.xero_timeout + Duration::from_secs(5))
+                .shared(rate_kv.clone(), cfg.xero.limits)
+                .call_lease(cfg.xero.timeout + Duration::from_secs(5))
                 .alerts(publisher.clone()),
         );
         let breaker = Arc::new(ledgerline_xero_client::budget::Breaker::new(
@@ -373,34 +369,6 @@ async fn run_workers(
 /// How often this process adds its egress to the app's month in RATE_BUDGET (and checks the
 /// alerts and the cap).
 const EGRESS_FLUSH: Duration = Duration::from_secs(5);
-
-/// Tenants with an authorization_code token set in XERO_TOKENS (from `xero-writer connect`).
-async fn stored_tenants(
-    js: &async_nats::jetstream::Context,
-) -> Result<Vec<String>, ledgerline_xero_client::XeroError> {
-    use futures::TryStreamExt;
-    let store =
-        |e: String| ledgerline_xero_client::XeroError::Transient(format!("token store: {e}"));
-    let kv = js
-        .get_key_value(buckets::XERO_TOKENS.bucket)
-        .await
-        .map_err(|e| store(e.to_string()))?;
-    let keys: Vec<String> = kv
-        .keys()
-        .await
-        .map_err(|e| store(e.to_string()))?
-        .try_collect()
-        .await
-        .map_err(|e| store(e.to_string()))?;
-    let mut out: Vec<String> = keys
-        .iter()
-        .filter_map(|k| k.strip_prefix("ac."))
-        .filter(|t| ledgerline_contract::is_valid_token(t))
-        .map(str::to_owned)
-        .collect();
-    out.sort();
-    Ok(out)
-}
 
 /// The durable consumer of `spec`, created if needed; `None` when stopping.
 async fn durable(
