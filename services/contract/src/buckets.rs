@@ -65,6 +65,13 @@ pub const RECON_PROJECTION: BucketSpec = BucketSpec {
     history: 1,
 };
 
+/// The reconciler's cursors: where each poll of Xero and of the store left off.
+pub const RECON_STATE: BucketSpec = BucketSpec {
+    bucket: "recon_state",
+    description: "Reconciler poll cursors (Xero If-Modified-Since, the store's modified-since).",
+    history: 1,
+};
+
 /// The dead-letter service's review queue: `e.<id>` entries (JSON, updated by compare-and-set,
 /// the revision is the API's ETag), `p.<id>` original payloads and `p.<id>.edited` edited ones,
 /// `job.<id>` bulk replay jobs and `lock.<name>` job locks. Independent of DLQ's age limit.
@@ -75,7 +82,7 @@ pub const DEAD_LETTERS: BucketSpec = BucketSpec {
 };
 
 /// Every bucket.
-pub const ALL: [BucketSpec; 8] = [
+pub const ALL: [BucketSpec; 9] = [
     LEDGER,
     XERO_TOKENS,
     CONTACTS,
@@ -83,6 +90,7 @@ pub const ALL: [BucketSpec; 8] = [
     MAPPING_OVERLAY,
     INGEST_SECRETS,
     RECON_PROJECTION,
+    RECON_STATE,
     DEAD_LETTERS,
 ];
 

@@ -114,21 +114,44 @@ pub fn writer_customers(tenant: &str, stores: &[String]) -> ConsumerSpec {
     }
 }
 
-/// The reconciler's consumers: one on ORDERS, one on XERO.
-pub fn reconciler() -> [ConsumerSpec; 2] {
-    let base = |stream: &'static str, durable: &str| ConsumerSpec {
+/// The reconciler's consumers: the store's side (ORDERS), the writer's facts (XERO: documents
+/// and contacts, not connection or usage events), what it observed in Xero (OBSERVED), and Xero's webhook
+/// deliveries to look up (XERO_HOOKS).
+pub fn reconciler() -> [ConsumerSpec; 4] {
+    let base = |stream: &'static str, durable: &str, filters: Vec<String>| ConsumerSpec {
         stream,
         durable: durable.to_owned(),
-        filter_subjects: vec![],
+        filter_subjects: filters,
         ack_wait: Duration::from_secs(30),
         max_deliver: 10,
         backoff: backoff(),
-        max_ack_pending: 1000,
+        max_ack_pending: 2000,
     };
     [
-        base(streams::ORDERS.name, "reconciler-orders"),
-        base(streams::XERO.name, "reconciler-xero"),
+        base(streams::ORDERS.name, "reconciler-orders", vec![]),
+        base(
+            streams::XERO.name,
+            "reconciler-xero",
+            ["invoice", "credit_note", "payment", "allocation", "contact"]
+                .map(|k| format!("xero.*.{k}.>"))
+                .to_vec(),
+        ),
+        base(streams::OBSERVED.name, "reconciler-observed", vec![]),
+        base(streams::XERO_HOOKS.name, "reconciler-hooks", vec![]),
     ]
+}
+
+/// The writer's consumer of repair requests for one tenant.
+pub fn writer_repairs(tenant: &str) -> ConsumerSpec {
+    ConsumerSpec {
+        stream: streams::REPAIRS.name,
+        durable: format!("xero-writer-repairs-{}", consumer_token(tenant)),
+        filter_subjects: vec![subjects::repairs_of(tenant)],
+        ack_wait: Duration::from_secs(60),
+        max_deliver: 10,
+        backoff: writer_backoff(),
+        max_ack_pending: 100,
+    }
 }
 
 /// The dead-letter service's consumer on DLQ.

@@ -30,3 +30,5 @@ pub const REPLAY_OF: &str = "Ledgerline-Replay-Of";
 /// DLQ replays after a fix: the `mapping_overlay` revision that holds the fix; a stage waits
 /// until its mapping has read that far before processing the replay.
 pub const OVERLAY_REVISION: &str = "Ledgerline-Overlay-Revision";
+/// Repairs: the reconciler's finding an ORDERS message was sent again for.
+pub const REPAIR_OF: &str = "Ledgerline-Repair-Of";

@@ -44,6 +44,11 @@ schema!(
     XeroUsageAlert,
     ReprocessRequest,
     ReprocessReply,
+    XeroObservation,
+    Finding,
+    RepairRequest,
+    StoreOrdersRequest,
+    StoreOrdersReply,
 );
 
 /// Schema name of a raw Clarity webhook body stored in RAW (JSON, not protobuf).

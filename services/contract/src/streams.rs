@@ -90,6 +90,38 @@ pub const RECON: StreamSpec = StreamSpec {
     max_bytes: 256 * MIB,
 };
 
+/// What the reconciler read in Xero (`XeroObservation`), so its projection can be rebuilt from
+/// streams alone. Window 1 h: one observation per read.
+pub const OBSERVED: StreamSpec = StreamSpec {
+    name: "OBSERVED",
+    subjects: &["observed.>"],
+    description: "Xero documents and payments as the reconciler read them (protobuf).",
+    duplicate_window: HOUR,
+    max_age: Duration::from_secs(90 * 24 * 3600),
+    max_bytes: 256 * MIB,
+};
+
+/// Xero's webhook deliveries as received, stored before the reconciler answers 200. Window
+/// 24 h: Xero retries a failed delivery with the same body (its id is the body's hash).
+pub const XERO_HOOKS: StreamSpec = StreamSpec {
+    name: "XERO_HOOKS",
+    subjects: &["xerohooks.>"],
+    description: "Xero webhook deliveries as received (JSON).",
+    duplicate_window: DAY,
+    max_age: Duration::from_secs(7 * 24 * 3600),
+    max_bytes: 64 * MIB,
+};
+
+/// Repair requests from the reconciler to the writer (`RepairRequest`). Window 1 h.
+pub const REPAIRS: StreamSpec = StreamSpec {
+    name: "REPAIRS",
+    subjects: &["repair.>"],
+    description: "Requests that the writer check an order against Xero and converge.",
+    duplicate_window: HOUR,
+    max_age: Duration::from_secs(30 * 24 * 3600),
+    max_bytes: 16 * MIB,
+};
+
 /// Dead letters, kept until an operator replays or discards them (a year at most).
 /// Window 24 h: a stage that dead-letters the same message twice stores it once.
 pub const DLQ: StreamSpec = StreamSpec {
@@ -102,7 +134,9 @@ pub const DLQ: StreamSpec = StreamSpec {
 };
 
 /// Every stream, in creation order.
-pub const ALL: [StreamSpec; 6] = [RAW, ORDERS, CUSTOMERS, XERO, RECON, DLQ];
+pub const ALL: [StreamSpec; 9] = [
+    RAW, ORDERS, CUSTOMERS, XERO, RECON, DLQ, OBSERVED, XERO_HOOKS, REPAIRS,
+];
 
 /// Deployment-specific settings applied on top of the specs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -129,15 +129,19 @@ pub fn xero_facts(tenant: &str, kind: XeroDocumentKind, verb: XeroVerb) -> Strin
     format!("{}.>", xero_kind_verb(tenant, kind, verb))
 }
 
-fn xero_kind_verb(tenant: &str, kind: XeroDocumentKind, verb: XeroVerb) -> String {
-    let k = match kind {
+fn kind_token(kind: XeroDocumentKind) -> &'static str {
+    match kind {
         XeroDocumentKind::Contact => "contact",
         XeroDocumentKind::Invoice => "invoice",
         XeroDocumentKind::Payment => "payment",
         XeroDocumentKind::CreditNote => "credit_note",
         XeroDocumentKind::Allocation => "allocation",
         XeroDocumentKind::Unspecified => "unknown",
-    };
+    }
+}
+
+fn xero_kind_verb(tenant: &str, kind: XeroDocumentKind, verb: XeroVerb) -> String {
+    let k = kind_token(kind);
     let v = match verb {
         XeroVerb::Created => "created",
         XeroVerb::Updated => "updated",
@@ -174,9 +178,30 @@ pub fn xero_usage(scope: &str, kind: XeroUsageKind) -> String {
     format!("xero.{scope}.usage.{k}")
 }
 
-/// `recon.<store>.<finding>`.
-pub fn recon(store: &str, finding: &str) -> String {
-    format!("recon.{store}.{finding}")
+/// `recon.<store>.<kind>.<order id>`: a finding about one order, opened or closed.
+pub fn recon(store: &str, kind: &str, order_id: &str) -> String {
+    format!("recon.{}.{kind}.{}", token(store), token(order_id))
+}
+
+/// `observed.<tenant>.<invoice|credit_note|payment>`: what the reconciler read in Xero.
+pub fn observed(tenant: &str, kind: XeroDocumentKind) -> String {
+    format!("observed.{tenant}.{}", kind_token(kind))
+}
+
+/// Every observation.
+pub const OBSERVED_ALL: &str = "observed.>";
+
+/// `xerohooks.<received>`: a Xero webhook delivery as received.
+pub const XERO_HOOK_DELIVERY: &str = "xerohooks.received";
+
+/// `repair.<tenant>.<store>.<order id>`: a repair request for the writer of `tenant`.
+pub fn repair(tenant: &str, store: &str, order_id: &str) -> String {
+    format!("repair.{tenant}.{}.{}", token(store), token(order_id))
+}
+
+/// Every repair request for `tenant`'s writer.
+pub fn repairs_of(tenant: &str) -> String {
+    format!("repair.{tenant}.>")
 }
 
 /// Every reconciliation finding.
@@ -207,10 +232,18 @@ pub fn dlq(stage: Stage, reason: ReasonClass) -> String {
 /// Every dead letter.
 pub const DLQ_ALL: &str = "dlq.>";
 
-/// Core-NATS request subject asking webhook-ingest to resync a store (reconciler, operators).
-pub fn resync_request(store: &str) -> String {
-    format!("ctl.resync.{store}")
+/// Core-NATS request subject (`StoreOrdersRequest` → `StoreOrdersReply`) asking
+/// webhook-ingest for a store's orders from its REST API, and optionally to resync them
+/// (the reconciler, operators). Replicas answer as one queue group.
+pub fn store_orders(store: &str) -> String {
+    format!("ctl.store.{}.orders", token(store))
 }
+
+/// Every store's [`store_orders`] requests.
+pub const STORE_ORDERS_ALL: &str = "ctl.store.*.orders";
+
+/// Queue group of [`store_orders`].
+pub const STORE_ORDERS_GROUP: &str = "webhook-ingest";
 
 /// Core-NATS request subject asking the normalizer to reprocess RAW sequences
 /// (`ReprocessRequest` → `ReprocessReply`); replicas answer as one queue group.

@@ -162,15 +162,26 @@ pub async fn run_durable<H, F>(
     let js = crate::nats::jetstream(&client);
     let consumer = loop {
         match js.get_stream(spec.stream).await {
-            Ok(stream) => match stream
-                .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&spec.durable)
-                .await
-            {
-                Ok(c) => break c,
-                Err(error) => {
-                    tracing::debug!(%error, consumer = %spec.durable, "Consumer not ready yet.")
+            Ok(stream) => {
+                // Created here when missing (a consumer of a tenant discovered at run time is
+                // in no topology list), and never updated here: an operator's change to an
+                // existing consumer stands.
+                use async_nats::jetstream::context::ConsumerInfoErrorKind;
+                if let Err(e) = stream.consumer_info(&spec.durable).await
+                    && matches!(e.kind(), ConsumerInfoErrorKind::NotFound)
+                {
+                    let _ = crate::nats::ensure_consumer(&js, spec).await;
                 }
-            },
+                match stream
+                    .get_consumer::<async_nats::jetstream::consumer::pull::Config>(&spec.durable)
+                    .await
+                {
+                    Ok(c) => break c,
+                    Err(error) => {
+                        tracing::debug!(%error, consumer = %spec.durable, "Consumer not ready yet.")
+                    }
+                }
+            }
             Err(error) => tracing::debug!(%error, stream = spec.stream, "Stream not ready yet."),
         }
         tokio::select! {

@@ -57,7 +57,12 @@ impl ServiceProcess {
     /// Starts `binary` with `--listen 127.0.0.1:<free port>` appended to `args`, and `envs`.
     /// Does not wait; see [`ServiceProcess::wait_ready`].
     pub fn spawn(binary: &Path, args: &[&str], envs: &[(&str, &str)]) -> Self {
-        let addr = format!("127.0.0.1:{}", free_port());
+        Self::spawn_at(binary, &format!("127.0.0.1:{}", free_port()), args, envs)
+    }
+
+    /// [`ServiceProcess::spawn`] on a chosen address (another process must know it first).
+    pub fn spawn_at(binary: &Path, addr: &str, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let addr = addr.to_owned();
         let mut cmd = Command::new(binary);
         cmd.args(args)
             .arg("--listen")

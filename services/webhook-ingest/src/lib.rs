@@ -123,6 +123,7 @@ impl Ingest {
                 self.state.stores.clone(),
                 shutdown.clone(),
             )),
+            tokio::spawn(resync::serve_requests(self.state.clone(), shutdown.clone())),
         ];
         tracing::info!(addr = %listener.local_addr()?, "webhook-ingest listening.");
         ledgerline_platform::http::serve(

@@ -26,6 +26,18 @@ pub struct ResyncReport {
     pub stored: u64,
     /// Already in RAW.
     pub duplicates: u64,
+    /// Each order read: id, number, version, when it last changed (not in the HTTP answer).
+    #[serde(skip)]
+    pub seen: Vec<ledgerline_contract::v1::StoreOrder>,
+}
+
+/// Whether a pass over the store's orders stores them in RAW or only lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Store every order in RAW (deduplicated by store, id and version).
+    Store,
+    /// Only read them (the reconciler's look at what the store holds).
+    List,
 }
 
 /// Why a resync stopped.
@@ -55,6 +67,8 @@ struct Page {
 struct OrderKeys {
     #[serde(rename = "ID")]
     id: serde_json::Value,
+    #[serde(rename = "CustomKey", default)]
+    number: Option<String>,
     #[serde(rename = "Version")]
     version: u64,
     #[serde(rename = "UpdatedDate", default)]
@@ -66,6 +80,19 @@ pub async fn resync(
     state: &AppState,
     store: &str,
     since: Option<&str>,
+    progress: &(dyn Fn(u64, Option<u64>) + Sync),
+) -> Result<ResyncReport, ResyncError> {
+    pass(state, store, since, Mode::Store, usize::MAX, progress).await
+}
+
+/// Reads `store`'s orders changed since `since` (at most `limit`), storing them in RAW in
+/// [`Mode::Store`].
+pub async fn pass(
+    state: &AppState,
+    store: &str,
+    since: Option<&str>,
+    mode: Mode,
+    limit: usize,
     progress: &(dyn Fn(u64, Option<u64>) + Sync),
 ) -> Result<ResyncReport, ResyncError> {
     let api = state
@@ -92,21 +119,29 @@ pub async fn resync(
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            let id = format!("resync_{store}_{order_id}_v{}", keys.version);
-            let body = envelope(&id, store, keys.updated.as_deref(), order.get());
-            match store_raw(
-                state,
-                RawEvent::resync(id, store, "sales_order.updated", body),
-            )
-            .await?
-            {
-                Outcome::Stored => report.stored += 1,
-                Outcome::Duplicate => report.duplicates += 1,
+            report.seen.push(ledgerline_contract::v1::StoreOrder {
+                id: order_id.clone(),
+                number: keys.number.clone().unwrap_or_default(),
+                version: keys.version,
+                updated_at: keys.updated.clone().unwrap_or_default(),
+            });
+            if mode == Mode::Store {
+                let id = format!("resync_{store}_{order_id}_v{}", keys.version);
+                let body = envelope(&id, store, keys.updated.as_deref(), order.get());
+                match store_raw(
+                    state,
+                    RawEvent::resync(id, store, "sales_order.updated", body),
+                )
+                .await?
+                {
+                    Outcome::Stored => report.stored += 1,
+                    Outcome::Duplicate => report.duplicates += 1,
+                }
             }
             report.orders += 1;
             progress(report.orders, page.total);
         }
-        if n < PAGE_SIZE {
+        if n < PAGE_SIZE || report.seen.len() >= limit {
             break;
         }
         start += n;
@@ -170,6 +205,67 @@ fn envelope(id: &str, store: &str, updated: Option<&str>, order_json: &str) -> B
     // Splice the order's bytes in unchanged, so amounts keep their exact text.
     let head = head.strip_suffix('}').unwrap_or(&head);
     Bytes::from(format!("{head},\"data\":{order_json}}}"))
+}
+
+/// Orders one reply carries at most (a reply is one NATS message).
+const REPLY_LIMIT: usize = 10_000;
+
+/// Answers `ctl.store.<store>.orders` requests (one queue group across replicas) until
+/// `shutdown`: the store's orders from its REST API, stored in RAW when asked to resync.
+pub async fn serve_requests(state: AppState, shutdown: tokio_util::sync::CancellationToken) {
+    use futures::StreamExt;
+    use ledgerline_contract::v1::{StoreOrdersReply, StoreOrdersRequest};
+    use prost::Message as _;
+    let client = state.client.clone();
+    let mut sub = loop {
+        match client
+            .queue_subscribe(
+                ledgerline_contract::subjects::STORE_ORDERS_ALL,
+                ledgerline_contract::subjects::STORE_ORDERS_GROUP.to_owned(),
+            )
+            .await
+        {
+            Ok(s) => break s,
+            Err(error) => {
+                tracing::warn!(%error, "Cannot subscribe to store order requests yet.");
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        }
+    };
+    loop {
+        let msg = tokio::select! {
+            m = sub.next() => m,
+            _ = shutdown.cancelled() => return,
+        };
+        let Some(msg) = msg else { return };
+        let Some(reply_to) = msg.reply.clone() else {
+            continue;
+        };
+        // ctl.store.<store>.orders
+        let store = msg.subject.split('.').nth(2).unwrap_or_default().to_owned();
+        let req = StoreOrdersRequest::decode(msg.payload.as_ref()).unwrap_or_default();
+        let mode = if req.resync { Mode::Store } else { Mode::List };
+        let since = (!req.since.is_empty()).then_some(req.since.as_str());
+        let reply = match pass(&state, &store, since, mode, REPLY_LIMIT, &|_, _| {}).await {
+            Ok(r) => StoreOrdersReply {
+                truncated: r.seen.len() >= REPLY_LIMIT,
+                orders: r.seen,
+                stored: r.stored,
+                duplicates: r.duplicates,
+                error: String::new(),
+            },
+            Err(e) => StoreOrdersReply {
+                error: e.to_string(),
+                ..Default::default()
+            },
+        };
+        if let Err(error) = client.publish(reply_to, reply.encode_to_vec().into()).await {
+            tracing::warn!(%error, "Store order reply not sent.");
+        }
+    }
 }
 
 /// Query of `POST /resync/{store}`.

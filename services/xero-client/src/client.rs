@@ -164,7 +164,7 @@ impl Client {
         );
         ledgerline_platform::telemetry::link_to_batch(&span);
         let result = self
-            .send(method, path, query, body)
+            .send(method, path, query, body, None)
             .instrument(span.clone())
             .await;
         match &result {
@@ -174,12 +174,35 @@ impl Client {
         result
     }
 
+    /// A GET of what changed after `since` (RFC 3339, sent as `If-Modified-Since`), as
+    /// [`Client::call`] otherwise.
+    pub async fn get_modified_since(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        since: &str,
+    ) -> Result<Response, XeroError> {
+        use tracing::Instrument as _;
+        let span = tracing::info_span!(
+            "xero.call",
+            otel.kind = "client",
+            tenant = %self.tenant,
+            http.request.method = "GET",
+            endpoint = %endpoint_label(path),
+            lane = crate::budget::current_lane().label(),
+        );
+        self.send(Method::GET, path, query, None, Some(since))
+            .instrument(span)
+            .await
+    }
+
     async fn send(
         &self,
         method: Method,
         path: &str,
         query: &[(&str, String)],
         body: Option<Vec<u8>>,
+        modified_since: Option<&str>,
     ) -> Result<Response, XeroError> {
         let body_bytes = body;
         let idem = body_bytes
@@ -217,6 +240,9 @@ impl Client {
                 .timeout(self.endpoint.timeout);
             if !query.is_empty() {
                 req = req.query(query);
+            }
+            if let Some(since) = modified_since {
+                req = req.header("If-Modified-Since", since);
             }
             if let (Some(b), Some(k)) = (&body_bytes, &idem) {
                 req = req

@@ -54,7 +54,9 @@ impl ClientCredentials {
         {
             return Ok(t.access_token);
         }
-        let key = format!("cc.{}", self.tenant);
+        // Per scope set too: a service that asks for fewer scopes (the reconciler reads) must
+        // not hand its token to one that writes.
+        let key = format!("cc.{}.{}", self.tenant, scope_key(&endpoint.scopes));
         // Another replica may have refreshed already.
         let mut revision = None;
         if let Some(kv) = &self.tokens
@@ -91,4 +93,12 @@ impl ClientCredentials {
         *self.token.lock().unwrap_or_else(|e| e.into_inner()) = Some(t.clone());
         Ok(t.access_token)
     }
+}
+
+/// A short, stable name for a scope set (order and spacing do not matter).
+fn scope_key(scopes: &str) -> String {
+    use sha2::Digest;
+    let mut words: Vec<&str> = scopes.split_whitespace().collect();
+    words.sort_unstable();
+    crate::hex(&sha2::Sha256::digest(words.join(" ").as_bytes()))[..12].to_owned()
 }

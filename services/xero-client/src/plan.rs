@@ -112,6 +112,14 @@ pub const WRITER_SCOPES: &str = "offline_access accounting.invoices accounting.p
 pub const WRITER_LEGACY_SCOPES: &str =
     "offline_access accounting.transactions accounting.contacts accounting.settings.read";
 
+/// What the reconciler asks for on a granular app: it only reads (documents, payments,
+/// contacts and the organisation's settings, for its timezone).
+pub const RECONCILER_SCOPES: &str = "offline_access accounting.invoices.read accounting.payments.read accounting.contacts.read accounting.settings.read";
+
+/// What the reconciler asks for on an app made before March 2026 that uses broad scopes.
+pub const RECONCILER_LEGACY_SCOPES: &str =
+    "offline_access accounting.transactions.read accounting.contacts.read accounting.settings.read";
+
 /// The broad-only scopes in `scope` (space-separated).
 pub fn broad_in(scope: &str) -> Vec<&str> {
     scope

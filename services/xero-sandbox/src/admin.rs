@@ -111,6 +111,9 @@ struct SettingsPatch {
     /// The next N matching writes are applied, then their response is cut.
     drop_after_apply: Option<u32>,
     drop_after_apply_endpoint: Option<String>,
+    /// The next N matching writes are refused with a 400 ValidationException.
+    refuse_next: Option<u32>,
+    refuse_endpoint: Option<String>,
     /// `granular` or `broad`.
     app_kind: Option<String>,
 }
@@ -148,7 +151,9 @@ async fn set_settings(State(app): State<Arc<App>>, h: HeaderMap, body: String) -
         force_429,
         force_429_problem,
         drop_after_apply,
-        drop_after_apply_endpoint
+        drop_after_apply_endpoint,
+        refuse_next,
+        refuse_endpoint
     );
     if let Some(kind) = p.app_kind {
         if kind != "granular" && kind != "broad" {
@@ -376,6 +381,7 @@ async fn reset(State(app): State<Arc<App>>, h: HeaderMap, body: String) -> Respo
         s.outage_until = None;
         s.force_429 = 0;
         s.drop_after_apply = 0;
+        s.refuse_next = 0;
     }
     if b.documents.unwrap_or(true) {
         let pristine = app.pristine.lock().unwrap().clone();

@@ -247,6 +247,15 @@ async fn handle_inner(
     if settings.reset_rate > 0.0 && uniform(2) < settings.reset_rate {
         return (Outcome::Reset(StatusCode::OK), Some(tenant), endpoint);
     }
+    if *method == Method::PUT || *method == Method::POST {
+        let mut s = app.settings.lock().unwrap();
+        if s.refuse_next > 0 && endpoint.contains(&s.refuse_endpoint.to_ascii_lowercase()) {
+            // As Xero refuses a payment to an account that does not take payments.
+            s.refuse_next -= 1;
+            let r = bad_request("Account type is invalid for making a payment to/from");
+            return (Outcome::Normal(with_limits(r)), Some(tenant), endpoint);
+        }
+    }
 
     let query: HashMap<String, String> = Query::<Vec<(String, String)>>::try_from_uri(uri)
         .map(|q| {

@@ -96,6 +96,13 @@ pub struct Settings {
     pub drop_after_apply: u32,
     #[serde(default)]
     pub drop_after_apply_endpoint: String,
+    /// The next this-many PUT/POST calls whose endpoint contains `refuse_endpoint`
+    /// (case-insensitive; empty: any) are refused with a 400 ValidationException, as Xero
+    /// refuses a write it will not take (a payment to an account that takes none).
+    #[serde(default)]
+    pub refuse_next: u32,
+    #[serde(default)]
+    pub refuse_endpoint: String,
     /// `granular` or `broad` (see `--app-kind`).
     #[serde(default)]
     pub app_kind: String,
@@ -128,6 +135,8 @@ impl Settings {
             force_429_problem: "minute".into(),
             drop_after_apply: 0,
             drop_after_apply_endpoint: String::new(),
+            refuse_next: 0,
+            refuse_endpoint: String::new(),
             app_kind: c.app_kind.clone(),
         }
     }

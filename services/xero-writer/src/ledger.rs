@@ -90,6 +90,10 @@ pub struct Entry {
     /// Source payment ids sent without a confirmed answer: look them up before paying again.
     #[serde(default)]
     pub payments_in_flight: Vec<String>,
+    /// Source payment id → how many times it was applied again after Xero lost it (a repair):
+    /// its reference carries the round, so Xero's idempotency does not hand back the lost one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub payment_rounds: BTreeMap<String, u32>,
     /// Payments deleted in Xero so a cancelled order's invoice could be voided.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub removed_payments: BTreeMap<String, PaymentEntry>,
@@ -111,6 +115,24 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The order's first invoice number (reissues are `<it>-R<k>`); `current` when none was
+    /// superseded yet.
+    pub fn original_number<'a>(&'a self, current: &'a str) -> &'a str {
+        self.superseded
+            .first()
+            .map_or(current, |s| s.invoice_number.as_str())
+    }
+
+    /// The reference a payment of the order carries in Xero: the invoice number and the
+    /// store's payment id, and the round when it was applied again.
+    pub fn payment_reference(&self, source_id: &str) -> String {
+        let base = crate::compose::payment_reference(&self.invoice_number, source_id);
+        match self.payment_rounds.get(source_id) {
+            Some(n) if *n > 0 => format!("{base} #{}", n + 1),
+            _ => base,
+        }
+    }
+
     /// The invoice is a draft awaiting approval in Xero (as last seen).
     pub fn is_draft(&self) -> bool {
         self.status == "DRAFT" || self.status == "SUBMITTED"

@@ -19,6 +19,7 @@ pub mod contacts;
 mod customers;
 mod ledger;
 pub mod org;
+mod repair;
 mod terms;
 mod worker;
 
@@ -100,6 +101,7 @@ impl Writer {
                 [
                     consumers::writer_orders(&t.tenant, &t.stores),
                     consumers::writer_customers(&t.tenant, &t.stores),
+                    consumers::writer_repairs(&t.tenant),
                 ]
             })
             .collect();
@@ -226,7 +228,7 @@ fn operator_routes(config: Arc<Config>, paused: Paused) -> axum::Router {
 
 async fn run_workers(
     cfg: Arc<Config>,
-    client: async_nats::Client,
+    nats_client: async_nats::Client,
     health: Health,
     mapping: ledgerline_mapping::MappingHandle,
     paused: Paused,
@@ -239,7 +241,7 @@ async fn run_workers(
             _ = shutdown.cancelled() => return,
         }
     }
-    let js = ledgerline_platform::nats::jetstream(&client);
+    let js = ledgerline_platform::nats::jetstream(&nats_client);
     let endpoint = match cfg.xero.endpoint("ledgerline-xero-writer") {
         Ok(e) => e,
         Err(e) => {
@@ -360,6 +362,31 @@ async fn run_workers(
             customers::CustomerWorker::new(shared.clone(), client.clone(), desk.clone())
                 .run(customers, shutdown.clone()),
         );
+        {
+            // The reconciler's repair requests for this tenant.
+            let (nats, client, ledger, publisher) = (
+                nats_client.clone(),
+                client.clone(),
+                shared.ledger.clone(),
+                publisher.clone(),
+            );
+            let rspec = consumers::writer_repairs(&t.tenant);
+            let stop = shutdown.clone();
+            set.spawn(async move {
+                ledgerline_platform::consume::run_durable(nats, &rspec, 1, stop, move |m| {
+                    let (client, ledger, publisher) =
+                        (client.clone(), ledger.clone(), publisher.clone());
+                    async move {
+                        use prost::Message as _;
+                        match ledgerline_contract::v1::RepairRequest::decode(m.payload.as_ref()) {
+                            Ok(req) => repair::handle(&client, &ledger, &publisher, &req).await,
+                            Err(_) => ledgerline_platform::consume::Outcome::Term,
+                        }
+                    }
+                })
+                .await
+            });
+        }
         let worker = worker::TenantWorker::new(shared.clone(), client, desk, spec.max_deliver);
         set.spawn(worker.run(consumer, shutdown.clone()));
     }

@@ -25,6 +25,9 @@ pub struct Contact {
     pub contact_status: String,
     /// PaymentTerms.
     pub payment_terms: Option<PaymentTerms>,
+    /// UpdatedDateUTC (see [`super::xero_date`]).
+    #[serde(rename = "UpdatedDateUTC", deserialize_with = "super::nullable")]
+    pub updated_date_utc: String,
     /// StatusAttributeString (write answers).
     pub status_attribute_string: Option<String>,
     /// ValidationErrors (write answers).

@@ -53,6 +53,10 @@ pub struct Invoice {
     /// Payments on it.
     #[serde(deserialize_with = "super::nullable")]
     pub payments: Vec<Payment>,
+    /// UpdatedDateUTC, as Xero writes it (`/Date(1573755038314+0000)/`): see
+    /// [`super::xero_date`].
+    #[serde(rename = "UpdatedDateUTC", deserialize_with = "super::nullable")]
+    pub updated_date_utc: String,
     /// StatusAttributeString (write answers).
     pub status_attribute_string: Option<String>,
     /// ValidationErrors (write answers).
@@ -125,6 +129,9 @@ pub struct CreditNote {
     /// Refunds paid out of it.
     #[serde(deserialize_with = "super::nullable")]
     pub payments: Vec<Payment>,
+    /// UpdatedDateUTC (see [`super::xero_date`]).
+    #[serde(rename = "UpdatedDateUTC", deserialize_with = "super::nullable")]
+    pub updated_date_utc: String,
     /// StatusAttributeString (write answers).
     pub status_attribute_string: Option<String>,
     /// ValidationErrors (write answers).
@@ -149,6 +156,9 @@ pub struct Payment {
     /// AUTHORISED or DELETED.
     #[serde(deserialize_with = "super::nullable")]
     pub status: String,
+    /// UpdatedDateUTC (see [`super::xero_date`]).
+    #[serde(rename = "UpdatedDateUTC", deserialize_with = "super::nullable")]
+    pub updated_date_utc: String,
     /// The invoice paid, as it stands after the payment.
     pub invoice: Option<Box<Invoice>>,
     /// The credit note refunded.

@@ -141,6 +141,36 @@ impl Need for Option<Decimal> {
     }
 }
 
+/// An instant as Xero writes it in JSON (`/Date(1573755038314+0000)/`, or ISO 8601), as
+/// RFC 3339 UTC with milliseconds; `None` for anything else.
+pub fn xero_date(s: &str) -> Option<String> {
+    let utc =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    if let Some(inner) = s
+        .trim()
+        .strip_prefix("/Date(")
+        .and_then(|r| r.strip_suffix(")/"))
+    {
+        let ms: String = inner
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '-')
+            .collect();
+        return ms
+            .parse::<i64>()
+            .ok()
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(utc);
+    }
+    chrono::DateTime::parse_from_rfc3339(s.trim())
+        .ok()
+        .map(|t| utc(t.with_timezone(&chrono::Utc)))
+        .or_else(|| {
+            chrono::NaiveDateTime::parse_from_str(s.trim(), "%Y-%m-%dT%H:%M:%S%.f")
+                .ok()
+                .map(|t| utc(t.and_utc()))
+        })
+}
+
 /// A field Xero may send as `null`: read as its default, as a missing one is.
 fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
 where
@@ -160,6 +190,19 @@ pub fn parse(text: &str) -> Result<Response, serde_json::Error> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn xeros_dates_read_as_rfc3339() {
+        assert_eq!(
+            super::xero_date("/Date(1573755038314+0000)/").as_deref(),
+            Some("2019-11-14T18:10:38.314Z")
+        );
+        assert_eq!(
+            super::xero_date("2019-11-14T18:10:38").as_deref(),
+            Some("2019-11-14T18:10:38.000Z")
+        );
+        assert_eq!(super::xero_date("soon"), None);
+    }
+
     use super::*;
     use std::str::FromStr;
 

@@ -237,10 +237,14 @@ async fn an_expired_token_is_refreshed_without_losing_work() {
     assert!(stack.dead_letters().await.is_empty());
     // The refreshed token is in the XERO_TOKENS bucket for other replicas.
     let kv = stack.js.get_key_value("xero_tokens").await.unwrap();
-    let entry = kv
-        .entry(format!("cc.{}", stack.sandbox.tenant))
-        .await
-        .unwrap()
-        .expect("token stored");
+    // `cc.<tenant>.<scope set>`: a token per scope set.
+    use futures::TryStreamExt;
+    let keys: Vec<String> = kv.keys().await.unwrap().try_collect().await.unwrap();
+    let prefix = format!("cc.{}.", stack.sandbox.tenant);
+    let key = keys
+        .iter()
+        .find(|k| k.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("a token stored under {prefix}*: {keys:?}"));
+    let entry = kv.entry(key).await.unwrap().expect("token stored");
     assert!(entry.revision >= 2, "refreshed by compare-and-set");
 }

@@ -53,7 +53,8 @@ impl TenantWorker {
                 unknown_tracking: cfg.unknown_tracking,
             };
             match compose::invoice_with(&order, &contact, &mapping.mapping, org, &opts) {
-                Ok(doc) => {
+                Ok(mut doc) => {
+                    renumber(&mut doc, &g.led.entry);
                     if !doc.dropped_tracking.is_empty() {
                         metrics::counter!(m::TRACKING_DROPPED, "tenant" => self.tenant().to_owned()).increment(1);
                         tracing::info!(order = %order.number, dropped = ?doc.dropped_tracking, "Tracking values the organisation lacks were left off.");
@@ -300,4 +301,20 @@ impl TenantWorker {
             }
         }
     }
+}
+
+/// The number the ledger knows wins over the mapping's (a reissued invoice keeps its
+/// `-R<k>`); an order whose invoice was superseded (reissued after a lock date, or voided or
+/// deleted in Xero and repaired) is invoiced as the next `<number>-R<k>`, since Xero keeps
+/// numbers unique and would otherwise hand back the old invoice.
+fn renumber(doc: &mut compose::InvoiceDoc, e: &crate::ledger::Entry) {
+    let number = if !e.invoice_id.is_empty() && !e.invoice_number.is_empty() {
+        e.invoice_number.clone()
+    } else if e.invoice_id.is_empty() && !e.superseded.is_empty() {
+        format!("{}-R{}", e.original_number(&doc.number), e.superseded.len())
+    } else {
+        return;
+    };
+    doc.doc.invoice_number = Some(number.clone());
+    doc.number = number;
 }

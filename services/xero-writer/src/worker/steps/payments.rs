@@ -53,9 +53,8 @@ impl TenantWorker {
                     .find(|x| x.invoice_id == g.led.entry.invoice_id)
                     .cloned()
                     .unwrap_or_default();
-                let number = g.led.entry.invoice_number.clone();
                 for src in std::mem::take(&mut g.led.entry.payments_in_flight) {
-                    let reference = compose::payment_reference(&number, &src);
+                    let reference = g.led.entry.payment_reference(&src);
                     let found = inv.payments.iter().find(|p| p.reference == reference);
                     if let Some(p) = found {
                         let Some(amount) = g.amount(p.amount, "Amount") else {
@@ -174,7 +173,7 @@ impl TenantWorker {
                     // Money received in a closed period is recorded on its first open day.
                     date = lock.succ_opt().unwrap_or(lock);
                 }
-                let reference = compose::payment_reference(&g.led.entry.invoice_number, &p.id);
+                let reference = g.led.entry.payment_reference(&p.id);
                 g.led.entry.payments_in_flight.push(p.id.clone());
                 todo.push((
                     i,

@@ -270,7 +270,11 @@ impl TenantWorker {
             let Some(mut inv) = g.inv.clone() else {
                 continue;
             };
-            inv.number = format!("{}-R{}", inv.number, e.superseded.len() + 1);
+            inv.number = format!(
+                "{}-R{}",
+                e.original_number(&e.invoice_number),
+                e.superseded.len() + 1
+            );
             inv.doc.invoice_number = Some(inv.number.clone());
             if inv.doc.date.as_str() < date.to_string().as_str() {
                 inv.doc.date = date.to_string();

@@ -1,0 +1,24 @@
+use clap::Parser;
+use reconciler::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let _telemetry = ledgerline_platform::telemetry::init(
+        "reconciler",
+        cli.common.log_format,
+        &cli.common.log_filter,
+    )?;
+    let config = reconciler::Config::from_cli(&cli)?;
+    match cli.command {
+        None => {
+            let listener = tokio::net::TcpListener::bind(cli.common.listen).await?;
+            let shutdown = ledgerline_platform::shutdown::on_signal();
+            reconciler::Reconciler::build(config)
+                .await?
+                .run(listener, shutdown)
+                .await
+        }
+        Some(Command::Rebuild(args)) => reconciler::rebuild::run_command(config, args).await,
+    }
+}
