@@ -152,7 +152,8 @@ impl Config {
             ));
         }
         // Three reads a poll (invoices, credit notes, payments) within the day share.
-        let polls_a_day = (f64::from(xero.limits.day) * a.day_share / 3.0).max(1.0);
+        let polls_a_day =
+            (f64::from(xero.limits.day) * a.day_share / f64::from(CALLS_PER_POLL)).max(1.0);
         let spread = xero.limits.day_window.div_f64(polls_a_day);
         let poll_interval = a
             .poll_interval
@@ -199,6 +200,43 @@ impl Config {
     }
 }
 
+/// Calls one poll makes when nothing much changed (invoices, credit notes, payments).
+pub const CALLS_PER_POLL: u32 = 3;
+
+impl Config {
+    /// What the poll interval asks of the reconciler's lane that the lane will not give: polls
+    /// are then spaced by the budget, not by the interval.
+    pub fn poll_warnings(&self) -> Vec<String> {
+        let limits = self.xero.limits;
+        let per = |window: Duration| {
+            f64::from(CALLS_PER_POLL) * window.as_secs_f64()
+                / self.poll_interval.as_secs_f64().max(0.001)
+        };
+        let mut out = Vec::new();
+        let minute_cap = (f64::from(limits.minute) * self.day_share).floor();
+        if per(limits.minute_window) > minute_cap {
+            out.push(format!(
+                "RECON_POLL_INTERVAL {:?} asks for {:.0} calls a minute, but RECON_DAY_SHARE {} allows {minute_cap}: polls will run as the budget allows, not every {:?}.",
+                self.poll_interval,
+                per(limits.minute_window),
+                self.day_share,
+                self.poll_interval
+            ));
+        }
+        let day_cap = (f64::from(limits.day) * self.day_share).floor();
+        if per(limits.day_window) > day_cap {
+            out.push(format!(
+                "RECON_POLL_INTERVAL {:?} asks for {:.0} calls a day, but RECON_DAY_SHARE {} of the tier's {} allows {day_cap}: polling stops for the rest of the day once it is spent.",
+                self.poll_interval,
+                per(limits.day_window),
+                self.day_share,
+                limits.day
+            ));
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,6 +275,16 @@ mod tests {
         );
         assert!(
             Config::from_cli(&Cli::parse_from(["reconciler", "--policy", "nope=repair"])).is_err()
+        );
+        // The derived interval fits the lane; a short one set by hand is called out.
+        assert!(c.poll_warnings().is_empty(), "{:?}", c.poll_warnings());
+        assert!(s.poll_warnings().is_empty(), "{:?}", s.poll_warnings());
+        let fast = Cli::parse_from(["reconciler", "--poll-interval", "5s"]);
+        let w = Config::from_cli(&fast).unwrap().poll_warnings();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].contains("36 calls a minute") && w[0].contains("allows 6"),
+            "{w:?}"
         );
     }
 }

@@ -62,6 +62,9 @@ impl Reconciler {
         let health = Health::new();
         health.set_nats(client.clone());
         tracing::info!(api = %config.xero.api_url, poll_interval = ?config.poll_interval, day_share = config.day_share, webhooks = config.webhook_key.is_some(), "reconciler configured.");
+        for warning in config.poll_warnings() {
+            tracing::warn!("{warning}");
+        }
         Ok(Self {
             config: Arc::new(config),
             client,

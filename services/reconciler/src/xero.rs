@@ -233,8 +233,9 @@ struct Event {
 const OWN_WRITE: chrono::Duration = chrono::Duration::seconds(2);
 
 /// Whether the event is the writer's own write: the order of its document was written by the
-/// writer within [`OWN_WRITE`] of the event. A change a person makes seconds after a write is
-/// missed here and found by the next poll.
+/// writer within [`OWN_WRITE`] of the event (a contact: its latest order). A change a person
+/// makes seconds after a write is missed here and found by the next poll (a contact archived
+/// then: by the writer's next write for it, which Xero refuses, and the review queue).
 async fn own_write(projection: &Projection, e: &Event) -> bool {
     let Some(key) = projection.order_of(&e.resource_id).await else {
         return false;
@@ -291,7 +292,7 @@ pub async fn delivery(
     }
     let mut by: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     for e in d.events {
-        if e.event_category != "CONTACT" && own_write(projection, &e).await {
+        if own_write(projection, &e).await {
             metrics::counter!("recon_xero_webhook_events_total", "outcome" => "own_write")
                 .increment(1);
             continue;
