@@ -65,6 +65,15 @@ pub const RECON_PROJECTION: BucketSpec = BucketSpec {
     history: 1,
 };
 
+/// The reconciliation report's rows: `r.<store>.<UTC date YYYYMMDD>.<shard>` holds the
+/// figures of the orders placed that UTC day whose id hashes to the shard (JSON, order id →
+/// row), so a month is read in a few hundred gets, never one per order.
+pub const RECON_REPORT: BucketSpec = BucketSpec {
+    bucket: "recon_report",
+    description: "Reconciliation report rows: per order, the store's and Xero's figures and why they differ.",
+    history: 1,
+};
+
 /// The reconciler's cursors: where each poll of Xero and of the store left off.
 pub const RECON_STATE: BucketSpec = BucketSpec {
     bucket: "recon_state",
@@ -82,7 +91,7 @@ pub const DEAD_LETTERS: BucketSpec = BucketSpec {
 };
 
 /// Every bucket.
-pub const ALL: [BucketSpec; 9] = [
+pub const ALL: [BucketSpec; 10] = [
     LEDGER,
     XERO_TOKENS,
     CONTACTS,
@@ -91,6 +100,7 @@ pub const ALL: [BucketSpec; 9] = [
     INGEST_SECRETS,
     RECON_PROJECTION,
     RECON_STATE,
+    RECON_REPORT,
     DEAD_LETTERS,
 ];
 

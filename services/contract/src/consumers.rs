@@ -115,9 +115,10 @@ pub fn writer_customers(tenant: &str, stores: &[String]) -> ConsumerSpec {
 }
 
 /// The reconciler's consumers: the store's side (ORDERS), the writer's facts (XERO: documents
-/// and contacts, not connection or usage events), what it observed in Xero (OBSERVED), and Xero's webhook
-/// deliveries to look up (XERO_HOOKS).
-pub fn reconciler() -> [ConsumerSpec; 4] {
+/// and contacts, not connection or usage events), what it observed in Xero (OBSERVED), Xero's
+/// webhook deliveries to look up (XERO_HOOKS), and dead letters (DLQ: an order held in review
+/// is explained as such in the reconciliation report).
+pub fn reconciler() -> [ConsumerSpec; 5] {
     let base = |stream: &'static str, durable: &str, filters: Vec<String>| ConsumerSpec {
         stream,
         durable: durable.to_owned(),
@@ -138,6 +139,7 @@ pub fn reconciler() -> [ConsumerSpec; 4] {
         ),
         base(streams::OBSERVED.name, "reconciler-observed", vec![]),
         base(streams::XERO_HOOKS.name, "reconciler-hooks", vec![]),
+        base(streams::DLQ.name, "reconciler-dlq", vec![]),
     ]
 }
 

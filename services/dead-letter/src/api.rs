@@ -923,16 +923,7 @@ async fn export(
 
 /// One CSV field; a leading formula character is neutralised (CSV injection).
 fn csv(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
-    } else {
-        s.to_owned()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
+    ledgerline_platform::text::csv_field(s)
 }
 
 /// The bearer scheme, and the error answers every operation can give, written once: 401 where

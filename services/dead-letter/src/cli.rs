@@ -6,6 +6,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use secrecy::ExposeSecret;
 use serde_json::Value;
+use ledgerline_platform::text::table;
 use std::io::Write;
 use std::time::Duration;
 
@@ -526,31 +527,3 @@ fn age(secs: Option<i64>) -> String {
     }
 }
 
-/// A plain aligned table.
-fn table(out: &mut impl Write, head: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
-    let mut w: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            w[i] = w[i].max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<String>| {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<width$}", width = w[i]))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_owned()
-    };
-    writeln!(
-        out,
-        "{}",
-        line(head.iter().map(|h| (*h).to_owned()).collect())
-    )?;
-    for r in rows {
-        writeln!(out, "{}", line(r.clone()))?;
-    }
-    Ok(())
-}

@@ -11,6 +11,7 @@
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`; [`shutdown`]: SIGTERM and SIGINT.
 //! - [`json`]: the workspace's one way to read JSON numbers as `rust_decimal`.
 //! - [`tls`]: the one TLS crypto provider (ring).
+//! - [`text`]: aligned tables and safe CSV for operators' tools.
 
 pub mod config;
 pub mod consume;
@@ -24,4 +25,5 @@ pub mod read;
 pub mod shutdown;
 pub mod standard_webhooks;
 pub mod telemetry;
+pub mod text;
 pub mod tls;

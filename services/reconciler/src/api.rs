@@ -10,7 +10,41 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-fn allowed(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
+/// The session cookie of the report page.
+pub const SESSION: &str = "recon_session";
+
+/// How long a page session lasts.
+pub const SESSION_TTL: i64 = 8 * 3600;
+
+/// The cookie value of a session that ends at `expires` (unix seconds): the expiry and an
+/// HMAC-SHA256 of it under the API token, so it is worth nothing once the token changes.
+pub fn session_value(token: &str, expires: i64) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(token.as_bytes())
+        .expect("HMAC takes any key length");
+    mac.update(format!("recon-session|{expires}").as_bytes());
+    let sig: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{expires}.{sig}")
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Whether the caller may read: the bearer token, or a page session signed with it.
+pub fn allowed(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let Some(want) = &state.api_token else {
         return Err((
             StatusCode::FORBIDDEN,
@@ -19,23 +53,29 @@ fn allowed(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
             .into_response()
             .into());
     };
+    let want = want.expose_secret();
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if bool::from(
-        given
-            .trim()
-            .as_bytes()
-            .ct_eq(want.expose_secret().as_bytes()),
-    ) {
-        Ok(())
-    } else {
-        Err((StatusCode::UNAUTHORIZED, "a bearer token is needed")
-            .into_response()
-            .into())
+    if bool::from(given.trim().as_bytes().ct_eq(want.as_bytes())) {
+        return Ok(());
     }
+    if let Some(value) = cookie(headers, SESSION)
+        && let Some(expires) = value.split('.').next().and_then(|e| e.parse::<i64>().ok())
+        && expires > chrono::Utc::now().timestamp()
+        && bool::from(
+            value
+                .as_bytes()
+                .ct_eq(session_value(want, expires).as_bytes()),
+        )
+    {
+        return Ok(());
+    }
+    Err((StatusCode::UNAUTHORIZED, "a bearer token is needed")
+        .into_response()
+        .into())
 }
 
 /// One open finding.

@@ -31,6 +31,34 @@ pub enum Command {
     /// Rebuild the projection from ORDERS, XERO and OBSERVED alone (no Xero call), with a
     /// progress bar.
     Rebuild(RebuildArgs),
+    /// The reconciliation report: per day (in the organisation's timezone) and currency, the
+    /// store's figures against Xero's, every difference explained. Read from the projection's
+    /// rows in NATS; never calls Xero.
+    Report(ReportArgs),
+}
+
+/// `report` flags.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// The store.
+    #[arg(long, default_value = "main")]
+    pub store: String,
+    /// First day, YYYY-MM-DD (default: six days before `--to`).
+    #[arg(long)]
+    pub from: Option<chrono::NaiveDate>,
+    /// Last day, YYYY-MM-DD (default: today).
+    #[arg(long)]
+    pub to: Option<chrono::NaiveDate>,
+    /// Whose organisation settings (timezone, base currency) to use (default: the first the
+    /// reconciler has read).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// JSON, for scripts.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// CSV, one fact per record, for scripts and spreadsheets.
+    #[arg(long)]
+    pub csv: bool,
 }
 
 /// `rebuild` flags.
@@ -89,6 +117,10 @@ pub struct ReconArgs {
     /// answers 403.
     #[arg(long, env = "RECON_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<SecretString>,
+    /// The dead-letter service's address as a person's browser reaches it (e.g.
+    /// `http://127.0.0.1:8094`): the report links to its review queue and entries.
+    #[arg(long, env = "RECON_DEAD_LETTER_URL")]
+    pub dead_letter_url: Option<String>,
 }
 
 impl std::fmt::Debug for ReconArgs {
@@ -128,6 +160,8 @@ pub struct Config {
     pub actions_per_minute: u32,
     /// The read API's token.
     pub api_token: Option<SecretString>,
+    /// The dead-letter service's address, for the report's links.
+    pub dead_letter_url: Option<String>,
     /// Graceful stop budget.
     pub shutdown_timeout: Duration,
 }
@@ -195,8 +229,27 @@ impl Config {
             policies,
             actions_per_minute: a.actions_per_minute.max(1),
             api_token: a.api_token.clone(),
+            dead_letter_url: a
+                .dead_letter_url
+                .clone()
+                .filter(|u| !u.trim().is_empty()),
             shutdown_timeout: cli.common.shutdown_timeout,
         })
+    }
+}
+
+impl Config {
+    /// What the report's causes depend on: the kinds the pipeline acts on, and the settle SLA.
+    pub fn report_rules(&self) -> crate::report::row::Rules {
+        crate::report::row::Rules {
+            acting: self
+                .policies
+                .iter()
+                .filter(|(_, p)| **p != Policy::Report)
+                .map(|(k, _)| k.as_str().to_owned())
+                .collect(),
+            settle: self.slas.settle,
+        }
     }
 }
 

@@ -1,10 +1,11 @@
-//! The projection's inputs: the store's events (ORDERS), the writer's facts (XERO) and what the
-//! reconciler read in Xero (OBSERVED). Each message updates one order's view.
+//! The projection's inputs: the store's events (ORDERS), the writer's facts (XERO), what the
+//! reconciler read in Xero (OBSERVED) and dead letters (DLQ). Each message updates one order's
+//! view.
 
 use crate::projection::Projection;
 use async_nats::jetstream::Message;
 use ledgerline_contract::v1::{
-    OrderEvent, RefundEvent, XeroDocumentKind, XeroFact, XeroObservation,
+    DeadLetter, OrderEvent, RefundEvent, XeroDocumentKind, XeroFact, XeroObservation,
 };
 use ledgerline_contract::{Schema, headers};
 use ledgerline_platform::consume::Outcome;
@@ -119,6 +120,24 @@ pub async fn observation(p: &Projection, m: &Message) -> Outcome {
     }
     outcome(
         p.update(store, order_id, false, |v| v.apply_observation(&o))
+            .await,
+    )
+}
+
+/// A dead letter about an order (entity `<store>/<order id>`; customers' are not orders): the
+/// order waits in the review queue until the writer writes it.
+pub async fn dead_letter(p: &Projection, m: &Message) -> Outcome {
+    let Ok(d) = DeadLetter::decode(m.payload.as_ref()) else {
+        return Outcome::Ack;
+    };
+    let Some((store, order_id)) = d.entity_key.split_once('/') else {
+        return Outcome::Ack;
+    };
+    if order_id.is_empty() || order_id.contains('/') {
+        return Outcome::Ack;
+    }
+    outcome(
+        p.update(store, order_id, false, |v| v.apply_dead_letter(&d))
             .await,
     )
 }

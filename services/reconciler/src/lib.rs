@@ -15,6 +15,7 @@ pub mod hooks;
 pub mod intake;
 pub mod projection;
 pub mod rebuild;
+pub mod report;
 pub mod store_check;
 pub mod view;
 pub mod xero;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub projection: Projection,
     /// The read API's token.
     pub api_token: Option<SecretString>,
+    /// The report's rows and settings.
+    pub report: Option<report::ReportState>,
 }
 
 /// A built reconciler, ready to run.
@@ -86,6 +89,7 @@ impl Reconciler {
             vec![
                 buckets::RECON_PROJECTION,
                 buckets::RECON_STATE,
+                buckets::RECON_REPORT,
                 buckets::XERO_TOKENS,
                 buckets::RATE_BUDGET,
             ],
@@ -93,14 +97,15 @@ impl Reconciler {
             shutdown.clone(),
         ))];
         let js = ledgerline_platform::nats::jetstream(&self.client);
-        let (projection_kv, state_kv) = loop {
+        let (projection_kv, state_kv, report_kv) = loop {
             if self.health.is_ready().is_ok()
-                && let (Ok(p), Ok(s)) = (
+                && let (Ok(p), Ok(s), Ok(r)) = (
                     js.get_key_value(buckets::RECON_PROJECTION.bucket).await,
                     js.get_key_value(buckets::RECON_STATE.bucket).await,
+                    js.get_key_value(buckets::RECON_REPORT.bucket).await,
                 )
             {
-                break (p, s);
+                break (p, s, r);
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(100)) => {}
@@ -120,14 +125,19 @@ impl Reconciler {
             Some(actions.clone()),
             cfg.slas,
         );
+        let rows = report::rows::RowStore::new(report_kv.clone(), cfg.report_rules());
+        let projection = projection.with_rows(rows.clone());
+        tasks.push(tokio::spawn(
+            rows.run(Duration::from_millis(100), shutdown.clone()),
+        ));
         match projection.load_all().await {
             Ok(n) => tracing::info!(orders = n, "Projection loaded."),
             Err(e) => {
                 tracing::warn!(error = %e, "Projection not loaded; findings and SLAs follow new events.")
             }
         }
-        let [orders, facts, observed, hooks] = consumers::reconciler();
-        for (spec, which) in [(orders, 0u8), (facts, 1), (observed, 2)] {
+        let [orders, facts, observed, hooks, dlq] = consumers::reconciler();
+        for (spec, which) in [(orders, 0u8), (facts, 1), (observed, 2), (dlq, 3)] {
             let (client, stop, p) = (self.client.clone(), shutdown.clone(), projection.clone());
             tasks.push(tokio::spawn(async move {
                 run_durable(client, &spec, 16, stop, move |m| {
@@ -136,7 +146,8 @@ impl Reconciler {
                         match which {
                             0 => intake::order_event(&p, &m).await,
                             1 => intake::fact(&p, &m).await,
-                            _ => intake::observation(&p, &m).await,
+                            2 => intake::observation(&p, &m).await,
+                            _ => intake::dead_letter(&p, &m).await,
                         }
                     }
                 })
@@ -220,11 +231,25 @@ impl Reconciler {
             publisher,
             projection,
             api_token: cfg.api_token.clone(),
+            report: Some(report::ReportState {
+                rows: report_kv,
+                state: state_kv.clone(),
+                links: report::page::Links {
+                    dead_letter: cfg.dead_letter_url.clone(),
+                },
+                default_store: cfg.stores.first().cloned().unwrap_or_else(|| "main".into()),
+            }),
         };
         let routes = axum::Router::new()
             .route("/webhooks/xero", axum::routing::post(hooks::receive))
             .route("/v1/findings", axum::routing::get(api::findings))
             .route("/v1/orders/{store}/{order}", axum::routing::get(api::order))
+            .route("/report", axum::routing::get(report::http::report))
+            .route(
+                "/report/login",
+                axum::routing::get(report::http::login_page).post(report::http::login),
+            )
+            .route("/report/style.css", axum::routing::get(report::http::css))
             .layer(axum::extract::DefaultBodyLimit::max(hooks::MAX_BODY))
             .with_state(state);
         tracing::info!(addr = %listener.local_addr()?, "reconciler listening.");
@@ -283,8 +308,24 @@ async fn poll_loop(
 ) {
     let first = (chrono::Utc::now() - chrono::Duration::hours(1))
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut org_read: std::collections::BTreeMap<String, std::time::Instant> = Default::default();
     loop {
         for (tenant, client) in tenants.0.iter() {
+            // The report's timezone and base currency: read at start, then daily.
+            if org_read
+                .get(tenant)
+                .is_none_or(|t| t.elapsed() > Duration::from_secs(86_400))
+            {
+                match report::org::refresh(client, tenant, state).await {
+                    Ok(o) => {
+                        tracing::info!(%tenant, timezone = %o.timezone, base = %o.base_currency, "Organisation settings read for the report.");
+                        org_read.insert(tenant.clone(), std::time::Instant::now());
+                    }
+                    Err(e) => {
+                        tracing::warn!(%tenant, error = %e, "Organisation settings not read; the report keeps the last ones.")
+                    }
+                }
+            }
             match xero::poll(client, tenant, state, publisher, &first).await {
                 Ok(n) => tracing::debug!(%tenant, observations = n, "Polled Xero."),
                 Err(e) => {

@@ -20,5 +20,6 @@ async fn main() -> anyhow::Result<()> {
                 .await
         }
         Some(Command::Rebuild(args)) => reconciler::rebuild::run_command(config, args).await,
+        Some(Command::Report(args)) => reconciler::report::run_command(config, args).await,
     }
 }

@@ -6,6 +6,7 @@
 //! looked at again when it does.
 
 use crate::actions::Actions;
+use crate::report::rows::RowStore;
 use crate::findings::{Draft, Kind, Slas, evaluate};
 use crate::view::{OpenFinding, OrderView};
 use async_nats::jetstream::kv;
@@ -33,6 +34,8 @@ pub struct Projection {
     due: Arc<Mutex<BTreeMap<String, chrono::DateTime<chrono::Utc>>>>,
     /// Open findings by order key and kind (for metrics and the API): opened at, summary.
     open: Arc<Mutex<OpenIndex>>,
+    /// The report's rows, kept with the views.
+    rows: Option<RowStore>,
 }
 
 /// Open findings by order key, then kind: (opened at, summary).
@@ -92,7 +95,19 @@ impl Projection {
             slas,
             due: Default::default(),
             open: Default::default(),
+            rows: None,
         }
+    }
+
+    /// Keeps the report's rows in `rows` as views change.
+    pub fn with_rows(mut self, rows: RowStore) -> Self {
+        self.rows = Some(rows);
+        self
+    }
+
+    /// The report's rows, when kept.
+    pub fn rows(&self) -> Option<&RowStore> {
+        self.rows.as_ref()
     }
 
     /// The bucket.
@@ -139,17 +154,18 @@ impl Projection {
                 self.kv
                     .create(&key, bytes)
                     .await
-                    .map(|_| ())
                     .map_err(|e| e.to_string())
             } else {
                 self.kv
                     .update(&key, bytes, revision)
                     .await
-                    .map(|_| ())
                     .map_err(|e| e.to_string())
             };
             match saved {
-                Ok(()) => {
+                Ok(rev) => {
+                    if let Some(rows) = &self.rows {
+                        rows.queue(&view, rev);
+                    }
                     if let (Some(first_seen), true) = (tied_out, self.actions.is_some()) {
                         metrics::histogram!("recon_order_tie_out_seconds", "stage" => first_seen.0)
                             .record(first_seen.1);
@@ -463,13 +479,17 @@ impl Projection {
             if !k.starts_with("o.") {
                 continue;
             }
-            let Ok(Some(v)) = self.kv.get(&k).await else {
+            let Ok(Some(e)) = self.kv.entry(&k).await else {
                 continue;
             };
-            let Ok(view) = serde_json::from_slice::<OrderView>(&v) else {
+            let Ok(view) = serde_json::from_slice::<OrderView>(&e.value) else {
                 continue;
             };
             n += 1;
+            // The rows are made again from the views: one lost in a crash comes back.
+            if let Some(rows) = &self.rows {
+                rows.queue(&view, e.revision);
+            }
             self.settled(&k, &view, at);
             if !view.findings.is_empty() {
                 let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());

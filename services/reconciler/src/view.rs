@@ -4,8 +4,8 @@
 //! rebuild from the streams yields the same views.
 
 use ledgerline_contract::v1::{
-    Money, OrderEvent, OrderStatus, RefundEvent, XeroDocumentKind, XeroFact, XeroObservation,
-    XeroVerb,
+    DeadLetter, Money, OrderEvent, OrderStatus, RefundEvent, Stage, XeroDocumentKind, XeroFact,
+    XeroObservation, XeroVerb,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -56,6 +56,15 @@ pub struct StoreSide {
     pub first_seen: String,
     /// When the latest snapshot, payment, void or refund arrived.
     pub changed_at: String,
+    /// When the order was placed (the store's `created_at`, RFC 3339): its day in the report.
+    #[serde(default)]
+    pub created_at: String,
+    /// Shipping, net of tax.
+    #[serde(default)]
+    pub shipping: Decimal,
+    /// Discounts (zero or negative).
+    #[serde(default)]
+    pub discounts: Decimal,
 }
 
 impl StoreSide {
@@ -89,6 +98,25 @@ pub struct XeroSide {
     /// of that moment is the writer's own write, and needs no lookup.
     #[serde(default)]
     pub last_write_at: String,
+    /// The store's version the writer last wrote (the highest `order_version` of its facts).
+    #[serde(default)]
+    pub written_version: u64,
+    /// The order's latest dead letter, while the order waits in the review queue.
+    #[serde(default)]
+    pub review: Option<Review>,
+}
+
+/// An order held in the review queue.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Review {
+    /// The dead letter's id (the queue's entry).
+    pub entry: String,
+    /// Why, in the stage's words.
+    pub error: String,
+    /// Stage (`normalizer`, `xero_writer`).
+    pub stage: String,
+    /// When it failed.
+    pub at: String,
 }
 
 /// A document: what the writer wrote, and what the reconciler last read.
@@ -100,6 +128,13 @@ pub struct Doc {
     pub written: Option<DocState>,
     /// What Xero showed when last read.
     pub observed: Option<DocState>,
+    /// The writer's rounding-adjustment line on it (facts only).
+    #[serde(default)]
+    pub rounding: Option<Decimal>,
+    /// Set when the writer converted the order into the base currency: the store's currency
+    /// and the rate (base units per store unit).
+    #[serde(default)]
+    pub fx: Option<(String, Decimal)>,
 }
 
 /// A document's state at one moment.
@@ -119,6 +154,12 @@ pub struct DocState {
     pub at: String,
     /// Payments Xero holds on it (observations only).
     pub payment_ids: Vec<String>,
+    /// TotalTax.
+    #[serde(default)]
+    pub tax: Option<Decimal>,
+    /// Xero's CurrencyRate (units of the document's currency per base unit).
+    #[serde(default)]
+    pub rate: Option<Decimal>,
 }
 
 impl Doc {
@@ -156,6 +197,9 @@ pub struct PaymentSeen {
     pub by_writer: bool,
     /// Xero's status as last read (AUTHORISED, DELETED).
     pub status: String,
+    /// The account it was paid into.
+    #[serde(default)]
+    pub account: String,
 }
 
 /// A finding open on an order.
@@ -170,6 +214,10 @@ pub struct OpenFinding {
     /// For `unseen_order`: the store's version the pipeline has not seen.
     #[serde(default)]
     pub version: u64,
+}
+
+fn rate(text: &str) -> Option<Decimal> {
+    Decimal::from_str(text.trim()).ok().filter(|r| !r.is_zero())
 }
 
 fn dec(m: &Option<Money>) -> Option<Decimal> {
@@ -214,6 +262,9 @@ impl OrderView {
         side.currency = o.currency.clone();
         side.total = totals.and_then(|t| dec(&t.total)).unwrap_or_default();
         side.tax = totals.and_then(|t| dec(&t.tax)).unwrap_or_default();
+        side.shipping = totals.and_then(|t| dec(&t.shipping)).unwrap_or_default();
+        side.discounts = totals.and_then(|t| dec(&t.discounts)).unwrap_or_default();
+        side.created_at = o.created_at.clone();
         side.amount_paid = dec(&o.amount_paid).unwrap_or_default();
         side.payments = o
             .payments
@@ -257,6 +308,25 @@ impl OrderView {
         if at > self.xero.last_write_at {
             self.xero.last_write_at = at;
         }
+        let mut changed = false;
+        if f.kind() != XeroDocumentKind::Contact && f.order_version > self.xero.written_version {
+            self.xero.written_version = f.order_version;
+            changed = true;
+        }
+        // A document written for the store's version ends its wait in the review queue.
+        if self.xero.review.is_some()
+            && matches!(
+                f.kind(),
+                XeroDocumentKind::Invoice | XeroDocumentKind::CreditNote
+            )
+            && self
+                .store_side
+                .as_ref()
+                .is_none_or(|s| f.order_version >= s.version)
+        {
+            self.xero.review = None;
+            changed = true;
+        }
         let state = |status: &str| DocState {
             status: status.to_owned(),
             total: dec(&f.total),
@@ -269,6 +339,8 @@ impl OrderView {
                 .unwrap_or_default(),
             at: f.written_at.clone(),
             payment_ids: vec![],
+            tax: dec(&f.tax),
+            rate: rate(&f.currency_rate),
         };
         let status = match f.verb() {
             XeroVerb::Voided => "VOIDED".to_owned(),
@@ -284,9 +356,13 @@ impl OrderView {
                 };
                 let d = docs.entry(f.xero_id.clone()).or_default();
                 d.number = f.number.clone();
+                if f.verb() != XeroVerb::Voided && f.verb() != XeroVerb::Deleted {
+                    d.rounding = dec(&f.rounding);
+                    d.fx = rate(&f.fx_rate).map(|r| (f.fx_from.clone(), r));
+                }
                 let new = state(&status);
                 if d.written.as_ref() == Some(&new) {
-                    return false;
+                    return changed;
                 }
                 d.written = Some(new);
                 true
@@ -298,18 +374,42 @@ impl OrderView {
                 if p.amount.is_none() {
                     p.amount = dec(&f.total);
                 }
+                if p.account.is_empty() {
+                    p.account = f.account_code.clone();
+                }
                 if f.verb() == XeroVerb::Deleted {
                     p.status = "DELETED".into();
                 }
-                *p != before
+                *p != before || changed
             }
             XeroDocumentKind::Contact => {
                 let changed = self.xero.contact_id != f.xero_id;
                 self.xero.contact_id = f.xero_id.clone();
                 changed
             }
-            _ => false,
+            _ => changed,
         }
+    }
+
+    /// A dead letter about the order: it waits in the review queue until a document is written
+    /// for it. Returns whether the view changed.
+    pub fn apply_dead_letter(&mut self, d: &DeadLetter) -> bool {
+        let stage = Stage::try_from(d.stage)
+            .unwrap_or_default()
+            .as_str_name()
+            .trim_start_matches("STAGE_")
+            .to_ascii_lowercase();
+        let review = Review {
+            entry: d.id.clone(),
+            error: d.error.clone(),
+            stage,
+            at: d.failed_at.clone(),
+        };
+        if self.xero.review.as_ref() == Some(&review) {
+            return false;
+        }
+        self.xero.review = Some(review);
+        true
     }
 
     /// What the reconciler read in Xero. An older read than held is ignored.
@@ -329,6 +429,8 @@ impl OrderView {
                 .unwrap_or_default(),
             at: o.updated_utc.clone(),
             payment_ids: o.payment_ids.clone(),
+            tax: dec(&o.tax),
+            rate: rate(&o.currency_rate),
         };
         match o.kind() {
             XeroDocumentKind::Invoice | XeroDocumentKind::CreditNote => {
@@ -370,6 +472,9 @@ impl OrderView {
                 p.document_id = o.document_id.clone();
                 p.amount = dec(&o.total).or(p.amount);
                 p.status = o.status.clone();
+                if !o.account_code.is_empty() {
+                    p.account = o.account_code.clone();
+                }
                 *p != before
             }
             XeroDocumentKind::Contact => {

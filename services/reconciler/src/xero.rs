@@ -128,6 +128,9 @@ fn invoice(tenant: &str, i: &Invoice, source: &str) -> XeroObservation {
         payment_ids: i.payments.iter().map(|p| p.payment_id.clone()).collect(),
         observed_at: observed_now(),
         source: source.to_owned(),
+        tax: money(i.total_tax, &i.currency_code),
+        account_code: String::new(),
+        currency_rate: i.currency_rate.map(|r| r.to_string()).unwrap_or_default(),
     }
 }
 
@@ -162,6 +165,7 @@ fn payment(tenant: &str, p: &Payment, source: &str) -> XeroObservation {
         status: p.status.clone(),
         total: money(p.amount, ""),
         updated_utc: model::xero_date(&p.updated_date_utc).unwrap_or_default(),
+        account_code: p.account.as_ref().map(|a| a.code.clone()).unwrap_or_default(),
         document_id,
         observed_at: observed_now(),
         source: source.to_owned(),

@@ -90,18 +90,6 @@ pub fn xero_day(text: &str) -> Option<chrono::NaiveDate> {
     chrono::NaiveDate::parse_from_str(text.get(..10)?, "%Y-%m-%d").ok()
 }
 
-/// Xero reports Windows timezone names; the ones our orgs use, else Pacific/Auckland.
-fn timezone(name: &str) -> chrono_tz::Tz {
-    match name.to_ascii_uppercase().as_str() {
-        "AUSEASTERNSTANDARDTIME" => chrono_tz::Australia::Sydney,
-        "GMTSTANDARDTIME" => chrono_tz::Europe::London,
-        "UTC" => chrono_tz::UTC,
-        "EASTERNSTANDARDTIME" => chrono_tz::America::New_York,
-        "PACIFICSTANDARDTIME" => chrono_tz::America::Los_Angeles,
-        other => other.parse().unwrap_or(chrono_tz::Pacific::Auckland),
-    }
-}
-
 impl OrgSettings {
     /// Reads the settings (five GETs).
     pub async fn fetch(client: &Client) -> Result<Self, XeroError> {
@@ -155,7 +143,7 @@ impl OrgSettings {
                 })
                 .collect(),
             currencies: currencies.currencies.into_iter().map(|c| c.code).collect(),
-            timezone: timezone(&o.timezone),
+            timezone: o.tz(),
             sales_terms: o
                 .payment_terms
                 .as_ref()

@@ -47,6 +47,9 @@ pub struct Invoice {
     /// AmountCredited.
     #[serde(with = "opt_decimal")]
     pub amount_credited: Option<Decimal>,
+    /// CurrencyRate: units of the invoice's currency per unit of the base currency.
+    #[serde(with = "opt_decimal")]
+    pub currency_rate: Option<Decimal>,
     /// LineItems.
     #[serde(deserialize_with = "super::nullable")]
     pub line_items: Vec<LineItem>,
@@ -156,6 +159,8 @@ pub struct Payment {
     /// AUTHORISED or DELETED.
     #[serde(deserialize_with = "super::nullable")]
     pub status: String,
+    /// The account the payment was made to.
+    pub account: Option<AccountRef>,
     /// UpdatedDateUTC (see [`super::xero_date`]).
     #[serde(rename = "UpdatedDateUTC", deserialize_with = "super::nullable")]
     pub updated_date_utc: String,
@@ -168,6 +173,15 @@ pub struct Payment {
     /// ValidationErrors (write answers).
     #[serde(deserialize_with = "super::nullable")]
     pub validation_errors: Vec<ValidationError>,
+}
+
+/// An account as a payment names it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct AccountRef {
+    /// Code.
+    #[serde(deserialize_with = "super::nullable")]
+    pub code: String,
 }
 
 /// Credit allocated from a credit note to an invoice.

@@ -26,6 +26,27 @@ pub struct Organisation {
     pub payment_terms: Option<PaymentTerms>,
 }
 
+impl Organisation {
+    /// The organisation's timezone. Xero reports Windows zone names; the ones our orgs use are
+    /// mapped, an IANA name is taken as is, and anything else reads as Pacific/Auckland.
+    pub fn tz(&self) -> chrono_tz::Tz {
+        timezone(&self.timezone)
+    }
+}
+
+/// A Xero timezone name (Windows, e.g. `NEWZEALANDSTANDARDTIME`, or IANA) as a zone.
+pub fn timezone(name: &str) -> chrono_tz::Tz {
+    match name.to_ascii_uppercase().as_str() {
+        "NEWZEALANDSTANDARDTIME" => chrono_tz::Pacific::Auckland,
+        "AUSEASTERNSTANDARDTIME" => chrono_tz::Australia::Sydney,
+        "GMTSTANDARDTIME" => chrono_tz::Europe::London,
+        "UTC" => chrono_tz::UTC,
+        "EASTERNSTANDARDTIME" => chrono_tz::America::New_York,
+        "PACIFICSTANDARDTIME" => chrono_tz::America::Los_Angeles,
+        _ => name.parse().unwrap_or(chrono_tz::Pacific::Auckland),
+    }
+}
+
 /// An account in the chart of accounts.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]

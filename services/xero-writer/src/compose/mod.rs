@@ -76,6 +76,8 @@ pub struct InvoiceDoc {
     pub total: Decimal,
     /// Tracking values dropped because the org lacks them.
     pub dropped_tracking: Vec<String>,
+    /// The rounding-adjustment line's amount (zero: none), for the reconciliation report.
+    pub rounding: Decimal,
 }
 
 /// Parses a decimal string; empty is zero.
@@ -305,6 +307,7 @@ pub fn invoice_with(
         unitdp4: built.unitdp4,
         total: order_total,
         dropped_tracking: built.dropped_tracking,
+        rounding: diff,
     })
 }
 

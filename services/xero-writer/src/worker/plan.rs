@@ -441,6 +441,7 @@ mod tests {
             unitdp4: false,
             total: Decimal::new(2875, 2),
             dropped_tracking: vec![],
+            rounding: Decimal::ZERO,
         }
     }
 

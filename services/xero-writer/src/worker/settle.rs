@@ -226,6 +226,7 @@ impl TenantWorker {
             status: status.to_owned(),
             written_at: chrono::Utc::now().to_rfc3339(),
             source_event_id: source,
+            ..Default::default()
         }
     }
 

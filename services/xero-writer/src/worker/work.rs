@@ -89,6 +89,16 @@ impl OrderWork {
             .unwrap_or_default()
     }
 
+    /// When the writer converted the order into the base currency: the store's currency and
+    /// the rate (from the conversion's attribute, `<currency> <total> @ <rate>`).
+    pub(crate) fn fx(&self) -> Option<(String, String)> {
+        let order = self.order.as_ref().and_then(|(e, _)| e.order.as_ref())?;
+        let text = order.attributes.get(crate::compose::FX_ATTRIBUTE)?;
+        let (from, rest) = text.split_once(' ')?;
+        let (_, rate) = rest.split_once(" @ ")?;
+        Some((from.to_owned(), rate.trim().to_owned()))
+    }
+
     pub(crate) fn order_id(&self) -> String {
         match (&self.order, self.refunds.first()) {
             (Some((e, _)), _) => e.order.as_ref().map(|o| o.id.clone()).unwrap_or_default(),

@@ -212,6 +212,7 @@ impl TenantWorker {
             return;
         };
         let doc = g.inv.as_ref().expect("doc");
+        let rounding = doc.rounding;
         let id = el.invoice_id.clone();
         let e = &mut g.led.entry;
         e.invoice_id = id.clone();
@@ -236,6 +237,13 @@ impl TenantWorker {
             &status,
         );
         f.tax = Some(self.money(g, tax));
+        if !rounding.is_zero() {
+            f.rounding = Some(self.money(g, rounding));
+        }
+        f.currency_rate = el.currency_rate.map(|r| r.to_string()).unwrap_or_default();
+        if let Some((from, rate)) = g.fx() {
+            (f.fx_from, f.fx_rate) = (from, rate);
+        }
         g.facts.push(f);
         metrics::counter!(m::WRITES, "tenant" => self.tenant().to_owned(), "kind" => "invoice", "verb" => format!("{verb:?}")).increment(1);
     }

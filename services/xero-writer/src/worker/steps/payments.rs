@@ -222,7 +222,7 @@ impl TenantWorker {
                         g.led.entry.status = inv.status.clone();
                     }
                     let number = g.led.entry.invoice_number.clone();
-                    let f = self.fact(
+                    let mut f = self.fact(
                         g,
                         XeroDocumentKind::Payment,
                         XeroVerb::Recorded,
@@ -232,6 +232,7 @@ impl TenantWorker {
                         due,
                         "AUTHORISED",
                     );
+                    f.account_code = p.account.code.clone();
                     g.facts.push(f);
                     metrics::counter!(m::WRITES, "tenant" => self.tenant().to_owned(), "kind" => "payment", "verb" => "Recorded").increment(1);
                 } else {

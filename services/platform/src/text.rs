@@ -1,0 +1,93 @@
+//! Text output for operators' tools: aligned tables for people (numbers right-aligned, so
+//! amounts line up on the decimal point), and CSV fields safe to open in a spreadsheet.
+
+use std::io::Write;
+
+fn numeric(cell: &str) -> bool {
+    let t = cell.trim_start_matches(['-', '+']);
+    !t.is_empty()
+        && t.chars().all(|c| c.is_ascii_digit() || c == '.' || c == ',')
+        && t.chars().next().is_some_and(|c| c.is_ascii_digit())
+}
+
+/// Writes `rows` under `head` as a plain aligned table, two spaces between columns.
+pub fn table(out: &mut impl Write, head: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
+    let mut w: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate().take(w.len()) {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let width = w.get(i).copied().unwrap_or(0);
+                if numeric(c) {
+                    format!("{c:>width$}")
+                } else {
+                    format!("{c:<width$}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    let head: Vec<String> = head.iter().map(|h| (*h).to_owned()).collect();
+    writeln!(out, "{}", line(&head))?;
+    for r in rows {
+        writeln!(out, "{}", line(r))?;
+    }
+    Ok(())
+}
+
+/// One CSV field: quoted when it must be, and a leading `=`, `+`, `-` or `@` of text made
+/// inert (a spreadsheet would run it as a formula). Numbers stay numbers.
+pub fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) && !numeric(s) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+/// One CSV record.
+pub fn csv_record(fields: &[String]) -> String {
+    let mut line = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",");
+    line.push_str("\r\n");
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_align_right_and_text_left() {
+        let mut out = Vec::new();
+        let rows = vec![
+            vec!["NZD".to_owned(), "1,234.50".to_owned()],
+            vec!["AUD".to_owned(), "-0.01".to_owned()],
+        ];
+        table(&mut out, &["CUR", "AMOUNT"], &rows).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "CUR    AMOUNT\nNZD  1,234.50\nAUD     -0.01\n"
+        );
+    }
+
+    #[test]
+    fn csv_quotes_and_defuses_formulas_but_keeps_negative_numbers() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("=cmd()"), "'=cmd()");
+        assert_eq!(csv_field("-0.01"), "-0.01");
+        assert_eq!(csv_field("-x"), "'-x");
+    }
+}
