@@ -4,9 +4,9 @@
 use crate::config::{Command, ServiceArgs};
 use anyhow::{Context, bail};
 use clap::Args;
+use ledgerline_platform::text::table;
 use secrecy::ExposeSecret;
 use serde_json::Value;
-use ledgerline_platform::text::table;
 use std::io::Write;
 use std::time::Duration;
 
@@ -526,4 +526,3 @@ fn age(secs: Option<i64>) -> String {
         Some(s) => format!("{}d", s / 86_400),
     }
 }
-

@@ -56,9 +56,14 @@ pub fn init(
     }
     let provider = builder.build();
     let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer(service));
+    // Logs go to stderr: a tool's stdout is its output (`reconciler report --json | jq`).
     let fmt = match format {
-        LogFormat::Text => tracing_subscriber::fmt::layer().with_target(false).boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
             .json()
             .flatten_event(true)
             .boxed(),

@@ -6,7 +6,8 @@ use std::io::Write;
 fn numeric(cell: &str) -> bool {
     let t = cell.trim_start_matches(['-', '+']);
     !t.is_empty()
-        && t.chars().all(|c| c.is_ascii_digit() || c == '.' || c == ',')
+        && t.chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == ',')
         && t.chars().next().is_some_and(|c| c.is_ascii_digit())
 }
 
@@ -60,7 +61,11 @@ pub fn csv_field(s: &str) -> String {
 
 /// One CSV record.
 pub fn csv_record(fields: &[String]) -> String {
-    let mut line = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",");
+    let mut line = fields
+        .iter()
+        .map(|f| csv_field(f))
+        .collect::<Vec<_>>()
+        .join(",");
     line.push_str("\r\n");
     line
 }

@@ -229,10 +229,7 @@ impl Config {
             policies,
             actions_per_minute: a.actions_per_minute.max(1),
             api_token: a.api_token.clone(),
-            dead_letter_url: a
-                .dead_letter_url
-                .clone()
-                .filter(|u| !u.trim().is_empty()),
+            dead_letter_url: a.dead_letter_url.clone().filter(|u| !u.trim().is_empty()),
             shutdown_timeout: cli.common.shutdown_timeout,
         })
     }

@@ -6,8 +6,8 @@
 //! looked at again when it does.
 
 use crate::actions::Actions;
-use crate::report::rows::RowStore;
 use crate::findings::{Draft, Kind, Slas, evaluate};
+use crate::report::rows::RowStore;
 use crate::view::{OpenFinding, OrderView};
 use async_nats::jetstream::kv;
 use bytes::Bytes;
@@ -151,10 +151,7 @@ impl Projection {
             let tied_out = tie_out(&mut view);
             let bytes = Bytes::from(serde_json::to_vec(&view).expect("a view serializes"));
             let saved = if revision == 0 {
-                self.kv
-                    .create(&key, bytes)
-                    .await
-                    .map_err(|e| e.to_string())
+                self.kv.create(&key, bytes).await.map_err(|e| e.to_string())
             } else {
                 self.kv
                     .update(&key, bytes, revision)

@@ -165,7 +165,11 @@ fn payment(tenant: &str, p: &Payment, source: &str) -> XeroObservation {
         status: p.status.clone(),
         total: money(p.amount, ""),
         updated_utc: model::xero_date(&p.updated_date_utc).unwrap_or_default(),
-        account_code: p.account.as_ref().map(|a| a.code.clone()).unwrap_or_default(),
+        account_code: p
+            .account
+            .as_ref()
+            .map(|a| a.code.clone())
+            .unwrap_or_default(),
         document_id,
         observed_at: observed_now(),
         source: source.to_owned(),

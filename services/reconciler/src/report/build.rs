@@ -247,7 +247,11 @@ impl Line {
             e.amount += w.a;
             e.orders += 1;
             if e.sample.len() < SAMPLE {
-                e.sample.push(if r.n.is_empty() { id.to_owned() } else { r.n.clone() });
+                e.sample.push(if r.n.is_empty() {
+                    id.to_owned()
+                } else {
+                    r.n.clone()
+                });
             }
         }
     }
@@ -381,6 +385,8 @@ pub fn assemble(
     report
         .findings
         .sort_by(|a, b| (a.day, &a.number, &a.kind).cmp(&(b.day, &b.number, &b.kind)));
-    report.held.sort_by(|a, b| (a.day, &a.number).cmp(&(b.day, &b.number)));
+    report
+        .held
+        .sort_by(|a, b| (a.day, &a.number).cmp(&(b.day, &b.number)));
     report
 }

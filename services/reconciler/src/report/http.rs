@@ -34,15 +34,28 @@ const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-ac
 fn page_response(status: StatusCode, body: maud::Markup) -> Response {
     let mut r = (status, axum::response::Html(body.into_string())).into_response();
     let h = r.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
 fn bad(status: StatusCode, why: impl Into<String>) -> Response {
-    (status, axum::Json(serde_json::json!({ "error": why.into() }))).into_response()
+    (
+        status,
+        axum::Json(serde_json::json!({ "error": why.into() })),
+    )
+        .into_response()
 }
 
 fn wants_html(p: &Params, headers: &HeaderMap) -> bool {
@@ -87,7 +100,10 @@ pub async fn report(
         return bad(StatusCode::BAD_REQUEST, "format is json, csv or html");
     }
     let Some(report) = &state.report else {
-        return bad(StatusCode::SERVICE_UNAVAILABLE, "the report's rows are not open yet");
+        return bad(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the report's rows are not open yet",
+        );
     };
     let (from, to) = match (date(p.from.as_deref(), "from"), date(p.to.as_deref(), "to")) {
         (Ok(f), Ok(t)) => (f, t),
@@ -95,7 +111,10 @@ pub async fn report(
     };
     let to = to.unwrap_or_else(|| chrono::Utc::now().date_naive());
     let from = from.unwrap_or_else(|| to - chrono::Duration::days(6));
-    let store = p.store.clone().unwrap_or_else(|| report.default_store.clone());
+    let store = p
+        .store
+        .clone()
+        .unwrap_or_else(|| report.default_store.clone());
     let q = match ReportQuery::new(&store, from, to, p.tenant.clone()) {
         Ok(q) => q,
         Err(e) => return bad(StatusCode::BAD_REQUEST, e),
@@ -205,7 +224,10 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Byte
     let Some(want) = &state.api_token else {
         return page_response(
             StatusCode::FORBIDDEN,
-            login_form(&next, Some("The reconciler's API is off: set RECON_API_TOKEN.")),
+            login_form(
+                &next,
+                Some("The reconciler's API is off: set RECON_API_TOKEN."),
+            ),
         );
     };
     let want = want.expose_secret();

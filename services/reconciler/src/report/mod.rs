@@ -49,7 +49,8 @@ pub async fn run_command(
     let state = open(ledgerline_contract::buckets::RECON_STATE.bucket).await?;
     let to = args.to.unwrap_or_else(|| chrono::Utc::now().date_naive());
     let from = args.from.unwrap_or_else(|| to - chrono::Duration::days(6));
-    let q = Query::new(&args.store, from, to, args.tenant.clone()).map_err(|e| anyhow::anyhow!(e))?;
+    let q =
+        Query::new(&args.store, from, to, args.tenant.clone()).map_err(|e| anyhow::anyhow!(e))?;
     let report = make(&rows, &state, &q).await?;
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -60,6 +61,7 @@ pub async fn run_command(
     } else {
         text::write_table(&mut out, &report)?;
     }
+    std::io::Write::flush(&mut out)?;
     if !report.ties_out {
         // Scripts see it in the exit code too.
         std::process::exit(3);

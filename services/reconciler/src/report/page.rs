@@ -17,7 +17,9 @@ pub struct Links {
 
 impl Links {
     fn queue(&self) -> Option<String> {
-        self.dead_letter.as_ref().map(|b| format!("{}/ui", b.trim_end_matches('/')))
+        self.dead_letter
+            .as_ref()
+            .map(|b| format!("{}/ui", b.trim_end_matches('/')))
     }
 
     fn entry(&self, id: &str) -> Option<String> {
@@ -59,12 +61,7 @@ fn order_link(store: &str, id: &str) -> String {
 
 /// The whole page.
 pub fn render(r: &Report, links: &Links) -> Markup {
-    let query = format!(
-        "store={}&from={}&to={}",
-        urlencode(&r.store),
-        r.from,
-        r.to
-    );
+    let query = format!("store={}&from={}&to={}", urlencode(&r.store), r.from, r.to);
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -106,7 +103,7 @@ pub fn render(r: &Report, links: &Links) -> Markup {
                         p.ok #status role="status" { "Every difference is explained: the unexplained remainder is 0.00 in every currency." }
                     } @else {
                         p.bad #status role="status" {
-                            "Not tied out: " (r.unexplained.len()) " unexplained difference(s). "
+                            "Not tied out: " (unexplained_orders(r)) " order(s) with a difference nobody can account for. "
                             a href="#unexplained" { "See them order by order." }
                         }
                     }
@@ -122,7 +119,7 @@ pub fn render(r: &Report, links: &Links) -> Markup {
                                     dt { "Unexplained" } dd.unexplained { (money(c.unexplained)) }
                                 }
                             }
-                            (chart(&c.currency, &r.days))
+                            (chart(&c.currency, &r.days, r.from, r.to))
                         }
                     }
                     h2 { "Per day" }
@@ -202,6 +199,27 @@ pub fn render(r: &Report, links: &Links) -> Markup {
             }
         }
     }
+}
+
+fn unexplained_orders(r: &Report) -> usize {
+    r.unexplained
+        .iter()
+        .map(|u| u.order_id.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+}
+
+/// A round number at or above `v`, for the chart's top: 1, 2 or 5 times a power of ten.
+fn nice(v: Decimal) -> Decimal {
+    let mut step = Decimal::ONE;
+    while step * Decimal::from(10) <= v {
+        step *= Decimal::from(10);
+    }
+    [1, 2, 5, 10]
+        .into_iter()
+        .map(|m| step * Decimal::from(m))
+        .find(|c| *c >= v)
+        .unwrap_or(v)
 }
 
 fn lines(r: &Report) -> impl Iterator<Item = &Line> {
@@ -311,8 +329,28 @@ fn fx(r: &Report) -> Markup {
 
 /// Daily order totals against Xero's as paired bars; a day with a difference is marked
 /// (amber: explained; red: unexplained).
-fn chart(currency: &str, days: &[Line]) -> Markup {
-    let days: Vec<&Line> = days.iter().filter(|l| l.currency == currency).collect();
+fn chart(currency: &str, lines: &[Line], from: chrono::NaiveDate, to: chrono::NaiveDate) -> Markup {
+    // Every day of the range, a quiet one too: a gap is something to see.
+    let quiet: Vec<Line> = from
+        .iter_days()
+        .take_while(|d| *d <= to)
+        .filter(|d| {
+            !lines
+                .iter()
+                .any(|l| l.currency == currency && l.day == Some(*d))
+        })
+        .map(|d| Line {
+            day: Some(d),
+            currency: currency.to_owned(),
+            ..Default::default()
+        })
+        .collect();
+    let mut days: Vec<&Line> = lines
+        .iter()
+        .filter(|l| l.currency == currency)
+        .chain(quiet.iter())
+        .collect();
+    days.sort_by_key(|l| l.day);
     let (w, h, left, bottom, top) = (900.0_f64, 260.0_f64, 70.0_f64, 40.0_f64, 20.0_f64);
     let max = days
         .iter()
@@ -320,6 +358,7 @@ fn chart(currency: &str, days: &[Line]) -> Markup {
         .max()
         .unwrap_or(Decimal::ZERO)
         .max(Decimal::ONE);
+    let max = nice(max);
     let plot_h = h - bottom - top;
     let slot = (w - left - 10.0) / days.len().max(1) as f64;
     let bar = (slot * 0.35).clamp(1.0, 24.0);
@@ -363,7 +402,9 @@ fn chart(currency: &str, days: &[Line]) -> Markup {
             money(l.xero.invoiced)
         );
         let marked = if !l.unexplained.is_zero()
-            || l.explained.iter().any(|e| e.cause == super::row::Cause::Unexplained)
+            || l.explained
+                .iter()
+                .any(|e| e.cause == super::row::Cause::Unexplained)
         {
             Some("mark-bad")
         } else if l.differences.contains_key(&super::row::Measure::Invoiced) {
@@ -377,11 +418,19 @@ fn chart(currency: &str, days: &[Line]) -> Markup {
                 r##"<path d="M{:.1} {:.1} l6 -10 h-12 z" class="{class}"><title>{day}: difference {}</title></path>"##,
                 cx,
                 top + 2.0,
-                money(l.differences.get(&super::row::Measure::Invoiced).copied().unwrap_or_default())
+                money(
+                    l.differences
+                        .get(&super::row::Measure::Invoiced)
+                        .copied()
+                        .unwrap_or_default()
+                )
             );
         }
         if i % label_every == 0 {
-            let short = l.day.map(|d| d.format("%d %b").to_string()).unwrap_or_default();
+            let short = l
+                .day
+                .map(|d| d.format("%d %b").to_string())
+                .unwrap_or_default();
             svg += &format!(
                 r##"<text x="{:.1}" y="{:.1}" class="axis" text-anchor="middle">{short}</text>"##,
                 x0 + bar,

@@ -268,7 +268,9 @@ impl Row {
                 .unwrap_or_default(),
             xrate: first.and_then(|c| c.rate).filter(|r| *r != Decimal::ONE),
             fx,
-            xcred: credits.filter_map(|d| d.current().and_then(|c| c.total)).sum(),
+            xcred: credits
+                .filter_map(|d| d.current().and_then(|c| c.total))
+                .sum(),
             review: view
                 .xero
                 .review
@@ -512,7 +514,8 @@ mod tests {
         invoice(&mut v, dec!(115.07), dec!(15.00), Some(dec!(0.01)));
         let r = Row::of(&v, 7, &rules()).unwrap();
         assert_eq!(r.xpaid[&"090".to_owned()], dec!(115.07));
-        let causes: Vec<(Measure, Cause, Decimal)> = r.why.iter().map(|w| (w.m, w.c, w.a)).collect();
+        let causes: Vec<(Measure, Cause, Decimal)> =
+            r.why.iter().map(|w| (w.m, w.c, w.a)).collect();
         assert_eq!(
             causes,
             vec![
@@ -532,7 +535,10 @@ mod tests {
             .insert("changed_in_xero".into(), OpenFinding::default());
         let r = Row::of(&v, 7, &rules()).unwrap();
         let inv = r.why.iter().find(|w| w.m == Measure::Invoiced).unwrap();
-        assert_eq!((inv.c, inv.a, inv.f.as_str()), (Cause::Unexplained, dec!(-0.01), "changed_in_xero"));
+        assert_eq!(
+            (inv.c, inv.a, inv.f.as_str()),
+            (Cause::Unexplained, dec!(-0.01), "changed_in_xero")
+        );
     }
 
     #[test]

@@ -110,7 +110,8 @@ impl RowStore {
 
     /// Writes everything queued now; a shard that cannot be written stays queued.
     pub async fn flush(&self) {
-        let batch: Pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let batch: Pending =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
         if batch.is_empty() {
             return;
         }
@@ -146,9 +147,10 @@ impl RowStore {
     async fn apply(&self, key: &str, rows: &HashMap<String, Option<Row>>) -> bool {
         for _ in 0..20 {
             let (mut shard, revision) = match self.kv.entry(key).await {
-                Ok(Some(e)) if e.operation == kv::Operation::Put => {
-                    (serde_json::from_slice::<Shard>(&e.value).unwrap_or_default(), e.revision)
-                }
+                Ok(Some(e)) if e.operation == kv::Operation::Put => (
+                    serde_json::from_slice::<Shard>(&e.value).unwrap_or_default(),
+                    e.revision,
+                ),
                 Ok(Some(e)) => (Shard::new(), e.revision),
                 Ok(None) => (Shard::new(), 0),
                 Err(e) => {
@@ -172,7 +174,11 @@ impl RowStore {
             }
             let bytes = Bytes::from(serde_json::to_vec(&shard).expect("rows serialize"));
             let saved = if revision == 0 {
-                self.kv.create(key, bytes).await.map(|_| ()).map_err(|e| e.to_string())
+                self.kv
+                    .create(key, bytes)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
             } else {
                 self.kv
                     .update(key, bytes, revision)

@@ -151,10 +151,21 @@ pub fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         })
         .collect();
     if !rows.is_empty() {
-        writeln!(out, "\nFX: each currency in the base currency, at the rates used")?;
+        writeln!(
+            out,
+            "\nFX: each currency in the base currency, at the rates used"
+        )?;
         table(
             out,
-            &["DAY", "CUR", "INVOICED", "BASE", "IN BASE", "RATE", "CONVERTED"],
+            &[
+                "DAY",
+                "CUR",
+                "INVOICED",
+                "BASE",
+                "IN BASE",
+                "RATE",
+                "CONVERTED",
+            ],
             &rows,
         )?;
     }
@@ -229,7 +240,17 @@ pub fn csv(r: &Report) -> String {
         let d = l.day.map(|d| d.to_string()).unwrap_or_default();
         let c = l.currency.clone();
         for (item, n) in [("orders", l.orders), ("cancelled", l.cancelled)] {
-            rec(["store".into(), d.clone(), c.clone(), item.into(), s(), s(), s(), s(), n.to_string()]);
+            rec([
+                "store".into(),
+                d.clone(),
+                c.clone(),
+                item.into(),
+                s(),
+                s(),
+                s(),
+                s(),
+                n.to_string(),
+            ]);
         }
         for (item, v) in [
             ("gross", l.gross),
@@ -239,9 +260,29 @@ pub fn csv(r: &Report) -> String {
             ("paid", l.paid),
             ("refunded", l.refunded),
         ] {
-            rec(["store".into(), d.clone(), c.clone(), item.into(), s(), s(), s(), money(v), s()]);
+            rec([
+                "store".into(),
+                d.clone(),
+                c.clone(),
+                item.into(),
+                s(),
+                s(),
+                s(),
+                money(v),
+                s(),
+            ]);
         }
-        rec(["xero".into(), d.clone(), c.clone(), "invoices".into(), s(), s(), s(), s(), l.xero.invoices.to_string()]);
+        rec([
+            "xero".into(),
+            d.clone(),
+            c.clone(),
+            "invoices".into(),
+            s(),
+            s(),
+            s(),
+            s(),
+            l.xero.invoices.to_string(),
+        ]);
         for (item, v) in [
             ("invoiced", l.xero.invoiced),
             ("tax", l.xero.tax),
@@ -249,19 +290,69 @@ pub fn csv(r: &Report) -> String {
             ("paid", l.xero.paid),
             ("credited", l.xero.credited),
         ] {
-            rec(["xero".into(), d.clone(), c.clone(), item.into(), s(), s(), s(), money(v), s()]);
+            rec([
+                "xero".into(),
+                d.clone(),
+                c.clone(),
+                item.into(),
+                s(),
+                s(),
+                s(),
+                money(v),
+                s(),
+            ]);
         }
         for (account, v) in &l.xero.payments {
-            rec(["payment".into(), d.clone(), c.clone(), account.clone(), s(), s(), s(), money(*v), s()]);
+            rec([
+                "payment".into(),
+                d.clone(),
+                c.clone(),
+                account.clone(),
+                s(),
+                s(),
+                s(),
+                money(*v),
+                s(),
+            ]);
         }
         if let Some(fx) = &l.fx {
-            rec(["fx".into(), d.clone(), c.clone(), fx.base_currency.clone(), s(), s(), s(), money(fx.invoiced_base), fx.converted.to_string()]);
+            rec([
+                "fx".into(),
+                d.clone(),
+                c.clone(),
+                fx.base_currency.clone(),
+                s(),
+                s(),
+                s(),
+                money(fx.invoiced_base),
+                fx.converted.to_string(),
+            ]);
             if let Some(rate) = fx.rate {
-                rec(["fx".into(), d.clone(), c.clone(), "rate".into(), s(), s(), s(), rate.to_string(), s()]);
+                rec([
+                    "fx".into(),
+                    d.clone(),
+                    c.clone(),
+                    "rate".into(),
+                    s(),
+                    s(),
+                    s(),
+                    rate.to_string(),
+                    s(),
+                ]);
             }
         }
         for (m, v) in &l.differences {
-            rec(["difference".into(), d.clone(), c.clone(), m.as_str().into(), s(), s(), s(), money(*v), s()]);
+            rec([
+                "difference".into(),
+                d.clone(),
+                c.clone(),
+                m.as_str().into(),
+                s(),
+                s(),
+                s(),
+                money(*v),
+                s(),
+            ]);
         }
         for e in &l.explained {
             rec([

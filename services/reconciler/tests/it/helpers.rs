@@ -21,7 +21,7 @@ pub const HOOK_KEY: &str = "recon-test-webhook-key";
 pub const API: &str = "recon-test-token";
 pub const WAIT: Duration = Duration::from_secs(60);
 
-fn workspace(name: &str) -> std::path::PathBuf {
+pub fn workspace(name: &str) -> std::path::PathBuf {
     find_workspace_binary(name)
         .unwrap_or_else(|| panic!("{name} is not built: run `cargo build --workspace --bins`"))
 }
@@ -132,6 +132,11 @@ impl Stack {
             writer_env,
             recon_env,
         }
+    }
+
+    /// Where the reconciler listens (`host:port`).
+    pub fn recon_addr(&self) -> &str {
+        &self.recon_env.0
     }
 
     /// Stops the reconciler (SIGTERM, then waits).

@@ -6,4 +6,5 @@ mod bench;
 mod drift;
 mod edits;
 mod helpers;
+mod report;
 mod store;
