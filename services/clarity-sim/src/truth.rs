@@ -100,6 +100,8 @@ pub struct OrderTruth {
     pub store: String,
     /// Highest version.
     pub version: u32,
+    /// When it was placed (`CreatedDate`): the day a reconciliation report puts it on.
+    pub created: chrono::DateTime<chrono::Utc>,
     /// `StatusKey`.
     pub status: String,
     /// `StateKey`.
@@ -230,6 +232,7 @@ impl GroundTruth {
                 number: o.custom_key.clone(),
                 store: store.clone(),
                 version: o.version,
+                created: o.created_date,
                 status: o.status_key.clone(),
                 state: o.state_key.clone(),
                 voided,

@@ -86,6 +86,11 @@ pub struct ServiceArgs {
     /// How long a page session lasts.
     #[arg(long, env = "DEAD_LETTER_SESSION_TTL", default_value = "12h", value_parser = parse_duration)]
     pub session_ttl: Duration,
+    /// The reconciler's address as a person's browser reaches it (e.g.
+    /// `http://127.0.0.1:8095`): the page links to its reconciliation report and to its view
+    /// of an order.
+    #[arg(long, env = "DEAD_LETTER_RECONCILER_URL")]
+    pub reconciler_url: Option<String>,
     /// API base URL for the CLI subcommands.
     #[arg(
         long = "api-url",
@@ -159,6 +164,8 @@ pub struct Config {
     pub cookie_secure: CookieSecure,
     /// Page session lifetime.
     pub session_ttl: Duration,
+    /// The reconciler's address for the page's links.
+    pub reconciler_url: Option<String>,
 }
 
 impl Config {
@@ -212,6 +219,11 @@ impl Config {
             reprocess_timeout: a.reprocess_timeout,
             cookie_secure: a.cookie_secure,
             session_ttl: a.session_ttl.max(Duration::from_secs(60)),
+            reconciler_url: a
+                .reconciler_url
+                .as_deref()
+                .map(|u| u.trim().trim_end_matches('/').to_owned())
+                .filter(|u| !u.is_empty()),
         })
     }
 }

@@ -157,6 +157,7 @@ impl DeadLetterService {
             app,
             cookie_secure: self.config.cookie_secure,
             session_ttl: self.config.session_ttl,
+            reconciler: ui::Reconciler(self.config.reconciler_url.clone()),
         }));
         tracing::info!(addr = %listener.local_addr()?, entries = store.len(), "dead-letter listening.");
         ledgerline_platform::http::serve(listener, routes, self.health.clone(), shutdown.clone())

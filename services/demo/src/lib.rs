@@ -2,13 +2,14 @@
 //! the end-to-end tests in `tests/` drive.
 //!
 //! [`Stack::start`] starts (or reuses) a nats-server, then xero-sandbox, webhook-ingest,
-//! normalizer and xero-writer from the workspace's target directory; [`Stack::send_orders`]
+//! normalizer, xero-writer, the dead-letter service and the reconciler from the workspace's
+//! target directory; [`Stack::send_orders`]
 //! runs clarity-sim against it; [`Stack::wait_converged`] polls until Xero (the sandbox) ties
 //! out against clarity-sim's ground truth, and says where it does not.
 
 use anyhow::Context as _;
 use ledgerline_platform::json::decimal;
-use ledgerline_testkit::{NatsServer, ServiceProcess, find_workspace_binary};
+use ledgerline_testkit::{NatsServer, ServiceProcess, find_workspace_binary, free_port};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -19,6 +20,8 @@ use std::time::Duration;
 /// The webhook secret both webhook-ingest and clarity-sim use when none is configured.
 pub const DEMO_SECRET: &str = "whsec_bGVkZ2VybGluZS1kZW1vLXNlY3JldC0x";
 const SANDBOX_ADMIN_TOKEN: &str = "sandbox-admin";
+/// The key the sandbox signs its webhooks to the reconciler with, in this demo.
+const XERO_WEBHOOK_KEY: &str = "ledgerline-demo-xero-webhook-key";
 
 /// What to run.
 #[derive(Debug, Clone, clap::Args)]
@@ -92,6 +95,8 @@ pub struct Stack {
     pub writer: Option<ServiceProcess>,
     /// The review queue and the operator page, when built.
     pub dead_letter: Option<ServiceProcess>,
+    /// Both sides per order, drift, and the reconciliation report, when built.
+    pub reconciler: Option<ServiceProcess>,
     /// The operator token of this run (the page and the dead-letter API take it).
     pub operator_token: String,
     /// Services not built yet.
@@ -118,7 +123,20 @@ impl Stack {
                 (Some(n), url)
             }
         };
-        let sandbox_args: Vec<&str> = opts.sandbox_args.split_whitespace().collect();
+        // The reconciler's address is chosen first: the sandbox sends Xero's webhooks there,
+        // and the operator page links to its report.
+        let recon_bin = find_workspace_binary("reconciler");
+        let recon_addr = format!("127.0.0.1:{}", free_port());
+        let hook_url = format!("http://{recon_addr}/webhooks/xero");
+        let mut sandbox_args: Vec<&str> = opts.sandbox_args.split_whitespace().collect();
+        if recon_bin.is_some() {
+            sandbox_args.extend([
+                "--webhook-url",
+                &hook_url,
+                "--webhook-key",
+                XERO_WEBHOOK_KEY,
+            ]);
+        }
         let sandbox = ServiceProcess::start(&binary("xero-sandbox")?, &sandbox_args, &[]);
         let mut service_env = vec![("NATS_URL", nats_url.as_str())];
         service_env.extend(opts.service_env.iter().filter_map(|kv| kv.split_once('=')));
@@ -148,12 +166,31 @@ impl Stack {
         let dead_letter = match find_workspace_binary("dead-letter") {
             Some(bin) => {
                 let tokens = format!("operator:{operator_token}");
+                let recon_url = format!("http://{recon_addr}");
                 let mut env = service_env.clone();
                 env.push(("DEAD_LETTER_TOKENS", tokens.as_str()));
+                if recon_bin.is_some() {
+                    env.push(("DEAD_LETTER_RECONCILER_URL", recon_url.as_str()));
+                }
                 Some(ServiceProcess::start(&bin, &[], &env))
             }
             None => {
                 missing.push("dead-letter");
+                None
+            }
+        };
+        let reconciler = match recon_bin {
+            Some(bin) => Some(Self::start_reconciler(
+                &bin,
+                &recon_addr,
+                &nats_url,
+                &sandbox.base_url(),
+                &operator_token,
+                dead_letter.as_ref().map(ServiceProcess::base_url),
+                &[opts.service_env.clone(), opts.writer_env.clone()].concat(),
+            )),
+            None => {
+                missing.push("reconciler");
                 None
             }
         };
@@ -168,6 +205,7 @@ impl Stack {
             normalizer,
             writer,
             dead_letter,
+            reconciler,
             operator_token,
             missing,
             tenant,
@@ -192,6 +230,39 @@ impl Stack {
         ];
         env.extend(extra.iter().filter_map(|kv| kv.split_once('=')));
         ServiceProcess::start(bin, &[], &env)
+    }
+
+    /// The reconciler on `addr`, reading Xero like the writer (its `XERO_*` settings from
+    /// `extra` too), with the run's operator token for its API and report.
+    fn start_reconciler(
+        bin: &std::path::Path,
+        addr: &str,
+        nats_url: &str,
+        sandbox: &str,
+        token: &str,
+        dead_letter: Option<String>,
+        extra: &[String],
+    ) -> ServiceProcess {
+        let api = format!("{sandbox}/api.xro/2.0");
+        let mut env = vec![
+            ("NATS_URL", nats_url),
+            ("XERO_IDENTITY_URL", sandbox),
+            ("XERO_API_URL", api.as_str()),
+            ("XERO_WEBHOOK_KEY", XERO_WEBHOOK_KEY),
+            ("RECON_API_TOKEN", token),
+        ];
+        if let Some(url) = dead_letter.as_deref() {
+            env.push(("RECON_DEAD_LETTER_URL", url));
+        }
+        env.extend(
+            extra
+                .iter()
+                .filter_map(|kv| kv.split_once('='))
+                .filter(|(k, _)| k.starts_with("XERO_") || !k.starts_with("WRITER_")),
+        );
+        let mut p = ServiceProcess::spawn_at(bin, addr, &[], &env);
+        p.wait_ready(Duration::from_secs(60));
+        p
     }
 
     /// Kills the writer with SIGKILL (a crash); [`Stack::restart_writer`] starts a new one.
@@ -237,6 +308,9 @@ impl Stack {
                 self.operator_token
             ));
         }
+        if let Some(url) = self.report_url() {
+            s.push_str(&format!("  reconciliation report {url} (the same token)\n"));
+        }
         for m in &self.missing {
             s.push_str(&format!("  {m:<13} not built yet: events stop before it\n"));
         }
@@ -248,6 +322,47 @@ impl Stack {
         self.dead_letter
             .as_ref()
             .map(|d| format!("{}/ui", d.base_url()))
+    }
+
+    /// The HTTP client the stack uses.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The sandbox tenant the writer writes to.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// The reconciliation report's page, when the reconciler runs.
+    pub fn report_url(&self) -> Option<String> {
+        self.reconciler
+            .as_ref()
+            .map(|r| format!("{}/report", r.base_url()))
+    }
+
+    /// The reconciliation report over the days `truth`'s orders were placed on (the
+    /// organisation's days: a day either side of their UTC dates), as the reconciler's JSON.
+    pub async fn reconciliation(&self, truth: &GroundTruth) -> anyhow::Result<Reconciliation> {
+        let r = self
+            .reconciler
+            .as_ref()
+            .context("the reconciler is not built")?;
+        let (from, to) = truth.days().context("no orders")?;
+        let (from, to) = (from.pred_opt().unwrap_or(from), to.succ_opt().unwrap_or(to));
+        let resp = self
+            .http
+            .get(format!("{}/report", r.base_url()))
+            .query(&[
+                ("store", "main"),
+                ("from", &from.to_string()),
+                ("to", &to.to_string()),
+            ])
+            .bearer_auth(&self.operator_token)
+            .send()
+            .await?
+            .error_for_status()?;
+        serde_json::from_slice(&resp.bytes().await?).context("GET /report")
     }
 
     /// The order numbers with open entries in the review queue (nothing without the
@@ -548,11 +663,120 @@ pub struct GroundTruth {
     pub per_currency: BTreeMap<String, TruthCurrency>,
 }
 
+impl GroundTruth {
+    /// The first and last UTC dates orders were placed on.
+    pub fn days(&self) -> Option<(chrono::NaiveDate, chrono::NaiveDate)> {
+        let min = self.orders.iter().map(|o| o.created).min()?;
+        let max = self.orders.iter().map(|o| o.created).max()?;
+        Some((min.date_naive(), max.date_naive()))
+    }
+}
+
+/// The reconciliation report, as much of the reconciler's JSON as the demo shows.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Reconciliation {
+    /// Nothing unexplained, and no open finding.
+    pub ties_out: bool,
+    /// Orders in the range.
+    pub orders: u64,
+    /// The organisation's timezone the days are in.
+    pub timezone: String,
+    /// The whole range, per currency.
+    pub currencies: Vec<ReconciliationLine>,
+    /// Orders with an unexplained difference.
+    pub unexplained: Vec<serde_json::Value>,
+    /// Orders waiting in the review queue.
+    pub held: Vec<serde_json::Value>,
+}
+
+/// One currency's totals over the range.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReconciliationLine {
+    /// ISO 4217.
+    pub currency: String,
+    /// Orders placed.
+    pub orders: u64,
+    /// Order totals.
+    #[serde(with = "decimal")]
+    pub gross: Decimal,
+    /// Xero's side.
+    pub xero: ReconciliationXero,
+    /// What no cause explains.
+    #[serde(with = "decimal")]
+    pub unexplained: Decimal,
+    /// The differences explained, cause by cause.
+    pub explained: Vec<serde_json::Value>,
+}
+
+/// Xero's side of a [`ReconciliationLine`].
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReconciliationXero {
+    /// Invoice totals.
+    #[serde(with = "decimal")]
+    pub invoiced: Decimal,
+    /// Payments per account code.
+    pub payments: BTreeMap<String, Decimal>,
+    /// Refunds paid out per account code.
+    #[serde(default)]
+    pub refunds: BTreeMap<String, Decimal>,
+}
+
+impl fmt::Display for Reconciliation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "Reconciliation report ({} orders, days in {}): {}",
+            self.orders,
+            self.timezone,
+            if self.ties_out {
+                "ties out, every difference explained"
+            } else {
+                "DOES NOT TIE OUT"
+            }
+        )?;
+        for l in &self.currencies {
+            let payments: Vec<String> = l
+                .xero
+                .payments
+                .iter()
+                .map(|(account, amount)| format!("{amount} to {account}"))
+                .chain(
+                    l.xero
+                        .refunds
+                        .iter()
+                        .map(|(account, amount)| format!("{amount} refunded from {account}")),
+                )
+                .collect();
+            writeln!(
+                f,
+                "  {} {:>4} orders | store {:>12} | Xero invoiced {:>12} | paid {} | {} explained | unexplained {}",
+                l.currency,
+                l.orders,
+                l.gross,
+                l.xero.invoiced,
+                if payments.is_empty() {
+                    "nothing".into()
+                } else {
+                    payments.join(", ")
+                },
+                l.explained.len(),
+                l.unexplained
+            )?;
+        }
+        if !self.held.is_empty() {
+            writeln!(f, "  {} orders wait in the review queue", self.held.len())?;
+        }
+        Ok(())
+    }
+}
+
 /// One order's final state.
 #[derive(Debug, Clone, Deserialize)]
 pub struct TruthOrder {
     /// Order number (e.g. SO-001042).
     pub number: String,
+    /// When it was placed.
+    pub created: chrono::DateTime<chrono::Utc>,
     /// Whether it was voided.
     pub voided: bool,
     /// ISO 4217.

@@ -30,6 +30,18 @@ async fn main() -> anyhow::Result<()> {
         println!("\n{outcome}");
         let calls = stack.xero_calls().await?;
         println!("{}", calls.report(cli.options.orders));
+        if stack.reconciler.is_some() {
+            match stack.reconciliation(&truth).await {
+                Ok(r) => print!("\n{r}"),
+                Err(e) => println!("\nThe reconciliation report could not be read: {e:#}"),
+            }
+            if let Some(url) = stack.report_url() {
+                println!(
+                    "  The page, with its chart: {url} (token {})",
+                    stack.operator_token
+                );
+            }
+        }
         let review = stack.dead_letters().await?;
         if !review.is_empty() {
             println!("\nIn review ({}):", review.len());
@@ -50,6 +62,11 @@ async fn main() -> anyhow::Result<()> {
         }
         if cli.keep_running {
             println!("\nStack still running; Ctrl-C to stop. Things to try:");
+            if let Some(url) = stack.report_url() {
+                println!(
+                    "  - the reconciliation report: {url} (the same token): every day's orders against Xero, every cent explained"
+                );
+            }
             if let Some(url) = stack.page_url() {
                 println!(
                     "  - the review queue: {url} (sign in with {}); open an issue, press \"Apply suggestion and replay\", and watch the order reach Xero",

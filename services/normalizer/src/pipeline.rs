@@ -340,6 +340,8 @@ pub fn dead_letter_entry(
         .attempts(delivered)
         .store(&store)
         .entity(&facts.entity_key)
+        .occurred_at(&facts.occurred_at)
+        .order_number(&facts.order_number)
         .fault(facts.fault.clone())
         .suggestions(facts.suggestions.clone())
         .revision(&effective.revision)

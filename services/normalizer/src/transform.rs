@@ -93,6 +93,10 @@ pub struct Facts {
     pub suggestions: Vec<Suggestion>,
     /// What is at fault in a MAPPING failure (the first unmapped tax code, or the currency).
     pub fault: Option<Fault>,
+    /// The order's created date, as the store gave it.
+    pub occurred_at: String,
+    /// The order's number (`CustomKey`).
+    pub order_number: String,
 }
 
 /// Transforms one raw body. `header_store` is `X-Clarity-Store` (the store the webhook arrived
@@ -174,6 +178,8 @@ pub fn transform_with_facts(
         _ => {
             let o: clarity::SalesOrder = parse_data(data, "SalesOrder")?;
             facts.entity_key = format!("{store}/{}", o.id);
+            facts.occurred_at = text(&o.created_date);
+            facts.order_number = o.custom_key.trim().to_owned();
             let out = ctx.order(&o, ty);
             if let Err(TransformError::Mapping(_)) = &out {
                 (facts.suggestions, facts.fault) = suggest(

@@ -37,6 +37,8 @@ pub struct DeadLetterBuilder {
     attempts: u32,
     store: String,
     entity: String,
+    occurred_at: String,
+    order_number: String,
     tenant: String,
     fault: Option<Fault>,
     suggestions: Vec<Suggestion>,
@@ -64,6 +66,8 @@ impl DeadLetterBuilder {
             attempts: 1,
             store: String::new(),
             entity: String::new(),
+            occurred_at: String::new(),
+            order_number: String::new(),
             tenant: String::new(),
             fault: None,
             suggestions: Vec::new(),
@@ -123,6 +127,18 @@ impl DeadLetterBuilder {
     /// The order or customer key, when known.
     pub fn entity(mut self, key: &str) -> Self {
         self.entity = key.to_owned();
+        self
+    }
+
+    /// When the order or customer came about in the store, when known.
+    pub fn occurred_at(mut self, at: &str) -> Self {
+        self.occurred_at = at.to_owned();
+        self
+    }
+
+    /// The order's number in the store, when known.
+    pub fn order_number(mut self, number: &str) -> Self {
+        self.order_number = number.to_owned();
         self
     }
 
@@ -200,6 +216,8 @@ impl DeadLetterBuilder {
             failed_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             store: self.store,
             entity_key: self.entity,
+            occurred_at: self.occurred_at,
+            order_number: self.order_number,
             tenant: self.tenant,
             original_stream: self.stream,
             original_sequence: self.sequence,

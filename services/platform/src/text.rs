@@ -19,13 +19,29 @@ pub fn table(out: &mut impl Write, head: &[&str], rows: &[Vec<String>]) -> std::
             w[i] = w[i].max(c.chars().count());
         }
     }
-    let line = |cells: &[String]| {
+    // A column of numbers has its heading over the numbers' right edge.
+    let numbers: Vec<bool> = (0..w.len())
+        .map(|i| {
+            let mut cells = rows
+                .iter()
+                .filter_map(|r| r.get(i))
+                .filter(|c| !c.is_empty());
+            let first = cells.next();
+            first.is_some_and(|c| numeric(c)) && cells.all(|c| numeric(c))
+        })
+        .collect();
+    let line = |cells: &[String], head: bool| {
         cells
             .iter()
             .enumerate()
             .map(|(i, c)| {
                 let width = w.get(i).copied().unwrap_or(0);
-                if numeric(c) {
+                let right = if head {
+                    numbers.get(i).copied().unwrap_or(false)
+                } else {
+                    numeric(c)
+                };
+                if right {
                     format!("{c:>width$}")
                 } else {
                     format!("{c:<width$}")
@@ -37,9 +53,9 @@ pub fn table(out: &mut impl Write, head: &[&str], rows: &[Vec<String>]) -> std::
             .to_owned()
     };
     let head: Vec<String> = head.iter().map(|h| (*h).to_owned()).collect();
-    writeln!(out, "{}", line(&head))?;
+    writeln!(out, "{}", line(&head, true))?;
     for r in rows {
-        writeln!(out, "{}", line(r))?;
+        writeln!(out, "{}", line(r, false))?;
     }
     Ok(())
 }

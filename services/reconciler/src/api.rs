@@ -133,9 +133,19 @@ pub async fn findings(
 pub async fn order(
     State(state): State<AppState>,
     headers: HeaderMap,
+    uri: axum::http::Uri,
     Path((store, order)): Path<(String, String)>,
 ) -> Response {
     if let Err(r) = allowed(&state, &headers) {
+        // A person following a link from the operator page signs in first.
+        if r.status() == StatusCode::UNAUTHORIZED && crate::report::http::accepts_html(&headers) {
+            let next = uri.path_and_query().map_or("/report", |p| p.as_str());
+            return axum::response::Redirect::to(&format!(
+                "/report/login?next={}",
+                crate::report::page::urlencode(next)
+            ))
+            .into_response();
+        }
         return *r;
     }
     match state.projection.load(&store, &order).await {

@@ -65,9 +65,40 @@ pub struct StoreSide {
     /// Discounts (zero or negative).
     #[serde(default)]
     pub discounts: Decimal,
+    /// The version at which a figure Xero follows last changed (totals, currency, payments,
+    /// cancelled): a later version that only ships or completes the order asks nothing of
+    /// Xero, and the writer writes nothing for it.
+    #[serde(default)]
+    pub figures_version: u64,
 }
 
 impl StoreSide {
+    /// What Xero must follow, for telling a change of figures from one of fulfilment.
+    fn figures(&self) -> impl PartialEq + use<> {
+        (
+            self.currency.clone(),
+            [
+                self.total,
+                self.tax,
+                self.shipping,
+                self.discounts,
+                self.amount_paid,
+            ],
+            self.payments.clone(),
+            self.voided(),
+        )
+    }
+
+    /// The version Xero must have been written at (see `figures_version`; older views: the
+    /// latest version).
+    pub fn due_version(&self) -> u64 {
+        if self.figures_version == 0 {
+            self.version
+        } else {
+            self.figures_version
+        }
+    }
+
     /// Cancelled in the store.
     pub fn voided(&self) -> bool {
         self.status == "cancelled"
@@ -117,6 +148,9 @@ pub struct Review {
     pub stage: String,
     /// When it failed.
     pub at: String,
+    /// When the order was placed, as the dead letter says (held before it was normalised).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub placed_at: String,
 }
 
 /// A document: what the writer wrote, and what the reconciler last read.
@@ -197,9 +231,13 @@ pub struct PaymentSeen {
     pub by_writer: bool,
     /// Xero's status as last read (AUTHORISED, DELETED).
     pub status: String,
-    /// The account it was paid into.
+    /// The account it was paid into (or, for a refund, paid from).
     #[serde(default)]
     pub account: String,
+    /// The writer's fact's number: the invoice's number for a payment, the return's key for
+    /// a refund.
+    #[serde(default)]
+    pub number: String,
 }
 
 /// A finding open on an order.
@@ -257,6 +295,7 @@ impl OrderView {
             return false;
         }
         let totals = o.totals.as_ref();
+        let before = side.figures();
         side.version = o.version;
         side.status = status_name(o.status);
         side.currency = o.currency.clone();
@@ -277,6 +316,9 @@ impl OrderView {
                 .insert(r.id.clone(), dec(&r.amount).unwrap_or_default());
         }
         side.changed_at = at.to_owned();
+        if side.figures_version == 0 || side.figures() != before {
+            side.figures_version = side.version;
+        }
         true
     }
 
@@ -377,6 +419,9 @@ impl OrderView {
                 if p.account.is_empty() {
                     p.account = f.account_code.clone();
                 }
+                if p.number.is_empty() {
+                    p.number = f.number.clone();
+                }
                 if f.verb() == XeroVerb::Deleted {
                     p.status = "DELETED".into();
                 }
@@ -404,9 +449,14 @@ impl OrderView {
             error: d.error.clone(),
             stage,
             at: d.failed_at.clone(),
+            placed_at: d.occurred_at.clone(),
         };
+        let numbered = self.order_number.is_empty() && !d.order_number.is_empty();
+        if numbered {
+            self.order_number = d.order_number.clone();
+        }
         if self.xero.review.as_ref() == Some(&review) {
-            return false;
+            return numbered;
         }
         self.xero.review = Some(review);
         true

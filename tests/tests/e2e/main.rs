@@ -6,4 +6,5 @@ mod crash;
 mod deploy;
 mod latency;
 mod pipeline;
+mod report;
 mod trace;

@@ -20,6 +20,9 @@ pub fn page(title: &str, session: &Session, notice: Option<&str>, body: Markup) 
                     a.brand href="/ui" { "Ledgerline" }
                     a href="/ui" { "Review queue" }
                     a href="/ui/orders" { "Order timeline" }
+                    @if let Some(url) = session.reconciler.report() {
+                        a href=(url) { "Reconciliation report" }
+                    }
                 }
                 div.who {
                     span { (session.caller.name) " · " (role) }

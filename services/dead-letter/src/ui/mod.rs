@@ -36,6 +36,33 @@ pub struct UiState {
     pub cookie_secure: CookieSecure,
     /// Session lifetime.
     pub session_ttl: Duration,
+    /// Where the reconciler is, for links.
+    pub reconciler: Reconciler,
+}
+
+/// The reconciler's address as a browser reaches it, when configured: the page links to its
+/// report and to its view of an order.
+#[derive(Debug, Clone, Default)]
+pub struct Reconciler(pub Option<String>);
+
+impl Reconciler {
+    /// The reconciliation report.
+    pub fn report(&self) -> Option<String> {
+        self.0.as_ref().map(|u| format!("{u}/report"))
+    }
+
+    /// The reconciler's view of one order (its findings and both sides).
+    pub fn order(&self, store: &str, order_id: &str) -> Option<String> {
+        self.0
+            .as_ref()
+            .map(|u| format!("{u}/v1/orders/{}/{}", urlencode(store), urlencode(order_id)))
+    }
+}
+
+impl FromRef<UiState> for Reconciler {
+    fn from_ref(s: &UiState) -> Reconciler {
+        s.reconciler.clone()
+    }
 }
 
 impl FromRef<UiState> for Tokens {
@@ -76,6 +103,8 @@ pub struct Session {
     pub caller: Caller,
     /// The CSRF token their forms carry.
     pub csrf: String,
+    /// Where the reconciler is (the header links to its report).
+    pub reconciler: Reconciler,
 }
 
 impl Session {
@@ -125,6 +154,7 @@ fn now() -> i64 {
 impl<S: Send + Sync> FromRequestParts<S> for Session
 where
     Tokens: FromRef<S>,
+    Reconciler: FromRef<S>,
 {
     type Rejection = SignIn;
 
@@ -141,6 +171,7 @@ where
         Ok(Self {
             caller,
             csrf: tokens.csrf(value),
+            reconciler: Reconciler::from_ref(state),
         })
     }
 }
@@ -160,6 +191,7 @@ impl<S, T> axum::extract::FromRequest<S> for Form<T>
 where
     S: Send + Sync,
     Tokens: FromRef<S>,
+    Reconciler: FromRef<S>,
     T: DeserializeOwned,
 {
     type Rejection = Response;

@@ -106,9 +106,22 @@ pub(super) async fn page(
             &title,
             &session,
             None,
-            html! { (form(&store, &key)) (steps(&t)) },
+            html! { (form(&store, &key)) (reconciler_link(&session, &t)) (steps(&t)) },
         ),
     )
+}
+
+/// The reconciler's view of the order: what it found, and both sides side by side.
+fn reconciler_link(session: &Session, t: &Timeline) -> Markup {
+    match session.reconciler.order(&t.store, &t.order_id) {
+        Some(url) if !t.order_id.is_empty() => html! {
+            p.links {
+                a href=(url) { "The reconciler's view of this order" }
+                " (its findings, and the store's and Xero's figures side by side)"
+            }
+        },
+        _ => html! {},
+    }
 }
 
 fn steps(t: &Timeline) -> Markup {

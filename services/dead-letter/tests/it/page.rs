@@ -33,6 +33,11 @@ async fn texts(b: &Browser, css: &str) -> Vec<String> {
 async fn one_order_in_review(order_id: u64) -> Stack {
     let stack = Stack::start(Options {
         pipeline: true,
+        // The page links to the reconciler (nothing needs to answer there for the links).
+        env: vec![(
+            "DEAD_LETTER_RECONCILER_URL".into(),
+            "http://127.0.0.1:8095/".into(),
+        )],
         ..Default::default()
     })
     .await;
@@ -144,6 +149,24 @@ async fn an_operator_fixes_the_tax_code_in_one_click_and_sees_the_invoice_writte
     let steps = texts(&b, "ol.timeline li").await.join("\n");
     assert!(steps.contains("invoice created SO-005101"), "{steps}");
     assert!(steps.contains("order created (version"), "{steps}");
+    // The reconciler: its report in the header, its view of this order on the timeline.
+    let href = |text: &'static str| async move {
+        c.find(Locator::LinkText(text))
+            .await
+            .unwrap_or_else(|e| panic!("no link {text:?}: {e}"))
+            .attr("href")
+            .await
+            .unwrap()
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        href("Reconciliation report").await,
+        "http://127.0.0.1:8095/report"
+    );
+    assert_eq!(
+        href("The reconciler's view of this order").await,
+        "http://127.0.0.1:8095/v1/orders/main/5101"
+    );
     b.screenshot("dead-letter-timeline").await;
     b.close().await;
 }

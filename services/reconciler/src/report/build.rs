@@ -65,6 +65,8 @@ pub struct XeroLine {
     pub payments: BTreeMap<String, Decimal>,
     /// All payments.
     pub paid: Decimal,
+    /// Refunds paid out (payments on credit notes) per account code, in the currency paid.
+    pub refunds: BTreeMap<String, Decimal>,
     /// Live credit notes.
     pub credited: Decimal,
 }
@@ -212,6 +214,9 @@ impl Line {
         for (account, a) in &r.xpaid {
             *x.payments.entry(account.clone()).or_default() += a;
             x.paid += back(*a);
+        }
+        for (account, a) in &r.xref {
+            *x.refunds.entry(account.clone()).or_default() += a;
         }
         if let Some(fx) = self.fx.as_mut() {
             let base = match (r.fx, r.xrate) {

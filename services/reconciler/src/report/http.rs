@@ -61,11 +61,16 @@ fn bad(status: StatusCode, why: impl Into<String>) -> Response {
 fn wants_html(p: &Params, headers: &HeaderMap) -> bool {
     match p.format.as_deref() {
         Some(f) => f == "html",
-        None => headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("text/html")),
+        None => accepts_html(headers),
     }
+}
+
+/// Whether a browser asked (its `Accept` names `text/html`).
+pub fn accepts_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
 }
 
 fn date(text: Option<&str>, what: &str) -> Result<Option<chrono::NaiveDate>, String> {

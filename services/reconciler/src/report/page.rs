@@ -274,6 +274,11 @@ fn payments(r: &Report) -> Markup {
                             td { (day_cell(l)) } td { (l.currency) } td { (a) } td.num { (money(*v)) }
                         }
                     }
+                    @for (a, v) in &l.xero.refunds {
+                        tr class=(if l.day.is_none() { "total refund" } else { "refund" }) {
+                            td { (day_cell(l)) } td { (l.currency) } td { (a) " (refunds paid out)" } td.num { (money(-*v)) }
+                        }
+                    }
                 }
             }
         }

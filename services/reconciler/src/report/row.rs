@@ -182,6 +182,9 @@ pub struct Row {
     /// Payments in Xero by account code.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub xpaid: BTreeMap<String, Decimal>,
+    /// Refunds paid out in Xero (payments on its credit notes), per account code.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub xref: BTreeMap<String, Decimal>,
     /// Live credit notes.
     #[serde(default, skip_serializing_if = "zero")]
     pub xcred: Decimal,
@@ -227,7 +230,13 @@ impl Row {
             return Some(Row {
                 rev,
                 n: view.order_number.clone(),
-                at: r.at.clone(),
+                // The day it was placed; the day it failed only when the store's date is not
+                // known (a body that could not be read that far).
+                at: if r.placed_at.is_empty() {
+                    r.at.clone()
+                } else {
+                    r.placed_at.clone()
+                },
                 unknown: true,
                 review: r.entry.clone(),
                 ..Default::default()
@@ -290,7 +299,20 @@ impl Row {
                 } else {
                     p.account.clone()
                 };
-                *row.xpaid.entry(account).or_default() += a;
+                // A refund pays a credit note: Xero's reads name the document; the writer's
+                // facts name an invoice's payment by the invoice number, a refund otherwise.
+                let refund = if p.document_id.is_empty() {
+                    !p.number.is_empty()
+                        && !view.xero.invoices.values().any(|d| d.number == p.number)
+                } else {
+                    view.xero.credit_notes.contains_key(&p.document_id)
+                };
+                let to = if refund {
+                    &mut row.xref
+                } else {
+                    &mut row.xpaid
+                };
+                *to.entry(account).or_default() += a;
             }
         }
         let tax_known = live
@@ -315,7 +337,7 @@ impl Row {
 
     fn explain(&mut self, view: &OrderView, rules: &Rules, tax_known: bool) {
         let s = view.store_side.as_ref().expect("a row with a store side");
-        let behind = view.xero.written_version < s.version;
+        let behind = view.xero.written_version < s.due_version();
         let acting = view.findings.keys().find(|k| rules.acting.contains(*k));
         let judging = view.findings.keys().find(|k| !rules.acting.contains(*k));
         let general = |m: Measure, a: Decimal| -> Why {
@@ -381,8 +403,18 @@ impl Row {
                             f: String::new(),
                         });
                     }
-                    if d != line {
-                        why.push(general(m, d - line));
+                    // Prices that include tax: Xero's lines keep the store's amounts, so its
+                    // per-line tax moves the same cents between tax and net.
+                    let rest = d - line;
+                    if !rest.is_zero() && rest == -tax {
+                        why.push(Why {
+                            m,
+                            c: Cause::TaxRounding,
+                            a: rest,
+                            f: String::new(),
+                        });
+                    } else if !rest.is_zero() {
+                        why.push(general(m, rest));
                     }
                 }
             }
@@ -556,6 +588,34 @@ mod tests {
         let r = Row::of(&v, 2, &rules()).unwrap();
         assert!(r.why.iter().all(|w| w.c == Cause::InReview), "{:?}", r.why);
         assert!(r.causes(later).all(|w| w.c == Cause::InReview));
+    }
+
+    #[test]
+    fn an_order_held_before_it_was_normalised_is_on_the_day_it_was_placed() {
+        let mut v = OrderView::new("main", "1100");
+        v.order_number = "SO-1100".into();
+        v.xero.review = Some(crate::view::Review {
+            entry: "dl-2".into(),
+            at: "2026-12-08T01:00:00.000Z".into(),
+            placed_at: "2026-11-20T10:30:00Z".into(),
+            ..Default::default()
+        });
+        let r = Row::of(&v, 1, &rules()).unwrap();
+        assert!(r.unknown);
+        assert_eq!(
+            r.utc_date(),
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap()
+        );
+        assert_eq!(
+            r.day(chrono_tz::Pacific::Auckland),
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 20)
+        );
+        v.xero.review.as_mut().unwrap().placed_at.clear();
+        let r = Row::of(&v, 2, &rules()).unwrap();
+        assert_eq!(
+            r.utc_date(),
+            chrono::NaiveDate::from_ymd_opt(2026, 12, 8).unwrap()
+        );
     }
 
     #[test]

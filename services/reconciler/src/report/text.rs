@@ -102,6 +102,14 @@ pub fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
                 .payments
                 .iter()
                 .map(|(a, v)| vec![day(l), l.currency.clone(), a.clone(), money(*v)])
+                .chain(l.xero.refunds.iter().map(|(a, v)| {
+                    vec![
+                        day(l),
+                        l.currency.clone(),
+                        format!("{a} (refunds paid out)"),
+                        money(-*v),
+                    ]
+                }))
         })
         .collect();
     if !rows.is_empty() {
@@ -312,6 +320,19 @@ pub fn csv(r: &Report) -> String {
                 s(),
                 s(),
                 money(*v),
+                s(),
+            ]);
+        }
+        for (account, v) in &l.xero.refunds {
+            rec([
+                "refund".into(),
+                d.clone(),
+                c.clone(),
+                account.clone(),
+                s(),
+                s(),
+                s(),
+                money(-*v),
                 s(),
             ]);
         }

@@ -291,3 +291,179 @@ async fn bench_projection_keeps_up() {
     );
     assert!(rss <= 64 * 1024, "RSS {rss} KiB over 64 MiB");
 }
+
+/// A month of a busy shop: 30 days of 10,000 orders (two currencies, two payment accounts,
+/// one order in fifty with Xero's tax rounding, ten unexplained), written as the projection
+/// writes its rows; then the report made five times from NATS, as JSON, CSV, table and page.
+/// Baseline in the same run: reading the same shards from KV without parsing them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with --run-ignored only"]
+async fn bench_report_month() {
+    use reconciler::report::row::{Cause, Measure, Row, Why};
+    use reconciler::report::rows::{SHARDS, Shard, shard_key};
+    use rust_decimal::Decimal;
+    use std::collections::BTreeMap;
+    let days: u32 = std::env::var("BENCH_DAYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let per_day: u32 = std::env::var("BENCH_ORDERS_PER_DAY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let nats = tokio::task::spawn_blocking(ledgerline_testkit::NatsServer::start)
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let spec = ledgerline_contract::buckets::RECON_REPORT;
+    let rows_kv = js.create_key_value(spec.config(1)).await.unwrap();
+    let state_kv = js
+        .create_key_value(ledgerline_contract::buckets::RECON_STATE.config(1))
+        .await
+        .unwrap();
+    let org = reconciler::report::org::Org {
+        tenant: "t".into(),
+        name: "Demo".into(),
+        timezone: "Pacific/Auckland".into(),
+        base_currency: "NZD".into(),
+        read_at: "2026-12-01T00:00:00Z".into(),
+    };
+    state_kv
+        .put("org.t", serde_json::to_vec(&org).unwrap().into())
+        .await
+        .unwrap();
+    let first = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+    let started = Instant::now();
+    let mut bytes = 0usize;
+    for d in 0..days {
+        let date = first + chrono::Duration::days(i64::from(d));
+        let mut shards: BTreeMap<String, Shard> = BTreeMap::new();
+        for i in 0..per_day {
+            let id = format!("{d}-{i}");
+            let cents = 1_000 + i64::from(i % 9_000);
+            let gross = Decimal::new(cents * 115 / 100, 2);
+            let tax = Decimal::new(cents * 15 / 100, 2);
+            let mut row = Row {
+                rev: 1,
+                n: format!("SO-{d:02}{i:05}"),
+                at: format!("{date}T{:02}:{:02}:00Z", (i / 60) % 24, i % 60),
+                cur: if i % 5 == 0 { "AUD" } else { "NZD" }.into(),
+                gross,
+                tax,
+                paid: gross,
+                xi: 1,
+                xinv: gross,
+                xtax: tax,
+                xpaid: [(if i % 3 == 0 { "091" } else { "090" }.to_owned(), gross)].into(),
+                ..Default::default()
+            };
+            if i % 5 == 0 {
+                row.xrate = Some(Decimal::new(93, 2));
+            }
+            if i % 50 == 0 {
+                row.xtax -= Decimal::new(1, 2);
+                row.xrnd = Decimal::new(1, 2);
+                row.why = vec![
+                    Why {
+                        m: Measure::Tax,
+                        c: Cause::TaxRounding,
+                        a: Decimal::new(1, 2),
+                        f: String::new(),
+                    },
+                    Why {
+                        m: Measure::Net,
+                        c: Cause::RoundingLine,
+                        a: Decimal::new(-1, 2),
+                        f: String::new(),
+                    },
+                ];
+            }
+            if d == 3 && i < 10 {
+                row.xinv += Decimal::new(1, 2);
+                row.why = vec![Why {
+                    m: Measure::Invoiced,
+                    c: Cause::Unexplained,
+                    a: Decimal::new(-1, 2),
+                    f: "changed_in_xero".into(),
+                }];
+                row.open = vec!["changed_in_xero".into()];
+            }
+            shards
+                .entry(shard_key("main", row.utc_date(), &id))
+                .or_default()
+                .insert(id, row);
+        }
+        assert!(shards.len() <= SHARDS as usize + 32);
+        for (k, s) in shards {
+            let v = serde_json::to_vec(&s).unwrap();
+            bytes += v.len();
+            rows_kv.put(k, v.into()).await.unwrap();
+        }
+    }
+    println!(
+        "BENCH rows: {} orders in {} shards, {:.1} MB of rows, written in {:?}",
+        days * per_day,
+        days * SHARDS,
+        bytes as f64 / 1e6,
+        started.elapsed()
+    );
+    // Auckland is UTC+13: the last UTC day's evening orders fall on the next local day.
+    let to = first + chrono::Duration::days(i64::from(days));
+    let q = reconciler::report::Query::new("main", first, to, None).unwrap();
+    let mut raw = Vec::new();
+    let mut made = Vec::new();
+    let mut rendered = Vec::new();
+    for _ in 0..5 {
+        // Baseline: the same gets, no parsing.
+        let t = Instant::now();
+        let mut d = first.pred_opt().unwrap();
+        let mut n = 0usize;
+        while d <= to.succ_opt().unwrap() {
+            let keys: Vec<String> = (0..SHARDS)
+                .map(|s| format!("r.main.{}.{s:02}", d.format("%Y%m%d")))
+                .collect();
+            let got: Vec<_> = futures::StreamExt::collect::<Vec<_>>(futures::StreamExt::buffered(
+                futures::stream::iter(keys.into_iter().map(|k| {
+                    let kv = rows_kv.clone();
+                    async move { kv.get(k).await.unwrap() }
+                })),
+                64,
+            ))
+            .await;
+            n += got.iter().flatten().map(|b| b.len()).sum::<usize>();
+            d = d.succ_opt().unwrap();
+        }
+        raw.push(t.elapsed());
+        assert!(n > 0);
+        let t = Instant::now();
+        let report = reconciler::report::make(&rows_kv, &state_kv, &q)
+            .await
+            .unwrap();
+        made.push(t.elapsed());
+        let t = Instant::now();
+        let page = reconciler::report::page::render(&report, &Default::default()).into_string();
+        let csv = reconciler::report::text::csv(&report);
+        let mut table = Vec::new();
+        reconciler::report::text::write_table(&mut table, &report).unwrap();
+        let json = serde_json::to_vec(&report).unwrap();
+        rendered.push(t.elapsed());
+        assert_eq!(report.orders, u64::from(days * per_day));
+        assert_eq!(report.unexplained.len(), if days > 3 { 10 } else { 0 });
+        assert!(page.len() > 10_000 && !csv.is_empty() && !table.is_empty() && !json.is_empty());
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (raw, made, rendered) = (median(&mut raw), median(&mut made), median(&mut rendered));
+    println!(
+        "BENCH report: a month of {} orders: made in {made:?} (median of 5: KV reads alone {raw:?}, so parsing and adding up {:?}); rendered as page, CSV, table and JSON in {rendered:?}; total {:?}",
+        days * per_day,
+        made.saturating_sub(raw),
+        made + rendered
+    );
+    assert!(
+        made + rendered < Duration::from_secs(2),
+        "a month renders in under 2 s"
+    );
+}

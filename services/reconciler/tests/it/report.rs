@@ -318,9 +318,46 @@ async fn the_report_explains_every_cent_and_names_one_changed_in_xero() {
             .starts_with("text/csv")
     );
 
-    // The page in a real browser: sign in with the token, read the verdict and the chart.
+    // The page in a real browser. A link from the operator page to the reconciler's view of
+    // an order asks for the token first, then shows the order.
     let b = Browser::start().await;
     let c = &b.client;
+    let view = format!("http://{}/v1/orders/main/5001", stack.recon_addr());
+    c.goto(&view).await.unwrap();
+    let here = c.current_url().await.unwrap();
+    assert!(here.path().ends_with("/report/login"), "{here}");
+    assert!(
+        here.as_str().contains("next=%2Fv1%2Forders%2Fmain%2F5001"),
+        "{here}"
+    );
+    c.find(Locator::Css("#token"))
+        .await
+        .unwrap()
+        .send_keys(API)
+        .await
+        .unwrap();
+    c.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // Chromium shows JSON in a <pre>.
+    let body = c
+        .wait()
+        .for_element(Locator::Css("pre"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(c.current_url().await.unwrap().as_str(), view);
+    assert!(
+        body.contains("SO-5001") && body.contains("changed_in_xero"),
+        "{body}"
+    );
+    c.delete_all_cookies().await.unwrap();
+    // The report: sign in with the token, read the verdict and the chart.
     c.goto(&format!("{url}&format=html")).await.unwrap();
     assert!(
         c.current_url()

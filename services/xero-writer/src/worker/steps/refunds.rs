@@ -428,7 +428,7 @@ impl TenantWorker {
                         ce.done = true;
                     }
                     let id = el.payment_id.clone();
-                    let f = self.fact(
+                    let mut f = self.fact(
                         g,
                         XeroDocumentKind::Payment,
                         XeroVerb::Recorded,
@@ -438,6 +438,8 @@ impl TenantWorker {
                         None,
                         "AUTHORISED",
                     );
+                    // The account the refund was paid from: the bank feed shows it there.
+                    f.account_code = p.account.code.clone();
                     g.facts.push(f);
                 } else if g.live() {
                     let errors = el.errors().join("; ");
