@@ -233,6 +233,8 @@ async fn serve_on(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // `clarity-sim healthcheck`: asks `serve`'s /readyz (the container healthcheck).
+    ledgerline_platform::health::exit_if_asked("127.0.0.1:8090");
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

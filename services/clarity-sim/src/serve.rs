@@ -72,6 +72,7 @@ pub fn router(store: Arc<Store>, creds: Credentials) -> Router {
         .route("/Ordering/SalesOrder/ID/{id}", get(get_order))
         .route("/ground-truth", get(ground_truth))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ready" }))
         .with_state(AppState {
             store,
             creds: Arc::new(creds),

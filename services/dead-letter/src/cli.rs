@@ -206,6 +206,7 @@ pub async fn run(command: Command, args: &ServiceArgs) -> anyhow::Result<()> {
     let api = Api::new(args)?;
     let mut out = std::io::stdout().lock();
     match command {
+        Command::Healthcheck => unreachable!("answered before the client starts"),
         Command::List(a) => {
             if a.issues {
                 let mut q: Vec<(&str, String)> = Vec::new();

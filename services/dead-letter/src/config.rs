@@ -39,6 +39,9 @@ pub enum Command {
     Discard(crate::cli::DiscardArgs),
     /// Export entries matching a filter as CSV.
     Export(crate::cli::ExportArgs),
+    /// Ask the running service's `/readyz` on its listen address; exit 0 when ready (the
+    /// container healthcheck: no curl in the image).
+    Healthcheck,
 }
 
 /// Flags of the service.

@@ -1,9 +1,12 @@
 use clap::Parser;
-use dead_letter::Cli;
+use dead_letter::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Healthcheck)) {
+        return ledgerline_platform::health::probe(cli.common.listen);
+    }
     ledgerline_platform::tls::install_crypto_provider();
     if let Some(command) = cli.command {
         return dead_letter::cli::run(command, &cli.service).await;

@@ -28,6 +28,9 @@ pub struct Cli {
 pub enum Command {
     /// Re-normalise RAW history of a store under the current mapping.
     Replay(ReplayArgs),
+    /// Ask the running service's `/readyz` on its listen address; exit 0 when ready (the
+    /// container healthcheck: no curl in the image).
+    Healthcheck,
 }
 
 /// `replay` flags.

@@ -4,6 +4,9 @@ use normalizer::{Cli, Command};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Healthcheck)) {
+        return ledgerline_platform::health::probe(cli.common.listen);
+    }
     let _telemetry = ledgerline_platform::telemetry::init(
         "normalizer",
         cli.common.log_format,
@@ -20,5 +23,6 @@ async fn main() -> anyhow::Result<()> {
                 .await
         }
         Some(Command::Replay(args)) => normalizer::replay::run_command(config, args).await,
+        Some(Command::Healthcheck) => unreachable!("answered before configuration"),
     }
 }

@@ -16,6 +16,7 @@
 pub mod config;
 pub mod consume;
 pub mod dead_letter;
+pub mod health;
 pub mod http;
 pub mod json;
 pub mod metrics;

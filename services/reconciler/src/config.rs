@@ -35,6 +35,9 @@ pub enum Command {
     /// store's figures against Xero's, every difference explained. Read from the projection's
     /// rows in NATS; never calls Xero.
     Report(ReportArgs),
+    /// Ask the running service's `/readyz` on its listen address; exit 0 when ready (the
+    /// container healthcheck: no curl in the image).
+    Healthcheck,
 }
 
 /// `report` flags.

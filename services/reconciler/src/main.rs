@@ -4,6 +4,9 @@ use reconciler::{Cli, Command};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Healthcheck)) {
+        return ledgerline_platform::health::probe(cli.common.listen);
+    }
     let _telemetry = ledgerline_platform::telemetry::init(
         "reconciler",
         cli.common.log_format,
@@ -21,5 +24,6 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Command::Rebuild(args)) => reconciler::rebuild::run_command(config, args).await,
         Some(Command::Report(args)) => reconciler::report::run_command(config, args).await,
+        Some(Command::Healthcheck) => unreachable!("answered before configuration"),
     }
 }

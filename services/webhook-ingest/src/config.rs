@@ -38,6 +38,9 @@ pub struct Cli {
 pub enum Command {
     /// Page through a store's REST API and store every order as a `sales_order.updated` event.
     Resync(ResyncArgs),
+    /// Ask the running service's `/readyz` on its listen address; exit 0 when ready (the
+    /// container healthcheck: no curl in the image).
+    Healthcheck,
 }
 
 /// `resync` flags.

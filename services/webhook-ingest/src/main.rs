@@ -7,6 +7,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Healthcheck)) {
+        return ledgerline_platform::health::probe(cli.common.listen);
+    }
     let _telemetry = ledgerline_platform::telemetry::init(
         "webhook-ingest",
         cli.common.log_format,
@@ -30,5 +33,6 @@ async fn main() -> anyhow::Result<()> {
             ingest.run(listener, shutdown).await
         }
         Some(Command::Resync(args)) => webhook_ingest::resync::run_command(config, args).await,
+        Some(Command::Healthcheck) => unreachable!("answered before configuration"),
     }
 }

@@ -5,6 +5,8 @@ use xero_sandbox::{Config, Sandbox};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // `xero-sandbox healthcheck`: the container healthcheck (no curl in the image).
+    ledgerline_platform::health::exit_if_asked("127.0.0.1:5080");
     let config = Config::parse();
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());

@@ -31,6 +31,9 @@ pub enum Command {
     /// the redirect (local listener, pasted URL or `--code`), exchanges the code and stores the
     /// token set in the XERO_TOKENS bucket, where running writers pick it up.
     Connect(ConnectArgs),
+    /// Ask the running service's `/readyz` on its listen address; exit 0 when ready (the
+    /// container healthcheck: no curl in the image).
+    Healthcheck,
 }
 
 /// `connect` flags.

@@ -4,6 +4,9 @@ use xero_writer::{Cli, Command};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Healthcheck)) {
+        return ledgerline_platform::health::probe(cli.common.listen);
+    }
     let _telemetry = ledgerline_platform::telemetry::init(
         "xero-writer",
         cli.common.log_format,
@@ -20,5 +23,6 @@ async fn main() -> anyhow::Result<()> {
                 .await
         }
         Some(Command::Connect(args)) => xero_writer::connect::run_command(config, args).await,
+        Some(Command::Healthcheck) => unreachable!("answered before configuration"),
     }
 }
