@@ -104,6 +104,8 @@ pub struct Stack {
     tenant: String,
     http: reqwest::Client,
     dir: tempfile::TempDir,
+    opts: Options,
+    recon_addr: String,
 }
 
 fn binary(name: &str) -> anyhow::Result<PathBuf> {
@@ -138,62 +140,15 @@ impl Stack {
             ]);
         }
         let sandbox = ServiceProcess::start(&binary("xero-sandbox")?, &sandbox_args, &[]);
-        let mut service_env = vec![("NATS_URL", nats_url.as_str())];
-        service_env.extend(opts.service_env.iter().filter_map(|kv| kv.split_once('=')));
-        let ingest = ServiceProcess::start(&binary("webhook-ingest")?, &[], &service_env);
-        let mut missing = Vec::new();
-        let normalizer = match find_workspace_binary("normalizer") {
-            Some(bin) => Some(ServiceProcess::start(&bin, &[], &service_env)),
-            None => {
-                missing.push("normalizer");
-                None
-            }
-        };
-        let writer = match find_workspace_binary("xero-writer") {
-            Some(bin) => Some(Self::start_writer(
-                &bin,
-                &nats_url,
-                &sandbox.base_url(),
-                &[opts.service_env.clone(), opts.writer_env.clone()].concat(),
-            )),
-            None => {
-                missing.push("xero-writer");
-                None
-            }
-        };
         // A token for this run only: the page is on loopback, and the token is printed.
         let operator_token = format!("demo-{}", uuid::Uuid::new_v4().simple());
-        let dead_letter = match find_workspace_binary("dead-letter") {
-            Some(bin) => {
-                let tokens = format!("operator:{operator_token}");
-                let recon_url = format!("http://{recon_addr}");
-                let mut env = service_env.clone();
-                env.push(("DEAD_LETTER_TOKENS", tokens.as_str()));
-                if recon_bin.is_some() {
-                    env.push(("DEAD_LETTER_RECONCILER_URL", recon_url.as_str()));
-                }
-                Some(ServiceProcess::start(&bin, &[], &env))
-            }
-            None => {
-                missing.push("dead-letter");
-                None
-            }
-        };
-        let reconciler = match recon_bin {
-            Some(bin) => Some(Self::start_reconciler(
-                &bin,
-                &recon_addr,
-                &nats_url,
-                &sandbox.base_url(),
-                &operator_token,
-                dead_letter.as_ref().map(ServiceProcess::base_url),
-                &[opts.service_env.clone(), opts.writer_env.clone()].concat(),
-            )),
-            None => {
-                missing.push("reconciler");
-                None
-            }
-        };
+        let services = Services::spawn(
+            opts,
+            &nats_url,
+            &sandbox.base_url(),
+            &recon_addr,
+            &operator_token,
+        )?;
         let http = ledgerline_platform::tls::http_client("ledgerline-demo")?;
         let tenant = first_tenant(&http, &sandbox.base_url()).await?;
         let dir = tempfile::tempdir()?;
@@ -201,17 +156,53 @@ impl Stack {
             nats,
             nats_url,
             sandbox,
-            ingest,
-            normalizer,
-            writer,
-            dead_letter,
-            reconciler,
+            ingest: services.ingest,
+            normalizer: services.normalizer,
+            writer: services.writer,
+            dead_letter: services.dead_letter,
+            reconciler: services.reconciler,
             operator_token,
-            missing,
+            missing: services.missing,
             tenant,
             http,
             dir,
+            opts: opts.clone(),
+            recon_addr,
         })
+    }
+
+    /// Stops every service that uses NATS (SIGKILL), leaving NATS and the sandbox running: for
+    /// work on NATS itself (a backup and restore).
+    pub fn stop_services(&mut self) {
+        self.ingest.kill();
+        for p in [
+            &mut self.normalizer,
+            &mut self.writer,
+            &mut self.dead_letter,
+            &mut self.reconciler,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            p.kill();
+        }
+    }
+
+    /// Starts the services again as [`Stack::start`] did (webhook-ingest on a new port).
+    pub fn start_services(&mut self) -> anyhow::Result<()> {
+        let s = Services::spawn(
+            &self.opts,
+            &self.nats_url,
+            &self.sandbox.base_url(),
+            &self.recon_addr,
+            &self.operator_token,
+        )?;
+        self.ingest = s.ingest;
+        self.normalizer = s.normalizer;
+        self.writer = s.writer;
+        self.dead_letter = s.dead_letter;
+        self.reconciler = s.reconciler;
+        Ok(())
     }
 
     fn start_writer(
@@ -595,6 +586,89 @@ impl Stack {
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+    }
+}
+
+/// The services that use NATS, as [`Stack`] starts them.
+struct Services {
+    ingest: ServiceProcess,
+    normalizer: Option<ServiceProcess>,
+    writer: Option<ServiceProcess>,
+    dead_letter: Option<ServiceProcess>,
+    reconciler: Option<ServiceProcess>,
+    missing: Vec<&'static str>,
+}
+
+impl Services {
+    fn spawn(
+        opts: &Options,
+        nats_url: &str,
+        sandbox: &str,
+        recon_addr: &str,
+        operator_token: &str,
+    ) -> anyhow::Result<Self> {
+        let mut service_env = vec![("NATS_URL", nats_url)];
+        service_env.extend(opts.service_env.iter().filter_map(|kv| kv.split_once('=')));
+        let ingest = ServiceProcess::start(&binary("webhook-ingest")?, &[], &service_env);
+        let mut missing = Vec::new();
+        let normalizer = match find_workspace_binary("normalizer") {
+            Some(bin) => Some(ServiceProcess::start(&bin, &[], &service_env)),
+            None => {
+                missing.push("normalizer");
+                None
+            }
+        };
+        let writer = match find_workspace_binary("xero-writer") {
+            Some(bin) => Some(Stack::start_writer(
+                &bin,
+                nats_url,
+                sandbox,
+                &[opts.service_env.clone(), opts.writer_env.clone()].concat(),
+            )),
+            None => {
+                missing.push("xero-writer");
+                None
+            }
+        };
+        let dead_letter = match find_workspace_binary("dead-letter") {
+            Some(bin) => {
+                let tokens = format!("operator:{operator_token}");
+                let recon_url = format!("http://{recon_addr}");
+                let mut env = service_env.clone();
+                env.push(("DEAD_LETTER_TOKENS", tokens.as_str()));
+                if find_workspace_binary("reconciler").is_some() {
+                    env.push(("DEAD_LETTER_RECONCILER_URL", recon_url.as_str()));
+                }
+                Some(ServiceProcess::start(&bin, &[], &env))
+            }
+            None => {
+                missing.push("dead-letter");
+                None
+            }
+        };
+        let reconciler = match find_workspace_binary("reconciler") {
+            Some(bin) => Some(Stack::start_reconciler(
+                &bin,
+                recon_addr,
+                nats_url,
+                sandbox,
+                operator_token,
+                dead_letter.as_ref().map(ServiceProcess::base_url),
+                &[opts.service_env.clone(), opts.writer_env.clone()].concat(),
+            )),
+            None => {
+                missing.push("reconciler");
+                None
+            }
+        };
+        Ok(Self {
+            ingest,
+            normalizer,
+            writer,
+            dead_letter,
+            reconciler,
+            missing,
+        })
     }
 }
 

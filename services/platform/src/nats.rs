@@ -213,9 +213,21 @@ pub async fn ensure_stream(
         })
 }
 
-/// Creates or updates one durable consumer.
+/// Creates or updates one durable consumer. Where an existing consumer starts is kept: it is
+/// fixed when the consumer is made (a restore makes it start after what it had acknowledged),
+/// and the server refuses to change it.
 pub async fn ensure_consumer(js: &Context, spec: &ConsumerSpec) -> Result<(), NatsError> {
-    js.create_consumer_on_stream(spec.config(), spec.stream)
+    let mut config = spec.config();
+    if let Ok(existing) = js
+        .get_consumer_from_stream::<async_nats::jetstream::consumer::pull::Config, _, _>(
+            spec.durable.as_str(),
+            spec.stream,
+        )
+        .await
+    {
+        config.deliver_policy = existing.cached_info().config.deliver_policy;
+    }
+    js.create_consumer_on_stream(config, spec.stream)
         .await
         .map(|_| ())
         .map_err(|e| NatsError::Topology {

@@ -2,6 +2,7 @@
 //! `cargo build --workspace --bins`, as scripts/test.sh does), so they run in nextest's serial
 //! group.
 
+mod backup;
 mod compose;
 mod crash;
 mod deploy;
