@@ -1,26 +1,19 @@
-//! docker-compose.yml (as `docker-compose config` resolves it) and the Kubernetes manifests are
-//! checked by parsing them, and by running the same binaries with the same settings directly.
-//! The compose stack itself runs in real containers in `compose.rs`.
+//! docker-compose.yml (as `docker-compose config` resolves it) is checked by parsing it, and by
+//! running the same binaries with the same settings directly; the alert rules against the code.
+//! The compose stack itself runs in real containers in `compose.rs`; Kubernetes is `k8s.rs`.
 
 use ledgerline_testkit::{NatsServer, ServiceProcess, workspace_binary};
 use serde_norway::Value;
 use std::path::PathBuf;
 use std::time::Duration;
 
-fn repo(path: &str) -> PathBuf {
+pub fn repo(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join(path)
 }
 
-fn k8s_docs() -> Vec<Value> {
-    let text = std::fs::read_to_string(repo("deploy/k8s/ledgerline.yaml")).unwrap();
-    serde_norway::Deserializer::from_str(&text)
-        .map(|d| serde::Deserialize::deserialize(d).expect("k8s document parses"))
-        .collect()
-}
-
-fn str_of<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+pub fn str_of<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     let mut cur = v;
     for p in path {
         cur = cur.get(p)?;
@@ -30,7 +23,7 @@ fn str_of<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
 
 /// docker-compose.yml as docker-compose reads it (variables at their defaults, anchors merged,
 /// every profile), so what is checked is what would run.
-fn compose() -> Value {
+pub fn compose() -> Value {
     let out = std::process::Command::new("docker-compose")
         .current_dir(repo(""))
         .args(["--profile", "demo", "config"])
@@ -168,56 +161,6 @@ fn compose_names_real_binaries_and_a_jetstream_nats() {
         conf.contains("sync_interval: always"),
         "acked means on disk"
     );
-}
-
-#[test]
-fn kubernetes_deployments_have_probes_and_drain_time() {
-    let docs = k8s_docs();
-    let deployments: Vec<&Value> = docs
-        .iter()
-        .filter(|d| str_of(d, &["kind"]) == Some("Deployment"))
-        .collect();
-    let names: Vec<&str> = deployments
-        .iter()
-        .filter_map(|d| str_of(d, &["metadata", "name"]))
-        .collect();
-    for required in ["webhook-ingest", "normalizer", "xero-writer"] {
-        assert!(
-            names.contains(&required),
-            "{required} missing from the Kubernetes manifests"
-        );
-    }
-    for d in deployments {
-        let name = str_of(d, &["metadata", "name"]).unwrap();
-        let spec = d
-            .get("spec")
-            .and_then(|s| s.get("template"))
-            .and_then(|t| t.get("spec"))
-            .unwrap();
-        let grace = spec
-            .get("terminationGracePeriodSeconds")
-            .and_then(Value::as_u64)
-            .unwrap_or(30);
-        assert!(
-            grace > 30,
-            "{name}: grace period must exceed the 30 s drain"
-        );
-        let c = &spec.get("containers").and_then(Value::as_sequence).unwrap()[0];
-        assert_eq!(
-            str_of(c, &["readinessProbe", "httpGet", "path"]),
-            Some("/readyz"),
-            "{name}"
-        );
-        assert_eq!(
-            str_of(c, &["livenessProbe", "httpGet", "path"]),
-            Some("/healthz"),
-            "{name}"
-        );
-        let image = str_of(c, &["image"]).unwrap();
-        let bin = image.rsplit('/').next().unwrap().split(':').next().unwrap();
-        assert_eq!(bin, name, "image names the service");
-        workspace_binary(bin);
-    }
 }
 
 /// The compose services, run directly with the compose environment (host names swapped for
