@@ -6,6 +6,7 @@ mod backup;
 mod compose;
 mod crash;
 mod deploy;
+mod docs;
 mod k8s;
 mod latency;
 mod pipeline;
