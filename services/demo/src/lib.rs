@@ -249,7 +249,7 @@ impl Stack {
             extra
                 .iter()
                 .filter_map(|kv| kv.split_once('='))
-                .filter(|(k, _)| k.starts_with("XERO_") || !k.starts_with("WRITER_")),
+                .filter(|(k, _)| !k.starts_with("WRITER_")),
         );
         let mut p = ServiceProcess::spawn_at(bin, addr, &[], &env);
         p.wait_ready(Duration::from_secs(60));

@@ -57,7 +57,7 @@ pub struct Record {
     pub seq: u64,
     /// Subject.
     pub subject: String,
-    /// Headers, name and value, in order.
+    /// Headers, name and value.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<(String, String)>,
     /// Payload, base64.
@@ -110,6 +110,11 @@ pub struct StreamSummary {
     /// the stream's window), so not stored again. Zero on a healthy restore.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duplicates: Option<u64>,
+    /// Restore: messages stored under another sequence than they had (a gap in the backup, or
+    /// a duplicate dropped): what names a sequence (a dead letter's RAW origin) points elsewhere.
+    /// Zero on a healthy restore, but for KV buckets, whose gaps (old revisions) close up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renumbered: Option<u64>,
 }
 
 impl Manifest {
@@ -128,6 +133,7 @@ impl Manifest {
                     bytes: s.bytes,
                     consumers: s.consumers.len(),
                     duplicates: None,
+                    renumbered: None,
                 })
                 .collect(),
         }
@@ -150,15 +156,16 @@ pub fn print(out: &mut impl Write, s: &Summary, json: bool) -> std::io::Result<(
                 st.bytes.to_string(),
                 st.consumers.to_string(),
             ];
-            if let Some(d) = st.duplicates {
+            if let (Some(d), Some(n)) = (st.duplicates, st.renumbered) {
                 r.push(d.to_string());
+                r.push(n.to_string());
             }
             r
         })
         .collect();
     let mut head = vec!["STREAM", "MESSAGES", "BYTES", "CONSUMERS"];
     if s.action == "restore" {
-        head.push("DUPLICATES");
+        head.extend(["DUPLICATES", "RENUMBERED"]);
     }
     ledgerline_platform::text::table(out, &head, &rows)?;
     writeln!(

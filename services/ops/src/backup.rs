@@ -102,14 +102,15 @@ async fn copy(
         loop {
             let next = tokio::time::timeout(STALL, msgs.next()).await;
             let Ok(Some(m)) = next else {
-                tracing::warn!(stream = %name, copied = entry.messages, "Messages stopped arriving before the last sequence; the copy ends here.");
-                break;
+                // A short copy must not pass for a whole one.
+                anyhow::bail!(
+                    "stream {name}: messages stopped arriving at sequence {} of {last}; the backup is incomplete (take it again)",
+                    entry.last_seq
+                );
             };
             let m = m.map_err(|e| anyhow::anyhow!("reading {name}: {e}"))?;
-            let seq = m
-                .info()
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-                .stream_sequence;
+            let meta = m.info().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (seq, pending) = (meta.stream_sequence, meta.pending);
             if seq > last {
                 break;
             }
@@ -140,7 +141,8 @@ async fn copy(
             }
             entry.last_seq = seq;
             bar.inc(1);
-            if seq >= last {
+            // The last one, or the last there is (the newest were deleted since).
+            if seq >= last || pending == 0 {
                 break;
             }
         }

@@ -256,7 +256,13 @@ fn stores_from(
         };
         stores.insert(name.clone(), StoreConfig { secrets, api });
     }
-    let mut entries: Vec<SecretString> = args.stores.clone();
+    // An empty variable (`INGEST_STORES=`, as compose passes an unset one) means none.
+    let mut entries: Vec<SecretString> = args
+        .stores
+        .iter()
+        .filter(|s| !s.expose_secret().trim().is_empty())
+        .cloned()
+        .collect();
     if let Some(path) = &args.stores_file {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigError::new(

@@ -50,15 +50,21 @@ fn every_command_in_the_operations_guide_is_one_that_works() {
         }
         assert!(BINARIES.contains(&bin), "{line}: {bin} is not one of ours");
         let top = help(bin, None);
-        let sub = words
-            .get(1)
-            .filter(|w| !w.starts_with('-'))
-            .copied()
-            .filter(|w| top.contains(&format!("  {w} ")));
+        let sub = words.get(1).filter(|w| !w.starts_with('-')).copied();
+        if let Some(s) = sub {
+            assert!(
+                top.contains(&format!("\n  {s} ")),
+                "{line}: {bin} has no subcommand {s}"
+            );
+        }
         let h = help(bin, sub);
         for flag in words.iter().filter(|w| w.starts_with("--")) {
+            // The whole flag: `--out` is not `--output`.
+            let listed = h
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                .any(|w| w == *flag);
             assert!(
-                h.contains(flag),
+                listed,
                 "{line}: `{bin} {}` has no {flag}",
                 sub.unwrap_or("")
             );

@@ -203,7 +203,11 @@ fn the_manifests_match_the_code_and_the_compose_file() {
                 );
             }
             for e in env {
-                if let Some(key) = str_of(e, &["valueFrom", "secretKeyRef", "key"]) {
+                // Required keys exist (an optional one is documented in the Secret, commented).
+                let optional = e["valueFrom"]["secretKeyRef"]["optional"] == Value::Bool(true);
+                if let Some(key) = str_of(e, &["valueFrom", "secretKeyRef", "key"])
+                    && !optional
+                {
                     assert!(
                         secret_keys.contains(key),
                         "{overlay}/{svc}: secret key {key}"
@@ -240,13 +244,24 @@ fn the_manifests_match_the_code_and_the_compose_file() {
             .collect();
         for p in [
             "default-deny-ingress",
-            "webhooks-from-anywhere",
-            "operator-page-through-ingress",
+            "http-through-ingress",
             "nats-from-ledgerline",
         ] {
             assert!(policies.contains(p), "{overlay}: NetworkPolicy {p}");
         }
-        assert_eq!(of_kind(&docs, "Ingress").len(), 1);
+        let ingress = of_kind(&docs, "Ingress");
+        let routed: BTreeSet<&str> = ingress[0]["spec"]["rules"][0]["http"]["paths"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|p| p["path"].as_str().unwrap())
+            .collect();
+        for path in ["/webhooks/clarity", "/webhooks/xero", "/ui", "/report"] {
+            assert!(
+                routed.contains(path),
+                "{overlay}: the Ingress routes {path}"
+            );
+        }
         assert_eq!(of_kind(&docs, "ServiceMonitor").len(), 1);
     }
 }

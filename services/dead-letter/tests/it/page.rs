@@ -88,6 +88,16 @@ async fn an_operator_fixes_the_tax_code_in_one_click_and_sees_the_invoice_writte
         .click()
         .await
         .unwrap();
+    // The queue already lists the order: wait for the search's page, not the old one's link.
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            c.current_url()
+                .await
+                .is_ok_and(|u| u.query().is_some_and(|q| q.contains("SO-005101")))
+        })
+        .await,
+        "the search page loads"
+    );
     c.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::LinkText("SO-005101"))

@@ -122,6 +122,10 @@ fn no(b: &bool) -> bool {
     !*b
 }
 
+/// The most per-line tax rounding can move on one order (half a cent a line, twenty lines):
+/// a larger swap between tax and net is a wrong rate, not rounding.
+const PER_LINE_ROUNDING_CAP: Decimal = Decimal::from_parts(10, 0, 0, false, 2);
+
 /// One order's figures. Short field names: a month of a busy shop is 300,000 of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Row {
@@ -232,10 +236,10 @@ impl Row {
                 n: view.order_number.clone(),
                 // The day it was placed; the day it failed only when the store's date is not
                 // known (a body that could not be read that far).
-                at: if r.placed_at.is_empty() {
-                    r.at.clone()
-                } else {
+                at: if chrono::DateTime::parse_from_rfc3339(&r.placed_at).is_ok() {
                     r.placed_at.clone()
+                } else {
+                    r.at.clone()
                 },
                 unknown: true,
                 review: r.entry.clone(),
@@ -406,7 +410,7 @@ impl Row {
                     // Prices that include tax: Xero's lines keep the store's amounts, so its
                     // per-line tax moves the same cents between tax and net.
                     let rest = d - line;
-                    if !rest.is_zero() && rest == -tax {
+                    if !rest.is_zero() && rest == -tax && tax.abs() <= PER_LINE_ROUNDING_CAP {
                         why.push(Why {
                             m,
                             c: Cause::TaxRounding,
