@@ -138,14 +138,10 @@ pub async fn replay(
         deliver_policy,
     )
     .await?;
-    let bar = if progress {
-        indicatif::ProgressBar::new(raw.total)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} raw events {per_sec} {eta}")
-            .expect("valid template"),
+    let bar = ledgerline_platform::progress::bar(
+        raw.total,
+        progress,
+        "{bar:40} {pos}/{len} raw events {per_sec} {eta}",
     );
     let mut report = Report::default();
     let mut messages = raw.messages;

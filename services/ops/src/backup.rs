@@ -50,7 +50,11 @@ pub async fn backup(
         infos.push((s, info));
     }
     let total: u64 = infos.iter().map(|(_, i)| i.state.messages).sum();
-    let bar = crate::bar(total, progress, "copied");
+    let bar = ledgerline_platform::progress::bar(
+        total,
+        progress,
+        "{bar:40} {pos}/{len} messages copied {per_sec} {eta} {msg}",
+    );
     let mut manifest = Manifest {
         format: archive::FORMAT,
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

@@ -92,19 +92,3 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     client.flush().await?;
     Ok(())
 }
-
-/// A progress bar on stderr when a person watches, hidden otherwise.
-fn bar(total: u64, show: bool, what: &str) -> indicatif::ProgressBar {
-    let bar = if show {
-        indicatif::ProgressBar::new(total)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(&format!(
-            "{{bar:40}} {{pos}}/{{len}} messages {what} {{per_sec}} {{eta}} {{msg}}"
-        ))
-        .expect("valid template"),
-    );
-    bar
-}

@@ -44,7 +44,11 @@ pub async fn restore(
         }
     }
     let total = manifest.streams.iter().map(|s| s.messages).sum();
-    let bar = crate::bar(total, progress, "restored");
+    let bar = ledgerline_platform::progress::bar(
+        total,
+        progress,
+        "{bar:40} {pos}/{len} messages restored {per_sec} {eta} {msg}",
+    );
     let mut summary = Summary {
         action: "restore",
         dir: dir.display().to_string(),

@@ -21,6 +21,7 @@ pub mod http;
 pub mod json;
 pub mod metrics;
 pub mod nats;
+pub mod progress;
 pub mod publish;
 pub mod read;
 pub mod shutdown;

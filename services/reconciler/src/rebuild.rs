@@ -69,16 +69,10 @@ pub async fn rebuild(
     for (stream, filters) in &parts {
         total += pending(js, stream, filters.clone()).await?;
     }
-    let bar = if progress {
-        indicatif::ProgressBar::new(total)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} messages {per_sec} {eta} {msg}",
-        )
-        .expect("valid template"),
+    let bar = ledgerline_platform::progress::bar(
+        total,
+        progress,
+        "{bar:40} {pos}/{len} messages {per_sec} {eta} {msg}",
     );
     let mut report = Report::default();
     for (i, (stream, filters)) in parts.into_iter().enumerate() {

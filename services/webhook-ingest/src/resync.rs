@@ -314,16 +314,10 @@ pub async fn run_command(config: Config, args: ResyncArgs) -> anyhow::Result<()>
     let js = ingest.state.publisher.jetstream().clone();
     ledgerline_platform::nats::ensure_stream(&js, &ledgerline_contract::streams::RAW, limits)
         .await?;
-    let bar = if args.quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        indicatif::ProgressBar::new(0)
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} {pos}/{len} orders {wide_bar} {elapsed}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    let bar = ledgerline_platform::progress::bar(
+        0,
+        !args.quiet,
+        "{spinner} {pos}/{len} orders {wide_bar} {elapsed}",
     );
     let report = resync(
         &ingest.state,
