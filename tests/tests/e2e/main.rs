@@ -11,4 +11,5 @@ mod k8s;
 mod latency;
 mod pipeline;
 mod report;
+mod subscriber;
 mod trace;
