@@ -431,13 +431,14 @@ impl Stack {
                 .output()
                 .await?;
             let stdout = String::from_utf8_lossy(&out.stdout);
-            // stdout is the JSON report; the one-line summary for people is on stderr.
+            // The JSON report, then the one-line summary for people ("sent N events: ..."),
+            // which follows the report on stdout.
             let stderr = String::from_utf8_lossy(&out.stderr);
-            let summary = stderr
+            let summary = stdout
                 .lines()
-                .rev()
-                .find(|l| l.starts_with("sent "))
-                .unwrap_or_default();
+                .chain(stderr.lines())
+                .rfind(|l| l.starts_with("sent "))
+                .unwrap_or("(no summary)");
             println!("clarity-sim: {summary}");
             anyhow::ensure!(
                 out.status.success(),
