@@ -177,13 +177,19 @@ async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> serde_json:
     r.json().await.unwrap()
 }
 
-fn build_images() {
-    // The base is cached between runs; the binaries are the ones the tests built.
+/// The images built (the base is cached between runs; the binaries are the ones the tests
+/// built), the project up, every container healthy; prints both phases' times.
+async fn bring_up(p: &Project, containers: usize) -> Instant {
+    let t = Instant::now();
     let st = Command::new(root().join("deploy/images.sh"))
         .current_dir(root())
         .status()
         .unwrap();
     assert!(st.success(), "deploy/images.sh failed");
+    let t = phase("images", t);
+    p.compose(&["up", "-d"]);
+    p.wait_healthy(containers, Duration::from_secs(180)).await;
+    phase(&format!("up and healthy ({containers} containers)"), t)
 }
 
 /// The store sending its orders to ingest's published port, with its own retries (5 s, 5 min,
@@ -298,14 +304,8 @@ async fn compose_stack_ties_out_with_the_writer_and_nats_killed_mid_load() {
     ledgerline_platform::tls::install_crypto_provider();
     let http = ledgerline_platform::tls::http_client("compose-test").unwrap();
     let total = Instant::now();
-    let t = Instant::now();
-    build_images();
-    let t = phase("images", t);
-
     let p = Project::new();
-    p.compose(&["up", "-d"]);
-    p.wait_healthy(7, Duration::from_secs(120)).await;
-    let t = phase("up and healthy (7 containers)", t);
+    let t = bring_up(&p, 7).await;
 
     let dir = tempfile::tempdir().unwrap();
     let sender = send(&p, 300, 100, dir.path());
@@ -464,13 +464,8 @@ mod tokio_util_stop {
 async fn cluster_loses_a_node_and_its_raw_leader_mid_load_and_loses_nothing() {
     ledgerline_platform::tls::install_crypto_provider();
     let http = ledgerline_platform::tls::http_client("cluster-test").unwrap();
-    let t = Instant::now();
-    build_images();
-    let t = phase("images", t);
     let p = Project::cluster();
-    p.compose(&["up", "-d"]);
-    p.wait_healthy(9, Duration::from_secs(180)).await;
-    let t = phase("up and healthy (3 NATS nodes, 9 containers)", t);
+    let t = bring_up(&p, 9).await;
 
     let urls = ["NATS_PORT", "NATS2_PORT", "NATS3_PORT"]
         .iter()
