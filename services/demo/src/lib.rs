@@ -76,6 +76,14 @@ impl Options {
             service_env: Vec::new(),
         }
     }
+
+    /// Xero's minute and day shortened `scale` times, in the sandbox and the writer alike (a
+    /// writer on a different scale from its Xero would be throttled or idle).
+    pub fn at_time_scale(mut self, scale: u32) -> Self {
+        self.sandbox_args = format!("--time-scale {scale}");
+        self.writer_env = vec![format!("XERO_TIME_SCALE={scale}")];
+        self
+    }
 }
 
 /// The running pipeline. Dropping it stops every process it started.
@@ -610,58 +618,43 @@ impl Services {
     ) -> anyhow::Result<Self> {
         let mut service_env = vec![("NATS_URL", nats_url)];
         service_env.extend(opts.service_env.iter().filter_map(|kv| kv.split_once('=')));
+        let xero_env = [opts.service_env.clone(), opts.writer_env.clone()].concat();
         let ingest = ServiceProcess::start(&binary("webhook-ingest")?, &[], &service_env);
         let mut missing = Vec::new();
-        let normalizer = match find_workspace_binary("normalizer") {
-            Some(bin) => Some(ServiceProcess::start(&bin, &[], &service_env)),
-            None => {
-                missing.push("normalizer");
-                None
+        // A service not built yet is left out and named, and events stop before it.
+        let mut built = |name: &'static str| {
+            let bin = find_workspace_binary(name);
+            if bin.is_none() {
+                missing.push(name);
             }
+            bin
         };
-        let writer = match find_workspace_binary("xero-writer") {
-            Some(bin) => Some(Stack::start_writer(
-                &bin,
-                nats_url,
-                sandbox,
-                &[opts.service_env.clone(), opts.writer_env.clone()].concat(),
-            )),
-            None => {
-                missing.push("xero-writer");
-                None
+        let normalizer =
+            built("normalizer").map(|bin| ServiceProcess::start(&bin, &[], &service_env));
+        let writer =
+            built("xero-writer").map(|bin| Stack::start_writer(&bin, nats_url, sandbox, &xero_env));
+        let recon_bin = built("reconciler");
+        let dead_letter = built("dead-letter").map(|bin| {
+            let tokens = format!("operator:{operator_token}");
+            let recon_url = format!("http://{recon_addr}");
+            let mut env = service_env.clone();
+            env.push(("DEAD_LETTER_TOKENS", tokens.as_str()));
+            if recon_bin.is_some() {
+                env.push(("DEAD_LETTER_RECONCILER_URL", recon_url.as_str()));
             }
-        };
-        let dead_letter = match find_workspace_binary("dead-letter") {
-            Some(bin) => {
-                let tokens = format!("operator:{operator_token}");
-                let recon_url = format!("http://{recon_addr}");
-                let mut env = service_env.clone();
-                env.push(("DEAD_LETTER_TOKENS", tokens.as_str()));
-                if find_workspace_binary("reconciler").is_some() {
-                    env.push(("DEAD_LETTER_RECONCILER_URL", recon_url.as_str()));
-                }
-                Some(ServiceProcess::start(&bin, &[], &env))
-            }
-            None => {
-                missing.push("dead-letter");
-                None
-            }
-        };
-        let reconciler = match find_workspace_binary("reconciler") {
-            Some(bin) => Some(Stack::start_reconciler(
+            ServiceProcess::start(&bin, &[], &env)
+        });
+        let reconciler = recon_bin.map(|bin| {
+            Stack::start_reconciler(
                 &bin,
                 recon_addr,
                 nats_url,
                 sandbox,
                 operator_token,
                 dead_letter.as_ref().map(ServiceProcess::base_url),
-                &[opts.service_env.clone(), opts.writer_env.clone()].concat(),
-            )),
-            None => {
-                missing.push("reconciler");
-                None
-            }
-        };
+                &xero_env,
+            )
+        });
         Ok(Self {
             ingest,
             normalizer,

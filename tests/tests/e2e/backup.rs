@@ -66,11 +66,9 @@ async fn a_backup_restored_onto_a_wiped_server_carries_on_with_nothing_lost_or_t
     let mut nats = tokio::task::spawn_blocking(NatsServer::start)
         .await
         .unwrap();
-    let mut opts = Options::small(120);
+    let mut opts = Options::small(120).at_time_scale(20);
     opts.nats_url = Some(nats.url());
     opts.review_orders = 1;
-    opts.sandbox_args = "--time-scale 20".into();
-    opts.writer_env = vec!["XERO_TIME_SCALE=20".into()];
     let mut stack = Stack::start(&opts).await.unwrap();
     assert!(stack.missing.is_empty(), "{:?}", stack.missing);
     let truth = stack.send_orders(&opts).await.unwrap();

@@ -13,12 +13,10 @@ use ledgerline_demo::{Options, Stack};
 use std::time::Duration;
 
 fn options(seed: u64) -> Options {
-    let mut o = Options::small(1500);
+    let mut o = Options::small(1500).at_time_scale(20);
     o.seed = seed;
     o.rate = 200;
     o.faults = "duplicates,reorder".into();
-    o.sandbox_args = "--time-scale 20".into();
-    o.writer_env = vec!["XERO_TIME_SCALE=20".into()];
     // Under nextest's 300 s limit, so a run that does not tie out prints its report.
     o.timeout_secs = 200;
     o

@@ -7,10 +7,8 @@ use std::time::Duration;
 /// The sandbox keeps Xero's limits; its minute is shortened (and the writer's windows with it)
 /// so 1,000 orders fit a CI run.
 fn options(orders: usize) -> Options {
-    let mut o = Options::small(orders);
+    let mut o = Options::small(orders).at_time_scale(20);
     o.faults = "duplicates,reorder".into();
-    o.sandbox_args = "--time-scale 20".into();
-    o.writer_env = vec!["XERO_TIME_SCALE=20".into()];
     o.timeout_secs = 600;
     o
 }

@@ -18,10 +18,8 @@ fn dec(v: &Value) -> Decimal {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hundred_orders_tie_out_with_every_difference_explained() {
-    let mut opts = Options::small(300);
+    let mut opts = Options::small(300).at_time_scale(20);
     opts.review_orders = 1;
-    opts.sandbox_args = "--time-scale 20".into();
-    opts.writer_env = vec!["XERO_TIME_SCALE=20".into()];
     opts.timeout_secs = 600;
     let stack = Stack::start(&opts).await.unwrap();
     assert!(stack.missing.is_empty(), "not built: {:?}", stack.missing);

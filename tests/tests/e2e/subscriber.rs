@@ -69,9 +69,7 @@ async fn until_true(nats: &str, truth: &GroundTruth) -> BTreeMap<String, (u64, D
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_subscriber_ends_with_the_stores_truth_for_every_order() {
-    let mut opts = Options::small(200);
-    opts.sandbox_args = "--time-scale 20".into();
-    opts.writer_env = vec!["XERO_TIME_SCALE=20".into()];
+    let opts = Options::small(200).at_time_scale(20);
     let stack = Stack::start(&opts).await.unwrap();
     let nats = stack.nats_url.clone();
     let addr = format!("127.0.0.1:{}", free_port());

@@ -110,6 +110,22 @@ fn settled(r: &Value) -> bool {
         })
 }
 
+/// Fills the sign-in form with the API token and submits it.
+async fn sign_in(c: &fantoccini::Client) {
+    c.find(Locator::Css("#token"))
+        .await
+        .unwrap()
+        .send_keys(API)
+        .await
+        .unwrap();
+    c.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_explains_every_cent_and_names_one_changed_in_xero() {
     let stack = Stack::start(&[]).await;
@@ -330,18 +346,7 @@ async fn the_report_explains_every_cent_and_names_one_changed_in_xero() {
         here.as_str().contains("next=%2Fv1%2Forders%2Fmain%2F5001"),
         "{here}"
     );
-    c.find(Locator::Css("#token"))
-        .await
-        .unwrap()
-        .send_keys(API)
-        .await
-        .unwrap();
-    c.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    sign_in(c).await;
     // Chromium shows JSON in a <pre>.
     let body = c
         .wait()
@@ -366,18 +371,7 @@ async fn the_report_explains_every_cent_and_names_one_changed_in_xero() {
             .path()
             .ends_with("/report/login")
     );
-    c.find(Locator::Css("#token"))
-        .await
-        .unwrap()
-        .send_keys(API)
-        .await
-        .unwrap();
-    c.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    sign_in(c).await;
     let status = c.wait().for_element(Locator::Css("#status")).await.unwrap();
     let said = status.text().await.unwrap();
     assert!(said.contains("Not tied out"), "{said}");
