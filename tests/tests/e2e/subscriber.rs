@@ -33,7 +33,33 @@ async fn records(nats: &str) -> BTreeMap<String, (u64, Decimal, bool)> {
         .collect()
 }
 
-/// Waits until the subscriber holds the truth for every order; returns what it holds.
+/// Waits until the subscriber has taken in every event on ORDERS (nothing pending or in flight
+/// on its consumer): a record can match the truth while a later version is still on its way.
+async fn drained(nats: &str) {
+    let js = async_nats::jetstream::new(async_nats::connect(nats).await.unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut c: async_nats::jetstream::consumer::PullConsumer = js
+            .get_consumer_from_stream(
+                revenue_by_channel::CONSUMER,
+                ledgerline_contract::streams::ORDERS.name,
+            )
+            .await
+            .unwrap();
+        let info = c.info().await.unwrap();
+        if info.num_pending == 0 && info.num_ack_pending == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the subscriber never caught up: {info:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the subscriber holds the truth for every order and has taken in every event;
+/// returns what it holds.
 async fn until_true(nats: &str, truth: &GroundTruth) -> BTreeMap<String, (u64, Decimal, bool)> {
     let want: BTreeMap<String, (Decimal, bool)> = truth
         .orders
@@ -48,7 +74,8 @@ async fn until_true(nats: &str, truth: &GroundTruth) -> BTreeMap<String, (u64, D
             .map(|(n, (_, total, cancelled))| (n.clone(), (*total, *cancelled)))
             .collect();
         if seen == want {
-            return have;
+            drained(nats).await;
+            return records(nats).await;
         }
         if Instant::now() > deadline {
             let wrong: Vec<_> = want
